@@ -1,0 +1,218 @@
+"""Carries out queued actions against the homeserver, with retry, backoff and a last look.
+
+Each action is re-checked against fresh facts right before it runs (is the user still here,
+still a guest, is the room still listed?), so a retry after a crash, or a second route to the
+same decision, does nothing the homeserver has not already seen done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from . import policy
+from .clock import now_ms
+from .config import Config
+from .db import ActionStore, QueuedAction
+from .db.actions import DONE, FAILED, SKIPPED
+from .guests import GuestOracle
+from .homeserver import Homeserver, HomeserverError
+from .policy import Action, RoomFacts, Verdict
+
+log = logging.getLogger("guardbot.actions")
+
+MAX_BACKOFF_S = 300
+
+
+class Executor:
+    def __init__(
+        self,
+        config: Config,
+        hs: Homeserver,
+        store: ActionStore,
+        guests: GuestOracle,
+        room_facts: Callable[[str], Awaitable[RoomFacts]],
+        wakeup: asyncio.Event,
+    ) -> None:
+        self.config = config
+        self.hs = hs
+        self.store = store
+        self.guests = guests
+        self.room_facts = room_facts
+        self.wakeup = wakeup
+        self.bot = config.bot_user_id
+        self.kicked = 0
+
+    # -- the loop --------------------------------------------------------------------------
+    async def run_once(self) -> int:
+        due = await self.store.due(now_ms())
+        by_room: dict[str, list[QueuedAction]] = defaultdict(list)
+        for queued in due:
+            by_room[queued.action.room_id].append(queued)
+        # Rooms run side by side; within a room, in the order decided (forbid before kick).
+        await asyncio.gather(*(self._run_room(items) for items in by_room.values()))
+        return len(due)
+
+    async def _run_room(self, items: list[QueuedAction]) -> None:
+        for queued in items:
+            await self.execute(queued)
+
+    async def run(self) -> None:
+        while True:
+            self.wakeup.clear()
+            try:
+                while await self.run_once():
+                    pass
+                next_at = await self.store.next_due_at()
+            except Exception:
+                log.exception("Action queue failed; retrying")
+                next_at = None
+            delay = 5.0 if next_at is None else max(0.05, min(5.0, (next_at - now_ms()) / 1000))
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    async def execute(self, queued: QueuedAction) -> None:
+        action = queued.action
+        try:
+            state, outcome = await self._carry_out(queued)
+        except HomeserverError as e:
+            await self._retry(queued, e)
+            return
+        except Exception as e:
+            log.exception("Action %s failed unexpectedly", action)
+            await self.store.finish(
+                queued.id, FAILED, f"internal error: {type(e).__name__}", now_ms()
+            )
+            return
+        await self.store.finish(queued.id, state, outcome, now_ms())
+        level = logging.INFO if state == DONE else logging.DEBUG
+        log.log(level, "%s %s: %s", type(action).__name__, action.room_id, outcome)
+
+    # -- what each action does -------------------------------------------------------------
+    async def _carry_out(self, queued: QueuedAction) -> tuple[str, str]:
+        action = queued.action
+        room = await self.room_facts(action.room_id)
+        match action:
+            case policy.Kick():
+                return await self._kick(action, room)
+            case policy.ForbidGuestAccess():
+                return await self._forbid(action, room, queued.id)
+            case policy.Sweep():
+                return await self._sweep(action, room)
+            case policy.JoinRoom():
+                await self.hs.join(action.room_id)
+                await self.store.wake_room(action.room_id, now_ms())
+                return DONE, "joined"
+        return FAILED, f"unknown action {type(action).__name__}"
+
+    async def _kick(self, action: policy.Kick, room: RoomFacts) -> tuple[str, str]:
+        member = await self.hs.state_event(action.room_id, "m.room.member", action.user_id)
+        membership = member.get("membership") if member else None
+        verdict = await self.guests.verdict(
+            action.user_id,
+            kind_guest=bool(member and member.get("kind") == "guest"),
+            new_join=membership == "join",
+            fresh=True,
+        )
+        why_not = policy.confirm_kick(room, membership, verdict)
+        if why_not:
+            return SKIPPED, why_not
+        await self.hs.kick(action.room_id, action.user_id, action.reason)
+        self.kicked += 1
+        how = "" if self.guests.admin else " (on the kind: guest hint; no admin rights)"
+        return DONE, f"removed guest {action.user_id} ({membership}){how}"
+
+    async def _forbid(
+        self, action: policy.ForbidGuestAccess, room: RoomFacts, action_id: int
+    ) -> tuple[str, str]:
+        if not policy.enforces(room) or room.policy is not policy.Policy.FORBID:
+            return SKIPPED, "room no longer under the forbid policy"
+        current = await self.hs.state_event(action.room_id, "m.room.guest_access")
+        if current and current.get("guest_access") == "forbidden":
+            if not action.notice:
+                return SKIPPED, "guest_access already forbidden"
+        else:
+            await self.hs.send_state(
+                action.room_id, "m.room.guest_access", {"guest_access": "forbidden"}
+            )
+        if action.notice:
+            await self.hs.send_notice(action.room_id, action.notice, f"guardbot-notice-{action_id}")
+        return DONE, "set guest_access to forbidden"
+
+    async def _sweep(self, action: policy.Sweep, room: RoomFacts) -> tuple[str, str]:
+        if not policy.enforces(room):
+            return SKIPPED, "room no longer listed or policy off"
+        members = await self.hs.members(action.room_id)
+        kicks: list[Action] = []
+        unsure = 0
+        for event in members:
+            user_id, content = event.get("state_key"), event.get("content")
+            if not isinstance(user_id, str) or not isinstance(content, dict):
+                continue
+            kind_guest = content.get("kind") == "guest"
+            if not policy.is_guest_candidate(user_id, self.guests.domain, kind_guest):
+                continue
+            membership = str(content.get("membership"))
+            # Not a new join: a stale `kind` alone never condemns anyone found by a sweep.
+            verdict = await self.guests.verdict(user_id, kind_guest=kind_guest, new_join=False)
+            unsure += verdict is Verdict.UNKNOWN and membership in ("join", "invite")
+            kicks += policy.decide_sweep_member(
+                room, user_id, str(event.get("event_id", "")), membership, verdict
+            )
+        added = await self.store.add(kicks, now_ms())
+        if added:
+            self.wakeup.set()
+        note = (
+            f"; {unsure} members could not be checked (guardbot needs admin rights)"
+            if unsure
+            else ""
+        )
+        return DONE, f"{len(members)} members, {len(kicks)} guests to remove{note}"
+
+    # -- when the homeserver says no -------------------------------------------------------
+    async def _retry(self, queued: QueuedAction, e: HomeserverError) -> None:
+        action = queued.action
+        backoff_ms = min(2_000 * 2**queued.attempts, MAX_BACKOFF_S * 1000)
+        if e.status == 429:
+            delay = e.retry_after_ms if e.retry_after_ms is not None else backoff_ms
+            why = "rate-limited by the homeserver"
+        elif e.transient:
+            delay, why = backoff_ms, f"homeserver trouble ({e})"
+        elif e.not_in_room:
+            delay = backoff_ms
+            why = f"guardbot is not in {action.room_id}"
+            if self.config["bot.auto_join_listed_rooms"] and self.guests.admin:
+                delay = 0
+                why += "; joining it through the admin API"
+                try:
+                    await self.hs.admin_join(action.room_id)
+                except HomeserverError as join_error:
+                    delay = backoff_ms
+                    why += f" failed ({join_error})"
+            else:
+                why += (
+                    f": invite {self.bot} and give it power to kick and to change guest access"
+                    " (or set bot.auto_join_listed_rooms with admin rights)"
+                )
+        elif e.status == 403:
+            delay = backoff_ms
+            why = (
+                f"guardbot lacks power in {action.room_id} ({e.error}): give {self.bot} a power"
+                " level that may kick and send m.room.guest_access, e.g. moderator (50)"
+            )
+        else:
+            await self.store.finish(queued.id, FAILED, str(e), now_ms())
+            log.error("%s in %s failed for good: %s", type(action).__name__, action.room_id, e)
+            return
+        await self.store.retry_at(queued.id, now_ms() + delay, why)
+        log.warning(
+            "%s in %s not done: %s; retrying in %.1fs",
+            type(action).__name__,
+            action.room_id,
+            why,
+            delay / 1000,
+        )

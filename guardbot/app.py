@@ -1,0 +1,275 @@
+"""Wiring and lifecycle: config → database → homeserver → HTTP listener → background loops.
+
+Built on mautrix's Program for argument parsing, logging set-up and signal handling. A mistake
+the operator can fix (config, unreachable database or homeserver) ends in one line and a
+non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import logging.config
+import os
+import sys
+from typing import Any
+
+from aiohttp import web
+from mautrix.util.program import Program
+from yarl import URL
+
+from . import __version__, db, registration
+from .actions import Executor
+from .clock import now_ms
+from .config import Config, ConfigError, create_from_example, load
+from .directory import Directory
+from .errors import error_middleware
+from .evaluator import Evaluator
+from .guests import GuestOracle
+from .homeserver import Homeserver, HomeserverError
+from .transactions import AppserviceAPI
+
+log = logging.getLogger("guardbot")
+
+
+class StartupError(Exception):
+    """Something the operator must fix before guardbot can run; str() is the one line."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    print(f"guardbot: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def redact_url(url: str) -> str:
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return "<unparseable URL>"
+    return str(parsed.with_password("***")) if parsed.password else url
+
+
+class Guardbot(Program):
+    module = "guardbot"
+    name = "guardbot"
+    command = "guardbot"
+    description = "Keeps Matrix guests out of rooms listed in the public room directory"
+    version = __version__
+    config: Config
+
+    def prepare_arg_parser(self) -> None:
+        super().prepare_arg_parser()
+        self.parser.add_argument(
+            "-g", "--generate-registration", action="store_true",
+            help="write the appservice registration (new tokens) and exit",
+        )  # fmt: skip
+        self.parser.add_argument(
+            "-r", "--registration", default="registration.yaml", metavar="<path>",
+            help="where -g writes the registration (default: registration.yaml)",
+        )  # fmt: skip
+
+    # -- before the event loop -------------------------------------------------------------
+    def prepare_config(self) -> None:
+        path = self.args.config
+        try:
+            if self.args.generate_registration:
+                self._generate_registration(path)
+                raise SystemExit(0)
+            self.config = load(path, save=not self.args.no_update)
+        except ConfigError as e:
+            fail(str(e))
+
+    def _generate_registration(self, path: str) -> None:
+        if not os.path.exists(path):
+            create_from_example(path)
+            print(f"Created {path} from the example config; review it.")
+        config = Config(path)
+        config.load()
+        config.check_unknown_keys()
+        config.update(save=False)
+        registration.new_tokens(config)
+        config.save()
+        config.apply_env()
+        config.validate()
+        registration.write(registration.build(config), self.args.registration)
+        print(
+            f"Wrote {self.args.registration} and stored its tokens in {path}.\n"
+            f"Next: add {os.path.abspath(self.args.registration)} to app_service_config_files"
+            " in homeserver.yaml, restart the homeserver, then run guardbot -c " + path
+        )
+
+    def prepare_log(self) -> None:
+        try:
+            logging.config.dictConfig(copy.deepcopy(dict(self.config["logging"])))
+        except (ValueError, TypeError, AttributeError, ImportError) as e:
+            fail(f"logging: invalid logging config ({e})")
+        self.log = logging.getLogger("guardbot.init")  # type: ignore[assignment]
+
+    # -- inside the event loop -------------------------------------------------------------
+    def prepare(self) -> None:
+        c = self.config
+        self.database = db.create(c["database"])
+        self.action_store = db.ActionStore(self.database)
+        self.inbox = db.InboxStore(self.database, self.action_store)
+        self.room_store = db.RoomStore(self.database, self.inbox)
+        self.hs = Homeserver(c["homeserver.address"], c["appservice.as_token"], c.bot_user_id)
+        self.guests = GuestOracle(self.hs, c["homeserver.domain"], set(c["bot.exempt_users"]))
+        self.action_wakeup = asyncio.Event()
+        self.directory = Directory(
+            self.hs, self.room_store, c["directory.poll_interval"], c["directory.page_size"]
+        )
+        self.evaluator = Evaluator(
+            c, self.inbox, self.action_store, self.directory, self.guests, self.action_wakeup
+        )
+        self.directory.wake = self.evaluator.wakeup.set
+        self.executor = Executor(
+            c, self.hs, self.action_store, self.guests, self.evaluator.room_facts,
+            self.action_wakeup,
+        )  # fmt: skip
+        self.appservice = AppserviceAPI(
+            c["appservice.hs_token"], c["homeserver.domain"], c.bot_user_id, self.inbox,
+            self.evaluator.wakeup.set,
+        )  # fmt: skip
+        self.web = web.Application(
+            middlewares=[error_middleware], client_max_size=int(c["appservice.max_body_size"])
+        )
+        self.appservice.register(self.web)
+        self.web.router.add_get("/_matrix/mau/live", self._live)
+        self.web.router.add_get("/_matrix/mau/ready", self._ready)
+        self.runner: web.AppRunner | None = None
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.ready = False
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except StartupError as e:
+            await self._close()
+            fail(str(e))
+        await super().start()
+
+    async def _start(self) -> None:
+        c = self.config
+        try:
+            await self.database.start()
+        except Exception as e:
+            first = (str(e) or type(e).__name__).splitlines()[0]
+            raise StartupError(f"database: cannot open {redact_url(c['database'])}: {first}") from e
+        await self._check_homeserver()
+        self.runner = web.AppRunner(self.web, access_log=None)
+        await self.runner.setup()
+        host, port = c["appservice.hostname"], c["appservice.port"]
+        try:
+            await web.TCPSite(self.runner, host, port).start()
+        except OSError as e:
+            why = f"appservice.port: cannot listen on {host}:{port} ({e.strerror})"
+            raise StartupError(why) from e
+        await self._ping()
+        await self._check_admin()
+        await self.directory.load()
+        self.tasks = [
+            asyncio.create_task(self.evaluator.run(), name="evaluator"),
+            asyncio.create_task(self.executor.run(), name="executor"),
+            asyncio.create_task(self.directory.run(), name="directory"),
+            asyncio.create_task(self._prune_transactions(), name="prune"),
+        ]
+        self.ready = True
+        log.info("guardbot %s is running as %s", __version__, c.bot_user_id)
+
+    async def _check_homeserver(self) -> None:
+        address = self.config["homeserver.address"]
+        try:
+            await self.hs.versions()
+        except HomeserverError as e:
+            raise StartupError(f"homeserver.address: cannot reach {address} ({e.error})") from e
+        try:
+            created = await self.hs.register_bot()
+        except HomeserverError as e:
+            if e.errcode in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN") or e.status == 401:
+                raise StartupError(
+                    "appservice.as_token: the homeserver does not know it; add the registration"
+                    " file to app_service_config_files in homeserver.yaml and restart it"
+                ) from e
+            if e.errcode == "M_EXCLUSIVE" or e.errcode == "M_INVALID_USERNAME":
+                raise StartupError(
+                    "appservice.bot_username: the homeserver refused it as guardbot's user"
+                    f" ({e.errcode}); regenerate the registration with -g"
+                ) from e
+            raise StartupError(f"homeserver.address: registering guardbot failed ({e})") from e
+        if created:
+            log.info("Registered %s", self.config.bot_user_id)
+
+    async def _ping(self) -> None:
+        try:
+            await self.hs.ping(self.config["appservice.id"])
+        except HomeserverError as e:
+            if e.errcode == "M_UNRECOGNIZED" or e.status == 404:
+                log.warning("The homeserver does not support appservice ping; skipping it")
+                return
+            log.error(
+                "The homeserver could not reach guardbot at %s (%s). Check appservice.address"
+                " and that the homeserver can connect to it; events will not arrive until then.",
+                self.config["appservice.address"],
+                e,
+            )
+            return
+        log.info("Appservice ping through the homeserver works")
+
+    async def _check_admin(self) -> None:
+        try:
+            self.guests.admin = await self.hs.is_server_admin()
+        except HomeserverError as e:
+            log.warning("Could not check whether guardbot is a server admin: %s", e)
+        if self.guests.admin:
+            log.info("guardbot is a server admin: guest status comes from the admin API")
+            return
+        bot = self.config.bot_user_id
+        log.warning(
+            "guardbot (%s) is NOT a server admin. To make it one, as an existing admin run:\n"
+            "  curl -X PUT -H 'Authorization: Bearer <admin access token>' -d '{\"admin\": true}'"
+            " %s/_synapse/admin/v2/users/%s\n"
+            "Until then guardbot cannot ask the homeserver who is a guest: it acts only on new"
+            " joins whose member event says kind: guest, cannot check invited users or sweep"
+            " rooms that become listed, and cannot auto-join rooms.",
+            bot,
+            self.config["homeserver.address"].rstrip("/"),
+            bot,
+        )
+
+    async def _prune_transactions(self) -> None:
+        week_ms = 7 * 24 * 3600 * 1000
+        while True:
+            try:
+                await self.inbox.prune_transactions(now_ms() - week_ms)
+            except Exception:
+                log.exception("Pruning old transaction IDs failed")
+            await asyncio.sleep(3600)
+
+    async def _live(self, _: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async def _ready(self, _: web.Request) -> web.Response:
+        return web.json_response({}, status=200 if self.ready else 503)
+
+    async def stop(self) -> None:
+        await self._close()
+        await super().stop()
+
+    async def system_exit(self) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        self.ready = False
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        await self.hs.close()
+        try:
+            await self.database.stop()
+        except Exception:
+            pass

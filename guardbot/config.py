@@ -1,0 +1,230 @@
+"""guardbot's config file: mautrix's example-config merge, environment overrides, validation.
+
+A user mistake must end in one line naming the key, so every check here raises ConfigError with
+the dotted key path first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from mautrix.util.config import BaseFileConfig, ConfigUpdateHelper, RecursiveDict
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from yarl import URL
+
+from .policy import Policy
+
+ENV_PREFIX = "GUARDBOT_"
+BASE_CONFIG = "pkg://guardbot/example-config.yaml"
+# Keys whose children are the user's own names, not keys guardbot knows.
+FREE_FORM = ("logging", "policy.rooms")
+_yaml = YAML(typ="safe")
+
+
+class ConfigError(ValueError):
+    """A config value a person must fix; str() is the one line to show them."""
+
+
+def _leaves(data: Any, prefix: str = "") -> Iterator[str]:
+    if isinstance(data, dict) and not any(prefix == f for f in FREE_FORM):
+        for key, value in data.items():
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    elif prefix:
+        yield prefix
+
+
+class Config(BaseFileConfig):
+    def __init__(self, path: str, base_path: str = BASE_CONFIG) -> None:
+        super().__init__(path, base_path)
+
+    # -- loading ---------------------------------------------------------------------------
+    def check_unknown_keys(self) -> None:
+        """The mautrix merge drops keys it does not know; a typo must not vanish silently."""
+        base = self.load_base()
+        known = set(_leaves(base._data)) if base else set()
+        parents = {k.rsplit(".", 1)[0] for k in known if "." in k} | set(FREE_FORM)
+        for key in _leaves(self._data):
+            if key in known or any(key.startswith(f + ".") for f in FREE_FORM):
+                continue
+            if key in parents:  # e.g. "policy.rooms: null"
+                continue
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"{key}: unknown config key{hint}")
+
+    def do_update(self, helper: ConfigUpdateHelper) -> None:
+        copy, copy_dict, _ = helper
+        base = self.load_base()
+        for key in _leaves(base._data if base else {}):
+            if key.startswith("logging"):
+                continue
+            copy(key)
+        copy_dict("policy.rooms")
+        copy_dict("logging")
+
+    def apply_env(self, environ: dict[str, str] | None = None) -> None:
+        """GUARDBOT_A__B_C=value sets a.b_c, read as a YAML scalar."""
+        environ = os.environ if environ is None else environ
+        for name, raw in environ.items():
+            if not name.startswith(ENV_PREFIX) or name.startswith(ENV_PREFIX + "TEST"):
+                continue
+            key = ".".join(p.lower() for p in name[len(ENV_PREFIX) :].split("__"))
+            try:
+                value = _yaml.load(raw) if raw.strip() else ""
+            except Exception as e:
+                raise ConfigError(f"{key}: {name} is not a valid value ({e})") from None
+            self[key] = value
+
+    # -- access ----------------------------------------------------------------------------
+    @property
+    def bot_user_id(self) -> str:
+        return f"@{self['appservice.bot_username']}:{self['homeserver.domain']}"
+
+    def room_policy(self, room_id: str) -> Policy:
+        rooms = self["policy.rooms"] or {}
+        return Policy(rooms.get(room_id, self["policy.listed_rooms"]))
+
+    # -- validation ------------------------------------------------------------------------
+    def validate(self) -> None:
+        for key, check in _CHECKS.items():
+            try:
+                value = self[key]
+            except KeyError:
+                value = None
+            if value is None:
+                raise ConfigError(f"{key}: missing")
+            problem = check(value)
+            if problem:
+                raise ConfigError(f"{key}: {problem}")
+        for room_id, policy in (self["policy.rooms"] or {}).items():
+            if not str(room_id).startswith("!"):
+                raise ConfigError(f"policy.rooms.{room_id}: not a room ID (they start with !)")
+            if policy not in Policy.values():
+                raise ConfigError(f"policy.rooms.{room_id}: {policy!r} is not one of {_choices()}")
+
+
+def _choices() -> str:
+    return ", ".join(Policy.values())
+
+
+def _url(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "must be a URL like http://localhost:8008"
+    url = URL(value)
+    if url.scheme not in ("http", "https") or not url.host:
+        return f"{value!r} is not an http(s) URL"
+    return None
+
+
+def _token(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    if value == "generate":
+        return "not generated yet: run `guardbot -c <config> -g -r registration.yaml`"
+    return None
+
+
+def _typed(kind: type | tuple[type, ...], what: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) and kind is not bool:
+            return f"must be {what}"
+        return None if isinstance(value, kind) else f"must be {what}"
+
+    return check
+
+
+def _port(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        return "must be a port number between 1 and 65535"
+    return None
+
+
+def _positive(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return "must be a positive number"
+    return None
+
+
+def _localpart(value: Any) -> str | None:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9._=/+-]+", value):
+        return "must be a user ID localpart (lowercase letters, digits, ._=/+-)"
+    return None
+
+
+def _database(value: Any) -> str | None:
+    if not isinstance(value, str) or not re.match(r"(sqlite|sqlite3|postgres|postgresql):", value):
+        return "must start with sqlite: or postgres://"
+    return None
+
+
+def _policy(value: Any) -> str | None:
+    return None if value in Policy.values() else f"{value!r} is not one of {_choices()}"
+
+
+def _user_list(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(
+        isinstance(u, str) and u.startswith("@") and ":" in u for u in value
+    ):
+        return "must be a list of user IDs like @alice:example.org"
+    return None
+
+
+_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "homeserver.address": _url,
+    "homeserver.domain": _typed(str, "the server name, e.g. example.org"),
+    "appservice.address": _url,
+    "appservice.hostname": _typed(str, "a host name or IP address to listen on"),
+    "appservice.port": _port,
+    "appservice.id": _typed(str, "a string"),
+    "appservice.bot_username": _localpart,
+    "appservice.as_token": _token,
+    "appservice.hs_token": _token,
+    "appservice.max_body_size": _positive,
+    "database": _database,
+    "directory.poll_interval": _positive,
+    "directory.page_size": _positive,
+    "policy.listed_rooms": _policy,
+    "policy.rooms": _typed(dict, "a map of room ID to forbid, kick or off"),
+    "policy.kick_reason": _typed(str, "a string"),
+    "policy.restore_notice": _typed(str, "a string"),
+    "bot.auto_join_listed_rooms": _typed(bool, "true or false"),
+    "bot.exempt_users": _user_list,
+    "logging": _typed(dict, "a Python logging dictConfig mapping"),
+}
+
+
+def create_from_example(path: str) -> None:
+    """A missing config file starts as a copy of the example, comments and all."""
+    base = Config(path).load_base()
+    assert base is not None
+    tmp = Config(path)
+    tmp._data = base._data if isinstance(base._data, CommentedMap) else CommentedMap(base._data)
+    tmp.save()
+    if not os.path.exists(path):
+        raise ConfigError(f"{path}: could not create the config file here")
+
+
+def load(path: str, *, save: bool = True, environ: dict[str, str] | None = None) -> Config:
+    """Load, merge with the example, apply the environment and validate; ConfigError on a fault."""
+    config = Config(path)
+    try:
+        config.load()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file (guardbot -g creates one)") from None
+    except Exception as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(config._data, dict):
+        raise ConfigError(f"{path}: the config file must be a YAML mapping")
+    config.check_unknown_keys()
+    config.update(save=save)
+    config.apply_env(environ)
+    config.validate()
+    return config
+
+
+__all__ = ["Config", "ConfigError", "RecursiveDict", "create_from_example", "load"]

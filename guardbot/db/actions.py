@@ -1,0 +1,102 @@
+"""The durable action queue. An action stays pending until it is done or no longer applies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mautrix.util.async_db import Database
+
+from ..policy import Action
+from .codec import decode_action, encode
+
+PENDING, DONE, SKIPPED, FAILED = "pending", "done", "skipped", "failed"
+
+
+@dataclass(frozen=True)
+class QueuedAction:
+    id: int
+    action: Action
+    attempts: int
+
+
+class ActionStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, actions: Iterable[Action], now: int) -> int:
+        """Queue actions; one already queued under the same key (ever) is not queued again."""
+        added = 0
+        async with self.db.acquire() as conn:
+            for action in actions:
+                kind, payload = encode(action)
+                row_id = await conn.fetchval(
+                    "INSERT INTO action (dedup_key, kind, room_id, user_id, payload, state,"
+                    " next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
+                    " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+                    action.key,
+                    kind,
+                    action.room_id,
+                    getattr(action, "user_id", None),
+                    payload,
+                    PENDING,
+                    now,
+                )
+                added += row_id is not None
+        return added
+
+    async def due(self, now: int, limit: int = 200) -> list[QueuedAction]:
+        rows = await self.db.fetch(
+            "SELECT id, kind, payload, attempts FROM action"
+            " WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
+            now,
+            limit,
+        )
+        return [
+            QueuedAction(r["id"], decode_action(r["kind"], r["payload"]), r["attempts"])
+            for r in rows
+        ]
+
+    async def next_due_at(self) -> int | None:
+        return await self.db.fetchval(
+            "SELECT MIN(next_attempt_at) FROM action WHERE state = 'pending'"
+        )
+
+    async def finish(self, action_id: int, state: str, outcome: str, now: int) -> None:
+        await self.db.execute(
+            "UPDATE action SET state=$2, outcome=$3, done_at=$4 WHERE id=$1",
+            action_id,
+            state,
+            outcome,
+            now,
+        )
+
+    async def retry_at(self, action_id: int, at: int, outcome: str) -> None:
+        await self.db.execute(
+            "UPDATE action SET attempts=attempts+1, next_attempt_at=$2, outcome=$3 WHERE id=$1",
+            action_id,
+            at,
+            outcome,
+        )
+
+    async def wake_room(self, room_id: str, now: int) -> None:
+        """Something changed in the room (power, membership of guardbot): try its actions now."""
+        await self.db.execute(
+            "UPDATE action SET next_attempt_at=$2"
+            " WHERE room_id=$1 AND state='pending' AND next_attempt_at > $2",
+            room_id,
+            now,
+        )
+
+    async def count(self, state: str) -> int:
+        return int(await self.db.fetchval("SELECT COUNT(*) FROM action WHERE state=$1", state))
+
+    async def history(self, room_id: str | None = None) -> list[dict]:
+        """Finished and pending actions, oldest first, for status and tests."""
+        query = "SELECT id, dedup_key, kind, room_id, user_id, state, attempts, outcome FROM action"
+        rows = await (
+            self.db.fetch(query + " WHERE room_id=$1 ORDER BY id", room_id)
+            if room_id
+            else self.db.fetch(query + " ORDER BY id")
+        )
+        return [dict(r) for r in rows]

@@ -1,0 +1,41 @@
+"""Matrix error JSON for everything guardbot serves over HTTP."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+log = logging.getLogger("guardbot.web")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_BY_STATUS = {
+    400: "M_BAD_JSON",
+    401: "M_MISSING_TOKEN",
+    403: "M_FORBIDDEN",
+    404: "M_UNRECOGNIZED",
+    405: "M_UNRECOGNIZED",
+    413: "M_TOO_LARGE",
+}
+
+
+def matrix_error(status: int, errcode: str, error: str, **extra: object) -> web.Response:
+    return web.json_response({"errcode": errcode, "error": error, **extra}, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own errors (404, 405, 413...) are plain text; homeservers and clients expect
+    {"errcode", "error"}. Anything unexpected becomes a 500 without internals."""
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.status < 400 or e.content_type == "application/json":
+            raise
+        errcode = _BY_STATUS.get(e.status, "M_UNKNOWN")
+        return matrix_error(e.status, errcode, e.reason)
+    except Exception:
+        log.exception("Unhandled error serving %s %s", request.method, request.path)
+        return matrix_error(500, "M_UNKNOWN", "Internal error")

@@ -1,0 +1,204 @@
+"""The homeserver as guardbot talks to it: client-server and Synapse admin API calls.
+
+A thin adapter over aiohttp rather than mautrix's HTTPAPI: that one turns error answers into
+exceptions that drop the body, and guardbot needs it (`retry_after_ms`, which 403 it was).
+Requests are never logged with their bodies or headers, so no token reaches a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+log = logging.getLogger("guardbot.homeserver")
+
+
+@dataclass
+class HomeserverError(Exception):
+    """The homeserver answered with an error, or could not be reached (status 0)."""
+
+    status: int
+    errcode: str
+    error: str
+    body: dict[str, Any]
+
+    def __str__(self) -> str:
+        if self.status == 0:
+            return f"homeserver unreachable: {self.error}"
+        return f"{self.status} {self.errcode}: {self.error}"
+
+    @property
+    def retry_after_ms(self) -> int | None:
+        value = self.body.get("retry_after_ms")
+        return value if isinstance(value, int) and value >= 0 else None
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying later as is: rate limits, outages, timeouts."""
+        return self.status in (0, 429, 502, 503, 504) or self.status >= 500
+
+    @property
+    def not_in_room(self) -> bool:
+        text = self.error.lower()
+        return self.status == 403 and ("not in room" in text or "not in the room" in text)
+
+
+def q(value: str) -> str:
+    return quote(value, safe="")
+
+
+class Homeserver:
+    def __init__(self, address: str, as_token: str, bot_user_id: str, timeout: float = 30) -> None:
+        self.address = address.rstrip("/")
+        self.bot_user_id = bot_user_id
+        self._auth = {"Authorization": f"Bearer {as_token}"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        query: dict[str, str] | None = None,
+        auth: bool = True,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        headers = (
+            {"Authorization": f"Bearer {token}"} if token else dict(self._auth) if auth else {}
+        )
+        try:
+            async with self.session.request(
+                method, self.address + path, json=body, params=query, headers=headers
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            raise HomeserverError(0, "M_CONNECTION_FAILED", str(e) or type(e).__name__, {}) from e
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        if status >= 400:
+            log.debug("%s %s -> %d %s", method, path.split("?")[0], status, data.get("errcode"))
+            raise HomeserverError(
+                status,
+                str(data.get("errcode", "M_UNKNOWN")),
+                str(data.get("error", raw[:200].decode("utf-8", "replace"))),
+                data,
+            )
+        return data
+
+    # -- appservice set-up -----------------------------------------------------------------
+    async def versions(self) -> dict[str, Any]:
+        return await self.request("GET", "/_matrix/client/versions", auth=False)
+
+    async def register_bot(self) -> bool:
+        """Register guardbot's own user; False if it already existed."""
+        localpart = self.bot_user_id[1:].split(":", 1)[0]
+        body = {"type": "m.login.application_service", "username": localpart}
+        try:
+            await self.request("POST", "/_matrix/client/v3/register", body)
+        except HomeserverError as e:
+            if e.errcode == "M_USER_IN_USE":
+                return False
+            raise
+        return True
+
+    async def ping(self, appservice_id: str) -> dict[str, Any]:
+        path = f"/_matrix/client/v1/appservice/{q(appservice_id)}/ping"
+        return await self.request("POST", path, {"transaction_id": "guardbot-startup"})
+
+    # -- admin API -------------------------------------------------------------------------
+    async def is_server_admin(self) -> bool:
+        try:
+            data = await self.request(
+                "GET", f"/_synapse/admin/v1/users/{q(self.bot_user_id)}/admin"
+            )
+        except HomeserverError as e:
+            if e.status in (401, 403, 404):
+                return False
+            raise
+        return bool(data.get("admin"))
+
+    async def admin_user(self, user_id: str) -> dict[str, Any] | None:
+        """The admin API's view of a local user; None if there is no such user."""
+        try:
+            return await self.request("GET", f"/_synapse/admin/v2/users/{q(user_id)}")
+        except HomeserverError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def admin_join(self, room_id: str) -> None:
+        await self.request(
+            "POST", f"/_synapse/admin/v1/join/{q(room_id)}", {"user_id": self.bot_user_id}
+        )
+
+    # -- rooms -----------------------------------------------------------------------------
+    async def public_rooms_page(self, limit: int, since: str | None) -> dict[str, Any]:
+        query = {"limit": str(limit)}
+        if since:
+            query["since"] = since
+        return await self.request("GET", "/_matrix/client/v3/publicRooms", query=query)
+
+    async def directory_visibility(self, room_id: str) -> str:
+        path = f"/_matrix/client/v3/directory/list/room/{q(room_id)}"
+        try:
+            data = await self.request("GET", path)
+        except HomeserverError as e:
+            if e.status == 404:
+                return "private"
+            raise
+        return str(data.get("visibility", "private"))
+
+    async def state_event(self, room_id: str, etype: str, state_key: str = "") -> dict | None:
+        """Content of a state event, None if unset."""
+        path = f"/_matrix/client/v3/rooms/{q(room_id)}/state/{q(etype)}/{q(state_key)}"
+        try:
+            return await self.request("GET", path)
+        except HomeserverError as e:
+            if e.status == 404 and e.errcode == "M_NOT_FOUND":
+                return None
+            raise
+
+    async def send_state(self, room_id: str, etype: str, content: dict, state_key: str = "") -> str:
+        path = f"/_matrix/client/v3/rooms/{q(room_id)}/state/{q(etype)}/{q(state_key)}"
+        return str((await self.request("PUT", path, content)).get("event_id", ""))
+
+    async def send_notice(self, room_id: str, text: str, txn_id: str) -> None:
+        # A fixed txn_id lets the homeserver drop the second copy if guardbot crashes and retries.
+        path = f"/_matrix/client/v3/rooms/{q(room_id)}/send/m.room.message/{q(txn_id)}"
+        await self.request("PUT", path, {"msgtype": "m.notice", "body": text})
+
+    async def members(self, room_id: str) -> list[dict[str, Any]]:
+        """Member events of everyone not gone from the room."""
+        path = f"/_matrix/client/v3/rooms/{q(room_id)}/members"
+        data = await self.request("GET", path, query={"not_membership": "leave"})
+        chunk = data.get("chunk")
+        return [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
+
+    async def kick(self, room_id: str, user_id: str, reason: str) -> None:
+        path = f"/_matrix/client/v3/rooms/{q(room_id)}/kick"
+        await self.request("POST", path, {"user_id": user_id, "reason": reason})
+
+    async def join(self, room_id: str) -> None:
+        await self.request("POST", f"/_matrix/client/v3/join/{q(room_id)}", {})

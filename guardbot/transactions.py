@@ -1,0 +1,125 @@
+"""The appservice API: transactions from the homeserver, and its ping.
+
+Written here rather than taken from mautrix's AppService: that one keeps transaction IDs only
+in memory and answers the homeserver before its handlers finish, so a crash loses events. Here a
+transaction is answered only once its observations are durably in the inbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from .clock import now_ms
+from .db import InboxStore
+from .errors import matrix_error
+from .policy import MalformedEvent, Observation, triage
+
+log = logging.getLogger("guardbot.transactions")
+
+
+class TransactionStats:
+    def __init__(self) -> None:
+        self.transactions = 0
+        self.duplicates = 0
+        self.events = 0
+        self.observed = 0
+        self.malformed = 0
+
+
+def parse_events(
+    body: Any, domain: str, bot_user_id: str, stats: TransactionStats
+) -> list[Observation]:
+    """The observations in a transaction body; one bad event never costs the others."""
+    events = body.get("events")
+    observations: list[Observation] = []
+    for event in events:
+        try:
+            obs = triage(event, domain, bot_user_id)
+        except MalformedEvent as e:
+            stats.malformed += 1
+            event_id = event.get("event_id") if isinstance(event, dict) else None
+            log.warning("Skipping malformed event %r: %s", event_id, e)
+            continue
+        if obs is not None:
+            observations.append(obs)
+    stats.events += len(events)
+    stats.observed += len(observations)
+    return observations
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[len("Bearer ") :]
+    # Older homeservers send the token as a query parameter.
+    return request.query.get("access_token")
+
+
+class AppserviceAPI:
+    def __init__(
+        self,
+        hs_token: str,
+        domain: str,
+        bot_user_id: str,
+        inbox: InboxStore,
+        on_stored: Callable[[], None],
+    ) -> None:
+        self._hs_token = hs_token.encode()
+        self.domain = domain
+        self.bot_user_id = bot_user_id
+        self.inbox = inbox
+        self.on_stored = on_stored
+        self.stats = TransactionStats()
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_put("/_matrix/app/v1/transactions/{txn_id}", self.transaction)
+        app.router.add_post("/_matrix/app/v1/ping", self.ping)
+        app.router.add_get("/_matrix/app/v1/users/{user_id}", self.not_ours)
+        app.router.add_get("/_matrix/app/v1/rooms/{alias}", self.not_ours)
+
+    def _refuse(self, request: web.Request) -> web.Response | None:
+        token = bearer_token(request)
+        if token is None:
+            return matrix_error(401, "M_UNAUTHORIZED", "Missing homeserver token")
+        if not hmac.compare_digest(token.encode(), self._hs_token):
+            return matrix_error(403, "M_FORBIDDEN", "Wrong homeserver token")
+        return None
+
+    async def transaction(self, request: web.Request) -> web.Response:
+        refused = self._refuse(request)
+        if refused:
+            return refused
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            return matrix_error(400, "M_NOT_JSON", "Body is not JSON")
+        if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+            return matrix_error(400, "M_BAD_JSON", "Body must be an object with an events list")
+        observations = parse_events(body, self.domain, self.bot_user_id, self.stats)
+        txn_id = request.match_info["txn_id"]
+        digest = hashlib.sha256(raw).hexdigest()
+        fresh = await self.inbox.record_transaction(txn_id, digest, observations, now_ms())
+        self.stats.transactions += 1
+        if fresh:
+            if observations:
+                self.on_stored()
+        else:
+            self.stats.duplicates += 1
+            log.debug("Transaction %s already handled", txn_id)
+        return web.json_response({})
+
+    async def ping(self, request: web.Request) -> web.Response:
+        refused = self._refuse(request)
+        return refused or web.json_response({})
+
+    async def not_ours(self, request: web.Request) -> web.Response:
+        refused = self._refuse(request)
+        return refused or matrix_error(404, "M_NOT_FOUND", "guardbot creates no users or rooms")
