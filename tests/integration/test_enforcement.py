@@ -1,0 +1,136 @@
+"""Guests against listed rooms, end to end: real Synapse, real guests, guardbot as a process."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .conftest import Homeserver, StartGuardbot
+from .matrix_client import User, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def listed_room(hs: Homeserver, owner: User, *, listed: bool = True, **kw: object) -> str:
+    """A room whose owner invited guardbot with power to kick; returns once guardbot is in."""
+    room_id = await owner.create_room(
+        listed=listed, invite=[hs.bot_user_id], power={hs.bot_user_id: 50}, **kw
+    )
+    await wait_for(
+        lambda: _is(owner, room_id, hs.bot_user_id, "join"), what="guardbot to accept the invite"
+    )
+    return room_id
+
+
+async def _is(viewer: User, room_id: str, user_id: str, membership: str) -> bool:
+    return await viewer.membership(room_id, user_id) == membership
+
+
+async def wait_removed(viewer: User, room_id: str, user_id: str, timeout: float = 30) -> float:
+    started = time.monotonic()
+    await wait_for(
+        lambda: _is(viewer, room_id, user_id, "leave"), timeout=timeout, what=f"{user_id} removed"
+    )
+    return time.monotonic() - started
+
+
+async def test_guest_joining_listed_room_is_kicked_with_reason(
+    homeserver: Homeserver, start_guardbot: StartGuardbot
+) -> None:
+    await start_guardbot(POLICY__LISTED_ROOMS="kick")
+    alice = await homeserver.user("alice_kick")
+    room_id = await listed_room(homeserver, alice)
+    guest = await homeserver.guest()
+
+    await guest.join(room_id)
+    seconds = await wait_removed(alice, room_id, guest.user_id)
+
+    event = await alice.member_event(room_id, guest.user_id)
+    assert event["sender"] == homeserver.bot_user_id  # a kick, not the guest leaving
+    assert "set a password" in event["content"]["reason"]
+    # kick policy leaves guest_access alone
+    assert (await alice.state(room_id, "m.room.guest_access"))["guest_access"] == "can_join"
+    print(f"guest join -> removal: {seconds * 1000:.0f} ms")
+
+
+async def test_unlisted_room_is_left_alone(
+    homeserver: Homeserver, start_guardbot: StartGuardbot
+) -> None:
+    await start_guardbot(POLICY__LISTED_ROOMS="kick")
+    alice = await homeserver.user("alice_unlisted")
+    unlisted = await listed_room(homeserver, alice, listed=False)
+    listed = await listed_room(homeserver, alice)
+    guest = await homeserver.guest()
+
+    await guest.join(unlisted)
+    await guest.join(listed)
+    # guardbot handles events in order: once the later join is dealt with, so was the first.
+    await wait_removed(alice, listed, guest.user_id)
+    assert await alice.membership(unlisted, guest.user_id) == "join"
+
+
+async def test_invited_guest_in_listed_room_is_uninvited(
+    homeserver: Homeserver, start_guardbot: StartGuardbot
+) -> None:
+    await start_guardbot(POLICY__LISTED_ROOMS="kick")
+    alice = await homeserver.user("alice_invite")
+    room_id = await listed_room(homeserver, alice)
+    guest = await homeserver.guest()
+
+    await alice.invite(room_id, guest.user_id)
+    await wait_removed(alice, room_id, guest.user_id)
+    event = await alice.member_event(room_id, guest.user_id)
+    assert event["sender"] == homeserver.bot_user_id
+
+
+async def test_room_published_later_is_swept(
+    homeserver: Homeserver, start_guardbot: StartGuardbot
+) -> None:
+    await start_guardbot(POLICY__LISTED_ROOMS="kick", DIRECTORY__POLL_INTERVAL=1)
+    alice = await homeserver.user("alice_sweep")
+    bob = await homeserver.user("bob_sweep")
+    room_id = await listed_room(homeserver, alice, listed=False)
+    guests = [await homeserver.guest() for _ in range(3)]
+    for guest in guests:
+        await guest.join(room_id)
+    await bob.join(room_id)
+
+    await alice.set_listed(room_id, True)
+    started = time.monotonic()
+    for guest in guests:
+        await wait_removed(alice, room_id, guest.user_id, timeout=20)
+    print(f"published -> all 3 guests removed: {(time.monotonic() - started) * 1000:.0f} ms")
+    assert await alice.membership(room_id, bob.user_id) == "join"
+    assert await alice.membership(room_id, alice.user_id) == "join"
+
+
+async def test_wrong_hs_token_is_rejected(
+    homeserver: Homeserver, start_guardbot: StartGuardbot
+) -> None:
+    import aiohttp
+
+    bot = await start_guardbot(APPSERVICE__MAX_BODY_SIZE=4096)
+    url = bot.url + "/_matrix/app/v1/transactions/t1"
+    body = {"events": []}
+    async with aiohttp.ClientSession() as session:
+        async with session.put(url, json=body) as resp:
+            assert resp.status == 401
+            assert (await resp.json())["errcode"] == "M_UNAUTHORIZED"
+        wrong = {"Authorization": "Bearer " + homeserver.hs_token[:-1] + "x"}
+        async with session.put(url, json=body, headers=wrong) as resp:
+            assert resp.status == 403
+            assert (await resp.json())["errcode"] == "M_FORBIDDEN"
+        right = {"Authorization": "Bearer " + homeserver.hs_token}
+        async with session.put(url, data=b"{not json", headers=right) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["errcode"] == "M_NOT_JSON"
+        async with session.put(url, json={"events": {}}, headers=right) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["errcode"] == "M_BAD_JSON"
+        async with session.put(url, data=b"[" * 5000, headers=right) as resp:
+            assert resp.status == 413
+            assert (await resp.json())["errcode"] == "M_TOO_LARGE"
+        async with session.put(url, json=body, headers=right) as resp:
+            assert resp.status == 200
+            assert await resp.json() == {}
