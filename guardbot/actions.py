@@ -132,16 +132,44 @@ class Executor:
         if not policy.enforces(room) or room.policy is not policy.Policy.FORBID:
             return SKIPPED, "room no longer under the forbid policy"
         current = await self.hs.state_event(action.room_id, "m.room.guest_access")
+        outcome = "guest_access was already forbidden"
         if current and current.get("guest_access") == "forbidden":
             if not action.notice:
-                return SKIPPED, "guest_access already forbidden"
+                return SKIPPED, outcome
         else:
+            shielded = await self._shield_former_guests(action.room_id)
             await self.hs.send_state(
                 action.room_id, "m.room.guest_access", {"guest_access": "forbidden"}
             )
+            outcome = f"set guest_access to forbidden (shielded {shielded} former guests)"
         if action.notice:
             await self.hs.send_notice(action.room_id, action.notice, f"guardbot-notice-{action_id}")
-        return DONE, "set guest_access to forbidden"
+        return DONE, outcome
+
+    async def _shield_former_guests(self, room_id: str) -> int:
+        """Synapse answers guest_access=forbidden by removing every member whose *current*
+        member event says `kind: guest`, and an upgraded guest keeps that stale event. Re-send
+        such a member's event without `kind` (as them: their numeric ID is in guardbot's
+        namespace) so the homeserver's own sweep spares them."""
+        shielded = 0
+        for event in await self.hs.members(room_id):
+            user_id, content = event.get("state_key"), event.get("content")
+            if not isinstance(user_id, str) or not isinstance(content, dict):
+                continue
+            if content.get("kind") != "guest" or content.get("membership") != "join":
+                continue
+            if not policy.is_guest_candidate(user_id, self.guests.domain, kind_guest=True):
+                continue  # another server's user: Synapse's sweep only touches local ones
+            verdict = await self.guests.verdict(
+                user_id, kind_guest=True, new_join=False, fresh=True
+            )
+            if verdict is not Verdict.NOT_GUEST:
+                continue
+            fresh = {k: v for k, v in content.items() if k != "kind"}
+            await self.hs.send_state(room_id, "m.room.member", fresh, user_id, as_user=user_id)
+            log.info("Shielded former guest %s in %s from the homeserver's sweep", user_id, room_id)
+            shielded += 1
+        return shielded
 
     async def _sweep(self, action: policy.Sweep, room: RoomFacts) -> tuple[str, str]:
         if not policy.enforces(room):

@@ -49,13 +49,16 @@ class Config(BaseFileConfig):
         known = set(_leaves(base._data)) if base else set()
         parents = {k.rsplit(".", 1)[0] for k in known if "." in k} | set(FREE_FORM)
         for key in _leaves(self._data):
+            if key in parents:  # a section: "policy.rooms: null" is fine, "homeserver: 5" is not
+                value = self.get(key, None)
+                if value is None and key not in FREE_FORM:
+                    self[key] = CommentedMap()  # all its lines commented out: the defaults
+                elif value is not None and not isinstance(value, dict):
+                    raise ConfigError(f"{key}: must be a mapping of settings, not {value!r}")
+                continue
             if key in known or any(key.startswith(f + ".") for f in FREE_FORM):
                 continue
-            if key in parents:  # e.g. "policy.rooms: null"
-                continue
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"{key}: unknown config key{hint}")
+            raise ConfigError(f"{key}: unknown config key{_did_you_mean(key, known)}")
 
     def do_update(self, helper: ConfigUpdateHelper) -> None:
         copy, copy_dict, _ = helper
@@ -70,15 +73,24 @@ class Config(BaseFileConfig):
     def apply_env(self, environ: dict[str, str] | None = None) -> None:
         """GUARDBOT_A__B_C=value sets a.b_c, read as a YAML scalar."""
         environ = os.environ if environ is None else environ
+        base = self.load_base()
+        known = set(_leaves(base._data)) if base else set()
         for name, raw in environ.items():
             if not name.startswith(ENV_PREFIX) or name.startswith(ENV_PREFIX + "TEST"):
                 continue
             key = ".".join(p.lower() for p in name[len(ENV_PREFIX) :].split("__"))
+            if key not in known and not any(key.startswith(f + ".") for f in FREE_FORM):
+                hint = _did_you_mean(key, known)
+                raise ConfigError(f"{key}: {name} is not a config key{hint}")
             try:
                 value = _yaml.load(raw) if raw.strip() else ""
             except Exception as e:
-                raise ConfigError(f"{key}: {name} is not a valid value ({e})") from None
-            self[key] = value
+                first = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise ConfigError(f"{key}: {name} is not a valid value ({first})") from None
+            try:
+                self[key] = value
+            except (TypeError, KeyError, AttributeError):
+                raise ConfigError(f"{key}: {name} names a key inside a plain value") from None
 
     # -- access ----------------------------------------------------------------------------
     @property
@@ -108,6 +120,11 @@ class Config(BaseFileConfig):
                 raise ConfigError(f"policy.rooms.{room_id}: {policy!r} is not one of {_choices()}")
 
 
+def _did_you_mean(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def _choices() -> str:
     return ", ".join(Policy.values())
 
@@ -115,7 +132,10 @@ def _choices() -> str:
 def _url(value: Any) -> str | None:
     if not isinstance(value, str):
         return "must be a URL like http://localhost:8008"
-    url = URL(value)
+    try:
+        url = URL(value)
+    except ValueError:
+        return f"{value!r} is not a valid URL"
     if url.scheme not in ("http", "https") or not url.host:
         return f"{value!r} is not an http(s) URL"
     return None

@@ -180,9 +180,13 @@ class Homeserver:
                 return None
             raise
 
-    async def send_state(self, room_id: str, etype: str, content: dict, state_key: str = "") -> str:
+    async def send_state(
+        self, room_id: str, etype: str, content: dict, state_key: str = "", *, as_user: str = ""
+    ) -> str:
+        """Send a state event, as guardbot or (appservice masquerading) as a namespace user."""
         path = f"/_matrix/client/v3/rooms/{q(room_id)}/state/{q(etype)}/{q(state_key)}"
-        return str((await self.request("PUT", path, content)).get("event_id", ""))
+        query = {"user_id": as_user} if as_user else None
+        return str((await self.request("PUT", path, content, query=query)).get("event_id", ""))
 
     async def send_notice(self, room_id: str, text: str, txn_id: str) -> None:
         # A fixed txn_id lets the homeserver drop the second copy if guardbot crashes and retries.

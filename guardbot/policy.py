@@ -255,7 +255,10 @@ def decide_listed(listing: RoomListed, room: RoomFacts) -> list[Action]:
     """A room became listed: the guests already inside are handled by its policy."""
     if not enforces(room):
         return []
-    cause = f"listed:{listing.listed_at}"
+    return _close_and_sweep(room, cause=f"listed:{listing.listed_at}")
+
+
+def _close_and_sweep(room: RoomFacts, cause: str) -> list[Action]:
     sweep = Sweep(room.room_id, cause=cause)
     if room.policy is Policy.FORBID:
         return [ForbidGuestAccess(room.room_id, cause=cause), sweep]
@@ -267,9 +270,8 @@ def decide_bot_membership(change: BotMembership, room: RoomFacts) -> list[Action
     if change.membership == "invite":
         return [JoinRoom(room.room_id, cause=change.event_id)]
     if change.membership == "join" and enforces(room):
-        return decide_listed(RoomListed(room.room_id, 0), room)[:-1] + [
-            Sweep(room.room_id, cause=change.event_id)
-        ]
+        # Caused by this join event, so a later re-join closes the room and sweeps it again.
+        return _close_and_sweep(room, cause=change.event_id)
     return []
 
 

@@ -32,7 +32,7 @@ class User:
     async def request(
         self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {self.token}"}
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         async with (
             aiohttp.ClientSession() as session,
             session.request(
@@ -57,7 +57,11 @@ class User:
             "visibility": "public" if listed else "private",
             "invite": list(invite),
             "initial_state": [
-                {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": guest_access}}
+                {
+                    "type": "m.room.guest_access",
+                    "state_key": "",
+                    "content": {"guest_access": guest_access},
+                }
             ],
         }
         if power:
@@ -73,7 +77,9 @@ class User:
         await self.request("POST", f"/_matrix/client/v3/join/{q(room_id)}", {})
 
     async def invite(self, room_id: str, user_id: str) -> None:
-        await self.request("POST", f"/_matrix/client/v3/rooms/{q(room_id)}/invite", {"user_id": user_id})
+        await self.request(
+            "POST", f"/_matrix/client/v3/rooms/{q(room_id)}/invite", {"user_id": user_id}
+        )
 
     async def set_displayname(self, name: str) -> None:
         path = f"/_matrix/client/v3/profile/{q(self.user_id)}/displayname"
@@ -88,7 +94,9 @@ class User:
                 return None
             raise
 
-    async def set_state(self, room_id: str, etype: str, content: dict[str, Any], key: str = "") -> None:
+    async def set_state(
+        self, room_id: str, etype: str, content: dict[str, Any], key: str = ""
+    ) -> None:
         path = f"/_matrix/client/v3/rooms/{q(room_id)}/state/{q(etype)}/{q(key)}"
         await self.request("PUT", path, content)
 
@@ -127,3 +135,19 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def upgrade_guest(guest: User, password: str = "a-real-password-123") -> User:
+    """Turn a guest into a full account with the same (numeric) user ID."""
+    localpart = guest.user_id[1:].split(":", 1)[0]
+    body = {"username": localpart, "password": password, "guest_access_token": guest.token}
+    anon = User(guest.base_url, guest.user_id, "")
+    try:
+        data = await anon.request("POST", "/_matrix/client/v3/register", body)
+    except MatrixError as e:
+        if e.status != 401:
+            raise
+        body["auth"] = {"type": "m.login.dummy", "session": e.body["session"]}
+        data = await anon.request("POST", "/_matrix/client/v3/register", body)
+    assert data["user_id"] == guest.user_id
+    return User(guest.base_url, data["user_id"], data["access_token"])

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from .conftest import Homeserver, StartGuardbot
-from .matrix_client import User, wait_for
+from .matrix_client import MatrixError, User, upgrade_guest, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -134,3 +134,70 @@ async def test_wrong_hs_token_is_rejected(
         async with session.put(url, json=body, headers=right) as resp:
             assert resp.status == 200
             assert await resp.json() == {}
+
+
+async def test_forbid_closes_room_and_removes_renamed_guest_but_not_upgraded_one(
+    homeserver: Homeserver, start_guardbot: StartGuardbot
+) -> None:
+    await start_guardbot(POLICY__LISTED_ROOMS="forbid")
+    alice = await homeserver.user("alice_forbid")
+    room_id = await listed_room(homeserver, alice, listed=False)
+    plain, renamed, upgraded = [await homeserver.guest() for _ in range(3)]
+    for guest in (plain, renamed, upgraded):
+        await guest.join(room_id)
+    await renamed.set_displayname("no longer says kind: guest")
+    await wait_for(  # the homeserver updates the member events after answering
+        lambda: _lacks_kind(alice, room_id, renamed.user_id), what="rename to reach the room"
+    )
+    full = await upgrade_guest(upgraded)
+    # The upgraded user's member event still claims to be a guest's.
+    assert (await alice.state(room_id, "m.room.member", full.user_id))["kind"] == "guest"
+
+    await alice.set_listed(room_id, True)
+    await wait_removed(alice, room_id, plain.user_id, timeout=20)
+    await wait_removed(alice, room_id, renamed.user_id, timeout=20)
+
+    assert (await alice.state(room_id, "m.room.guest_access"))["guest_access"] == "forbidden"
+    assert await alice.membership(room_id, full.user_id) == "join"
+    # The homeserver now refuses guests at the door.
+    late = await homeserver.guest()
+    with pytest.raises(MatrixError) as refused:
+        await late.join(room_id)
+    assert refused.value.status == 403
+
+
+async def test_forbid_restores_guest_access_and_says_why(
+    homeserver: Homeserver, start_guardbot: StartGuardbot
+) -> None:
+    await start_guardbot(POLICY__LISTED_ROOMS="forbid")
+    alice = await homeserver.user("alice_restore")
+    room_id = await listed_room(homeserver, alice)
+    await wait_for(
+        lambda: _guest_access_is(alice, room_id, "forbidden"), what="guest_access forbidden"
+    )
+
+    await alice.set_state(room_id, "m.room.guest_access", {"guest_access": "can_join"})
+    await wait_for(
+        lambda: _guest_access_is(alice, room_id, "forbidden"), what="guest_access restored"
+    )
+    notices = await wait_for(lambda: _notices(alice, room_id), what="guardbot's notice")
+    assert len(notices) == 1
+    assert "public room directory" in notices[0]["content"]["body"]
+
+
+async def _lacks_kind(viewer: User, room_id: str, user_id: str) -> bool:
+    content = await viewer.state(room_id, "m.room.member", user_id)
+    return bool(content) and "kind" not in content
+
+
+async def _guest_access_is(viewer: User, room_id: str, value: str) -> bool:
+    content = await viewer.state(room_id, "m.room.guest_access")
+    return bool(content) and content.get("guest_access") == value
+
+
+async def _notices(viewer: User, room_id: str) -> list[dict]:
+    return [
+        e
+        for e in await viewer.timeline(room_id)
+        if e["type"] == "m.room.message" and e["content"].get("msgtype") == "m.notice"
+    ]
