@@ -12,6 +12,7 @@ import copy
 import logging
 import logging.config
 import os
+import signal
 import sys
 from typing import Any
 
@@ -251,6 +252,11 @@ class Guardbot(Program):
 
     async def _ready(self, _: web.Request) -> web.Response:
         return web.json_response({}, status=200 if self.ready else 503)
+
+    def prepare_stop(self) -> None:
+        # A second Ctrl-C or SIGTERM must not cut the clean shutdown off half-way.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     async def stop(self) -> None:
         await self._close()
