@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass
 
 import pytest
@@ -186,9 +189,9 @@ async def test_apply_returns_newly_listed_rooms_and_queues_their_listing(stores:
     assert await stores.rooms.apply({ROOM, OTHER}, set(), now=1000) == sorted([ROOM, OTHER])
     assert await stores.rooms.apply({ROOM, OTHER, "!third:e.org"}, set(), 2000) == ["!third:e.org"]
     assert await stores.rooms.listed() == {ROOM, OTHER, "!third:e.org"}
-    assert await observations(stores) == [
-        RoomListed(r, 1000) for r in sorted([ROOM, OTHER])
-    ] + [RoomListed("!third:e.org", 2000)]
+    assert await observations(stores) == [RoomListed(r, 1000) for r in sorted([ROOM, OTHER])] + [
+        RoomListed("!third:e.org", 2000)
+    ]
 
 
 async def test_unlisting_and_relisting(stores: Stores) -> None:
@@ -227,6 +230,40 @@ async def test_everything_survives_a_restart(database: db.Database, database_url
         assert await after.rooms.apply({ROOM}, set(), now=5000) == []
     finally:
         await reopened.stop()
+
+
+async def test_a_killed_process_loses_nothing_it_recorded(database_url: str) -> None:
+    """Another process records, then dies without closing anything."""
+    script = textwrap.dedent(
+        """
+        import asyncio, os, sys
+        from guardbot import db
+        from guardbot.policy import Kick, PowerChange
+
+        async def main():
+            database = db.create(sys.argv[1])
+            await database.start()
+            actions = db.ActionStore(database)
+            inbox = db.InboxStore(database, actions)
+            await inbox.record_transaction("9", "h", [PowerChange("!r:e.org", "$p")], 1)
+            await actions.add([Kick("!r:e.org", "@1:e.org", "no", "$j")], 1)
+            os._exit(0)
+
+        asyncio.run(main())
+        """
+    )
+    subprocess.run([sys.executable, "-c", script, database_url], check=True, timeout=60)
+    database = db.create(database_url)
+    await database.start()
+    try:
+        after = stores_on(database)
+        assert await after.inbox.record_transaction("9", "h", [], now=2) is False
+        assert await observations(after) == [PowerChange("!r:e.org", "$p")]
+        assert [q.action for q in await after.actions.due(now=2)] == [
+            Kick("!r:e.org", "@1:e.org", "no", "$j")
+        ]
+    finally:
+        await database.stop()
 
 
 async def test_migrations_run_once(database: db.Database, database_url: str) -> None:

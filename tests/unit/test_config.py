@@ -67,7 +67,10 @@ def test_short_file_is_completed_from_the_example(tmp_path: Path) -> None:
     assert config.room_policy("!other:my.org") == "forbid"
     saved = path.read_text()
     assert "# How often to scan the server's public room directory" in saved
-    assert _yaml.load(saved)["homeserver"] == {"address": "http://localhost:8008", "domain": "my.org"}
+    assert _yaml.load(saved)["homeserver"] == {
+        "address": "http://localhost:8008",
+        "domain": "my.org",
+    }
 
 
 def test_emptied_section_means_its_defaults(tmp_path: Path) -> None:
@@ -91,7 +94,10 @@ def test_emptied_section_means_its_defaults(tmp_path: Path) -> None:
         (("database: sqlite:guardbot.db", "database: mysql://db"), "database"),
         (("bot_username: guardbot", "bot_username: Guard Bot"), "appservice.bot_username"),
         (("exempt_users: []", "exempt_users: [bob]"), "bot.exempt_users"),
-        (("auto_join_listed_rooms: false", "auto_join_listed_rooms: 'yes'"), "bot.auto_join_listed_rooms"),
+        (
+            ("auto_join_listed_rooms: false", "auto_join_listed_rooms: 'yes'"),
+            "bot.auto_join_listed_rooms",
+        ),
         (("poll_interval: 10", "poll_interval: 0"), "directory.poll_interval"),
         (("as_token: as-secret", "as_token: generate"), "appservice.as_token"),
         (("hs_token: hs-secret", "hs_token: ''"), "appservice.hs_token"),
@@ -209,9 +215,7 @@ def guardbot(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
 def error_lines(stderr: str) -> list[str]:
     """stderr without the example config's INFO/DEBUG log lines."""
     return [
-        line
-        for line in stderr.splitlines()
-        if not re.match(r"^\[[^\]]+\] \[(INFO|DEBUG)@", line)
+        line for line in stderr.splitlines() if not re.match(r"^\[[^\]]+\] \[(INFO|DEBUG)@", line)
     ]
 
 

@@ -309,7 +309,12 @@ def test_sweep_kicks_joined_and_invited_guests(membership: str) -> None:
 
 @pytest.mark.parametrize(
     "room,membership",
-    [(facts(), "leave"), (facts(), "ban"), (facts(Policy.OFF), "join"), (facts(listed=False), "join")],
+    [
+        (facts(), "leave"),
+        (facts(), "ban"),
+        (facts(Policy.OFF), "join"),
+        (facts(listed=False), "join"),
+    ],
 )
 def test_sweep_leaves_others_alone(room: RoomFacts, membership: str) -> None:
     assert decide_sweep_member(room, GUEST, "$m", membership, Verdict.GUEST) == []
@@ -357,8 +362,11 @@ def test_same_cause_gives_same_keys_and_other_causes_other_keys() -> None:
 
 def test_sweep_finds_the_same_kick_as_the_join() -> None:
     """A guest whose join was already acted on is not kicked a second time by a sweep."""
-    (kick,) = [a for a in decide_member(change(event_id="$j"), facts(), Verdict.GUEST)
-               if isinstance(a, Kick)]
+    (kick,) = [
+        a
+        for a in decide_member(change(event_id="$j"), facts(), Verdict.GUEST)
+        if isinstance(a, Kick)
+    ]
     (swept,) = decide_sweep_member(facts(), GUEST, "$j", "join", Verdict.GUEST)
     assert swept.key == kick.key
 
