@@ -90,10 +90,14 @@ class Guardbot(Program):
         config.check_unknown_keys()
         config.update(save=False)
         registration.new_tokens(config)
+        # Check everything (environment included) before touching the file: new tokens in the
+        # config but not in a registration would lock guardbot out of the homeserver.
+        effective = Config(path)
+        effective._data = copy.deepcopy(config._data)
+        effective.apply_env()
+        effective.validate()
+        registration.write(registration.build(effective), self.args.registration)
         config.save()
-        config.apply_env()
-        config.validate()
-        registration.write(registration.build(config), self.args.registration)
         print(
             f"Wrote {self.args.registration} and stored its tokens in {path}.\n"
             f"Next: add {os.path.abspath(self.args.registration)} to app_service_config_files"

@@ -246,7 +246,8 @@ def decide_guest_access(
     """Someone opened a listed `forbid` room to guests: close it again and say why."""
     if not enforces(room) or room.policy is not Policy.FORBID:
         return []
-    if change.guest_access == "forbidden" or change.sender == bot_user_id:
+    # Only "can_join" lets guests in; anything else (or nothing) the homeserver reads as forbidden.
+    if change.guest_access != "can_join" or change.sender == bot_user_id:
         return []
     return [ForbidGuestAccess(room.room_id, cause=change.event_id, notice=room.restore_notice)]
 

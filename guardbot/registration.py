@@ -24,8 +24,8 @@ def build(config: Config) -> dict[str, Any]:
         # Why these namespaces: see the appservice section of config.example.yaml.
         "namespaces": {
             "users": [
-                {"regex": f"@{bot}:{domain}", "exclusive": True},
-                {"regex": f"@[0-9]+:{domain}", "exclusive": False},
+                {"regex": f"^@{bot}:{domain}$", "exclusive": True},
+                {"regex": f"^@[0-9]+:{domain}$", "exclusive": False},
             ],
             "aliases": [],
             "rooms": [],

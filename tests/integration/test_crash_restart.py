@@ -40,9 +40,7 @@ async def test_restart_mid_stream_neither_misses_nor_repeats(
             await bot.start()  # same database: it must pick up where it died
 
     async def all_out() -> bool:
-        return all(
-            [await alice.membership(room_id, g.user_id) == "leave" for g in guests]
-        )
+        return all([await alice.membership(room_id, g.user_id) == "leave" for g in guests])
 
     await wait_for(all_out, timeout=60, what="every guest removed after the restart")
     timeline = await alice.timeline(room_id)

@@ -239,6 +239,8 @@ def test_generate_creates_config_and_registration(tmp_path: Path) -> None:
     assert re.fullmatch(numeric_ns["regex"], "@1234:example.org")
     assert not re.fullmatch(numeric_ns["regex"], "@alice:example.org")
     assert not re.fullmatch(numeric_ns["regex"], "@1234:exampleXorg")
+    # Synapse matches namespaces with re.match (a prefix match): the regex must anchor its end.
+    assert not re.match(numeric_ns["regex"], "@1234:example.org.evil")
     assert reg["namespaces"]["rooms"] == []
     # The generated config is ready to load as it is.
     assert load(str(tmp_path / "config.yaml"), environ={})["appservice.as_token"] == reg["as_token"]

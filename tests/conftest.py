@@ -1,4 +1,4 @@
-"""A fresh guardbot database per test: an SQLite file, and PostgreSQL when
+"""Shared fixtures. A fresh guardbot database per test: an SQLite file, and PostgreSQL when
 GUARDBOT_TEST_POSTGRES holds a server URL (a throwaway database is created on it and dropped)."""
 
 from __future__ import annotations

@@ -1,0 +1,111 @@
+"""The appservice transaction endpoint on a real database, without a homeserver: redelivery,
+restarts, and a broken event beside good ones."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from guardbot import db
+from guardbot.errors import error_middleware
+from guardbot.policy import MemberChange
+from guardbot.transactions import AppserviceAPI
+
+TOKEN = "hs-token-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def guest_join(n: int) -> dict:
+    return {
+        "type": "m.room.member",
+        "room_id": "!room",
+        "event_id": f"$join{n}",
+        "sender": f"@{n}:example.org",
+        "state_key": f"@{n}:example.org",
+        "content": {"membership": "join", "kind": "guest"},
+    }
+
+
+async def serve(database: db.Database) -> tuple[TestClient, AppserviceAPI, list[int]]:
+    inbox = db.InboxStore(database, db.ActionStore(database))
+    woken: list[int] = []
+    api = AppserviceAPI(
+        TOKEN, "example.org", "@guardbot:example.org", inbox, lambda: woken.append(1)
+    )
+    app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+    api.register(app)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return client, api, woken
+
+
+async def inbox_users(database: db.Database) -> list[str]:
+    rows = await db.InboxStore(database, db.ActionStore(database)).take(1000)
+    return [r.observation.user_id for r in rows if isinstance(r.observation, MemberChange)]
+
+
+async def test_broken_event_does_not_cost_the_others(database: db.Database) -> None:
+    client, api, woken = await serve(database)
+    try:
+        events = [guest_join(1), {"type": "m.room.member", "content": "nope"}, 7, guest_join(2)]
+        resp = await client.put(
+            "/_matrix/app/v1/transactions/1", json={"events": events}, headers=AUTH
+        )
+        assert resp.status == 200
+        assert await inbox_users(database) == ["@1:example.org", "@2:example.org"]
+        assert api.stats.malformed == 2
+        assert woken
+    finally:
+        await client.close()
+
+
+async def test_redelivery_adds_nothing_even_after_a_restart(
+    database_url: str, database: db.Database
+) -> None:
+    body = json.dumps({"events": [guest_join(1)]})
+    client, _, _ = await serve(database)
+    try:
+        for _ in range(2):
+            resp = await client.put("/_matrix/app/v1/transactions/5", data=body, headers=AUTH)
+            assert resp.status == 200
+    finally:
+        await client.close()
+    await database.stop()
+
+    reopened = db.create(database_url)
+    await reopened.start()
+    try:
+        client, api, _ = await serve(reopened)
+        try:
+            resp = await client.put("/_matrix/app/v1/transactions/5", data=body, headers=AUTH)
+            assert resp.status == 200
+            assert api.stats.duplicates == 1
+            # The same ID with a different body is a new transaction (the homeserver's
+            # database was reset and its IDs restarted), not a redelivery.
+            other = json.dumps({"events": [guest_join(2)]})
+            resp = await client.put("/_matrix/app/v1/transactions/5", data=other, headers=AUTH)
+            assert resp.status == 200
+        finally:
+            await client.close()
+        assert await inbox_users(reopened) == ["@1:example.org", "@2:example.org"]
+    finally:
+        await reopened.stop()
+
+
+async def test_errors_are_matrix_json(database: db.Database) -> None:
+    client, _, _ = await serve(database)
+    try:
+        resp = await client.get("/_matrix/app/v1/nothing-here")
+        assert resp.status == 404
+        assert (await resp.json())["errcode"] == "M_UNRECOGNIZED"
+        resp = await client.post("/_matrix/app/v1/transactions/1", headers=AUTH)
+        assert resp.status == 405
+        assert "errcode" in await resp.json()
+        resp = await client.post("/_matrix/app/v1/ping", json={}, headers=AUTH)
+        assert resp.status == 200
+        resp = await client.post("/_matrix/app/v1/ping", json={})
+        assert resp.status == 401
+    finally:
+        await client.close()
