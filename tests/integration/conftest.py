@@ -162,9 +162,9 @@ async def start_guardbot(
     overrides (as GUARDBOT_* environment variables) and a database of this test's own."""
     started: list[GuardbotProcess] = []
 
-    async def start(**overrides: object) -> GuardbotProcess:
+    async def start(database: str = "", **overrides: object) -> GuardbotProcess:
         env = {
-            "GUARDBOT_DATABASE": f"sqlite:{tmp_path / 'guardbot.db'}",
+            "GUARDBOT_DATABASE": database or f"sqlite:{tmp_path / 'guardbot.db'}",
             "GUARDBOT_DIRECTORY__POLL_INTERVAL": "1",
             "GUARDBOT_LOGGING__LOGGERS__GUARDBOT__LEVEL": "DEBUG",
         }

@@ -20,11 +20,12 @@ GUESTS = 24
 
 
 async def test_restart_mid_stream_neither_misses_nor_repeats(
-    homeserver: Homeserver, start_guardbot: StartGuardbot
+    homeserver: Homeserver, start_guardbot: StartGuardbot, database_url: str
 ) -> None:
-    bot = await start_guardbot(POLICY__LISTED_ROOMS="kick")
-    alice = await homeserver.user("alice_crash")
-    bob = await homeserver.user("bob_crash")
+    bot = await start_guardbot(database_url, POLICY__LISTED_ROOMS="kick")
+    tag = database_url.split(":")[0]
+    alice = await homeserver.user(f"alice_crash_{tag}")
+    bob = await homeserver.user(f"bob_crash_{tag}")
     room_id = await listed_room(homeserver, alice)
     guests = [await homeserver.guest() for _ in range(GUESTS)]
     rng = random.Random(7)

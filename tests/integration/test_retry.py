@@ -1,0 +1,118 @@
+"""Retry and backoff against a homeserver that says no. A fake homeserver here, because a real
+one cannot be made to rate-limit or fail on cue; the database is real."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from guardbot import db
+from guardbot.actions import Executor
+from guardbot.clock import now_ms
+from guardbot.config import Config
+from guardbot.guests import GuestOracle
+from guardbot.homeserver import Homeserver
+from guardbot.policy import Kick, Policy, RoomFacts
+
+ROOM, GUEST, BOT = "!room:example.org", "@7:example.org", "@guardbot:example.org"
+
+
+class FakeHomeserver:
+    """Answers just what a kick needs; the kick endpoint fails as scripted, then succeeds."""
+
+    def __init__(self, kick_failures: list[tuple[int, dict]]) -> None:
+        self.kick_failures = list(kick_failures)
+        self.kicks: list[float] = []
+        app = web.Application()
+        app.router.add_get(
+            "/_matrix/client/v3/rooms/{room}/state/m.room.member/{user}", self.member
+        )
+        app.router.add_get("/_synapse/admin/v2/users/{user}", self.user)
+        app.router.add_post("/_matrix/client/v3/rooms/{room}/kick", self.kick)
+        self.server = TestServer(app)
+
+    async def member(self, _: web.Request) -> web.Response:
+        membership = "leave" if self.kicks else "join"
+        return web.json_response({"membership": membership, "kind": "guest"})
+
+    async def user(self, _: web.Request) -> web.Response:
+        return web.json_response({"name": GUEST, "is_guest": True, "admin": False})
+
+    async def kick(self, _: web.Request) -> web.Response:
+        if self.kick_failures:
+            status, body = self.kick_failures.pop(0)
+            return web.json_response(body, status=status)
+        self.kicks.append(asyncio.get_running_loop().time())
+        return web.json_response({})
+
+
+async def run_kick(database: db.Database, fake: FakeHomeserver) -> tuple[Executor, db.ActionStore]:
+    await fake.server.start_server()
+    config = Config("unused.yaml")
+    config._data = config.load_base()._data  # the example config's defaults
+    config["homeserver.domain"] = "example.org"
+    hs = Homeserver(str(fake.server.make_url("")), "as-token", BOT)
+    guests = GuestOracle(hs, "example.org", set())
+    guests.admin = True
+    store = db.ActionStore(database)
+
+    async def facts(room_id: str) -> RoomFacts:
+        return RoomFacts(room_id, True, Policy.KICK, "reason", "notice")
+
+    executor = Executor(config, hs, store, guests, facts, asyncio.Event())
+    await store.add([Kick(ROOM, GUEST, "reason", cause="$join")], now_ms())
+    return executor, store
+
+
+async def test_rate_limit_waits_as_told_then_kicks_once(database: db.Database) -> None:
+    fake = FakeHomeserver(
+        [(429, {"errcode": "M_LIMIT_EXCEEDED", "error": "slow", "retry_after_ms": 1500})]
+    )
+    executor, store = await run_kick(database, fake)
+    try:
+        started = now_ms()
+        assert await executor.run_once() == 1
+        [row] = await store.history()
+        assert row["state"] == "pending" and "rate-limited" in row["outcome"]
+        assert await store.next_due_at() >= started + 1500
+        assert await executor.run_once() == 0  # not before its time
+
+        runner = asyncio.create_task(executor.run())
+        try:
+            for _ in range(100):
+                if fake.kicks:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            runner.cancel()
+        assert len(fake.kicks) == 1
+        [row] = await store.history()
+        assert row["state"] == "done"
+        assert now_ms() - started >= 1500
+    finally:
+        await executor.hs.close()
+        await fake.server.close()
+
+
+async def test_homeserver_errors_back_off_and_power_is_explained(database: db.Database) -> None:
+    fake = FakeHomeserver([
+        (502, {}),
+        (403, {"errcode": "M_FORBIDDEN", "error": "You don't have permission to kick"}),
+    ])  # fmt: skip
+    executor, store = await run_kick(database, fake)
+    try:
+        await executor.run_once()
+        [row] = await store.history()
+        assert row["attempts"] == 1 and "homeserver trouble" in row["outcome"]
+        await database.execute("UPDATE action SET next_attempt_at=0")
+        await executor.run_once()
+        [row] = await store.history()
+        assert row["attempts"] == 2
+        assert "lacks power" in row["outcome"] and "@guardbot:example.org" in row["outcome"]
+        assert await store.next_due_at() > now_ms() + 3000  # backoff grew
+        assert not fake.kicks
+    finally:
+        await executor.hs.close()
+        await fake.server.close()
