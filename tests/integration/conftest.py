@@ -177,3 +177,7 @@ async def start_guardbot(
     yield start
     for proc in started:
         await proc.stop()
+    for proc in started:  # secrets stay secret, whatever happened in the test
+        log = proc.log()
+        for secret in (homeserver.as_token, homeserver.hs_token):
+            assert secret not in log, "a token reached guardbot's log"

@@ -68,3 +68,17 @@ async def test_without_admin_rights_only_the_hint_counts(
         assert await alice.membership(room_id, invited.user_id) == "invite"
     finally:
         await homeserver.synapse.make_admin(homeserver.admin.token, homeserver.bot_user_id)
+
+
+async def test_auto_join_listed_rooms_through_the_admin_api(
+    homeserver: Homeserver, start_guardbot: StartGuardbot
+) -> None:
+    await start_guardbot(POLICY__LISTED_ROOMS="kick", BOT__AUTO_JOIN_LISTED_ROOMS="true")
+    alice = await homeserver.user("alice_autojoin")
+    # guardbot is given power but never invited.
+    room_id = await alice.create_room(listed=True, power={homeserver.bot_user_id: 50})
+    guest = await homeserver.guest()
+    await guest.join(room_id)
+
+    await wait_removed(alice, room_id, guest.user_id)
+    assert await alice.membership(room_id, homeserver.bot_user_id) == "join"
