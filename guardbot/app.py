@@ -132,9 +132,12 @@ class Guardbot(Program):
             c, self.hs, self.action_store, self.guests, self.evaluator.room_facts,
             self.action_wakeup,
         )  # fmt: skip
+        # Rooms where guardbot talks with people (management room, PWLU DMs): every message
+        # there reaches the evaluator, not only `!guardbot` commands.
+        self.conversations: set[str] = set()
         self.appservice = AppserviceAPI(
             c["appservice.hs_token"], c["homeserver.domain"], c.bot_user_id, self.inbox,
-            self.evaluator.wakeup.set,
+            self.evaluator.wakeup.set, self.conversations,
         )  # fmt: skip
         self.web = web.Application(
             middlewares=[error_middleware], client_max_size=int(c["appservice.max_body_size"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from . import policy
 from .clock import now_ms
@@ -41,6 +42,11 @@ class Evaluator:
         self.bot_user_id = config.bot_user_id
         self.wakeup = asyncio.Event()
         self.on_queued = on_queued
+        # Conversation handlers (commands, PWLU DMs) plug in here; each may return actions.
+        self.message_handlers: list[Callable[[policy.Message], Awaitable[list[Action]]]] = []
+        self.member_handlers: list[
+            Callable[[policy.ConversationMember], Awaitable[list[Action]]]
+        ] = []
 
     async def room_facts(self, room_id: str) -> RoomFacts:
         return RoomFacts(
@@ -52,24 +58,19 @@ class Evaluator:
         )
 
     async def decide(self, obs: policy.Observation) -> list[Action]:
+        match obs:
+            case policy.Message():
+                return [a for h in self.message_handlers for a in await h(obs)]
+            case policy.ConversationMember():
+                return [a for h in self.member_handlers for a in await h(obs)]
+            case policy.PowerChange():
+                await self.actions.wake_room(obs.room_id, now_ms())
+                self.on_queued.set()
+                return []
         room = await self.room_facts(obs.room_id)
         match obs:
             case policy.MemberChange():
-                if not policy.enforces(room):
-                    return []
-                if obs.new_join and not obs.kind_guest:
-                    # A join without the hint: an upgraded guest, or a guest's rename is later.
-                    self.guests.invalidate(obs.user_id)
-                verdict = await self.guests.verdict(
-                    obs.user_id, kind_guest=obs.kind_guest, new_join=obs.new_join
-                )
-                if verdict is Verdict.UNKNOWN:
-                    log.info(
-                        "Not acting on %s in %s: cannot tell whether they are a guest",
-                        obs.user_id,
-                        obs.room_id,
-                    )
-                return policy.decide_member(obs, room, verdict)
+                return await self._decide_member(obs, room)
             case policy.GuestAccessChange():
                 return policy.decide_guest_access(obs, room, self.bot_user_id)
             case policy.RoomListed():
@@ -78,11 +79,24 @@ class Evaluator:
                 if obs.membership == "join":
                     await self.actions.wake_room(obs.room_id, now_ms())
                 return policy.decide_bot_membership(obs, room)
-            case policy.PowerChange():
-                await self.actions.wake_room(obs.room_id, now_ms())
-                self.on_queued.set()
-                return []
         return []
+
+    async def _decide_member(self, obs: policy.MemberChange, room: RoomFacts) -> list[Action]:
+        if not policy.enforces(room):
+            return []
+        if obs.new_join and not obs.kind_guest:
+            # A join without the hint: an upgraded guest, or a guest's rename is later.
+            self.guests.invalidate(obs.user_id)
+        verdict = await self.guests.verdict(
+            obs.user_id, kind_guest=obs.kind_guest, new_join=obs.new_join
+        )
+        if verdict is Verdict.UNKNOWN:
+            log.info(
+                "Not acting on %s in %s: cannot tell whether they are a guest",
+                obs.user_id,
+                obs.room_id,
+            )
+        return policy.decide_member(obs, room, verdict)
 
     async def run_once(self) -> int:
         """Evaluate what is in the inbox; returns how many observations were settled."""

@@ -9,6 +9,7 @@ facts gathered by the adapters (is the room listed? is the user a guest?) and re
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -86,11 +87,62 @@ class RoomListed:
     listed_at: int  # ms; tells one listing apart from a later re-listing
 
 
-Observation = MemberChange | GuestAccessChange | BotMembership | PowerChange | RoomListed
+@dataclass(frozen=True)
+class Message:
+    """Something said to guardbot: a `!guardbot` command anywhere, or any message in a room
+    where guardbot holds a conversation (the management room, a PWLU's DM)."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    body: str
+
+
+@dataclass(frozen=True)
+class ConversationMember:
+    """Someone other than guardbot joined or left a room where guardbot holds a conversation."""
+
+    room_id: str
+    event_id: str
+    user_id: str
+    membership: str
+
+
+@dataclass(frozen=True)
+class RoomPolicyChange:
+    """A room's own policy state event (set by its admins) changed."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    content: dict[str, Any]
+
+
+Observation = (
+    MemberChange
+    | GuestAccessChange
+    | BotMembership
+    | PowerChange
+    | RoomListed
+    | Message
+    | ConversationMember
+    | RoomPolicyChange
+)
 OBSERVATIONS: dict[str, type] = {
     cls.__name__: cls
-    for cls in (MemberChange, GuestAccessChange, BotMembership, PowerChange, RoomListed)
+    for cls in (
+        MemberChange,
+        GuestAccessChange,
+        BotMembership,
+        PowerChange,
+        RoomListed,
+        Message,
+        ConversationMember,
+        RoomPolicyChange,
+    )
 }
+POLICY_EVENT = "dev.guardbot.policy"
+COMMAND_PREFIX = "!guardbot"
 
 
 # -- actions --------------------------------------------------------------------------------
@@ -173,13 +225,18 @@ def _str(event: dict[str, Any], key: str) -> str:
     return value
 
 
-def triage(event: Any, domain: str, bot_user_id: str) -> Observation | None:
-    """Pick out the events that can matter; None for everything else."""
+def triage(
+    event: Any, domain: str, bot_user_id: str, conversations: Collection[str] = ()
+) -> Observation | None:
+    """Pick out the events that can matter; None for everything else. `conversations` are the
+    rooms where guardbot talks with people (management room, DMs): there every message counts."""
     if not isinstance(event, dict):
         raise MalformedEvent("event is not an object")
     etype = event.get("type")
+    if etype == "m.room.message":
+        return _triage_message(event, bot_user_id, conversations)
     if etype == "m.room.member":
-        return _triage_member(event, domain, bot_user_id)
+        return _triage_member(event, domain, bot_user_id, conversations)
     if etype == "m.room.guest_access" and event.get("state_key") == "":
         content = event.get("content")
         value = content.get("guest_access") if isinstance(content, dict) else None
@@ -191,10 +248,37 @@ def triage(event: Any, domain: str, bot_user_id: str) -> Observation | None:
         )
     if etype == "m.room.power_levels" and event.get("state_key") == "":
         return PowerChange(room_id=_str(event, "room_id"), event_id=_str(event, "event_id"))
+    if etype == POLICY_EVENT and event.get("state_key") == "":
+        content = event.get("content")
+        return RoomPolicyChange(
+            room_id=_str(event, "room_id"),
+            event_id=_str(event, "event_id"),
+            sender=_str(event, "sender"),
+            content=content if isinstance(content, dict) else {},
+        )
     return None
 
 
-def _triage_member(event: dict[str, Any], domain: str, bot_user_id: str) -> Observation | None:
+def _triage_message(
+    event: dict[str, Any], bot_user_id: str, conversations: Collection[str]
+) -> Message | None:
+    content = event.get("content")
+    body = content.get("body") if isinstance(content, dict) else None
+    if not isinstance(body, str) or event.get("sender") == bot_user_id:
+        return None
+    if event.get("room_id") not in conversations and not body.startswith(COMMAND_PREFIX):
+        return None
+    return Message(
+        room_id=_str(event, "room_id"),
+        event_id=_str(event, "event_id"),
+        sender=_str(event, "sender"),
+        body=body,
+    )
+
+
+def _triage_member(
+    event: dict[str, Any], domain: str, bot_user_id: str, conversations: Collection[str]
+) -> Observation | None:
     user_id = _str(event, "state_key")
     content = event.get("content")
     if not isinstance(content, dict):
@@ -204,6 +288,10 @@ def _triage_member(event: dict[str, Any], domain: str, bot_user_id: str) -> Obse
         raise MalformedEvent("membership is not a string")
     if user_id == bot_user_id:
         return BotMembership(_str(event, "room_id"), _str(event, "event_id"), membership)
+    if event.get("room_id") in conversations:
+        return ConversationMember(
+            _str(event, "room_id"), _str(event, "event_id"), user_id, membership
+        )
     if membership not in ("join", "invite"):
         return None
     kind_guest = content.get("kind") == "guest"

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from aiohttp import web
@@ -34,14 +34,18 @@ class TransactionStats:
 
 
 def parse_events(
-    body: Any, domain: str, bot_user_id: str, stats: TransactionStats
+    body: Any,
+    domain: str,
+    bot_user_id: str,
+    stats: TransactionStats,
+    conversations: Collection[str] = (),
 ) -> list[Observation]:
     """The observations in a transaction body; one bad event never costs the others."""
     events = body.get("events")
     observations: list[Observation] = []
     for event in events:
         try:
-            obs = triage(event, domain, bot_user_id)
+            obs = triage(event, domain, bot_user_id, conversations)
         except MalformedEvent as e:
             stats.malformed += 1
             event_id = event.get("event_id") if isinstance(event, dict) else None
@@ -70,12 +74,14 @@ class AppserviceAPI:
         bot_user_id: str,
         inbox: InboxStore,
         on_stored: Callable[[], None],
+        conversations: Collection[str] = (),
     ) -> None:
         self._hs_token = hs_token.encode()
         self.domain = domain
         self.bot_user_id = bot_user_id
         self.inbox = inbox
         self.on_stored = on_stored
+        self.conversations = conversations  # shared, kept current by whoever opens them
         self.stats = TransactionStats()
 
     def register(self, app: web.Application) -> None:
@@ -103,7 +109,9 @@ class AppserviceAPI:
             return matrix_error(400, "M_NOT_JSON", "Body is not JSON")
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
             return matrix_error(400, "M_BAD_JSON", "Body must be an object with an events list")
-        observations = parse_events(body, self.domain, self.bot_user_id, self.stats)
+        observations = parse_events(
+            body, self.domain, self.bot_user_id, self.stats, self.conversations
+        )
         txn_id = request.match_info["txn_id"]
         digest = hashlib.sha256(raw).hexdigest()
         fresh = await self.inbox.record_transaction(txn_id, digest, observations, now_ms())

@@ -2,4 +2,5 @@ from mautrix.util.async_db import UpgradeTable
 
 upgrade_table = UpgradeTable(database_name="guardbot")
 
-from . import v01_initial  # noqa: E402,F401  (registers itself on upgrade_table)
+# Each step registers itself on upgrade_table, in this order.
+from . import v01_initial, v02_pwlu, v03_audit  # noqa: E402,F401
