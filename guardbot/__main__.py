@@ -1,9 +1,9 @@
 """`guardbot` / `python -m guardbot`.
 
-  guardbot -c config.yaml                            run it
-  guardbot -c config.yaml -g -r registration.yaml    write the appservice registration
-  guardbot doctor -c config.yaml [--fix]             check a set-up, one line per check
-  guardbot audit -c config.yaml [filters]            print the audit log as JSON lines
+guardbot -c config.yaml                            run it
+guardbot -c config.yaml -g -r registration.yaml    write the appservice registration
+guardbot doctor -c config.yaml [--fix]             check a set-up, one line per check
+guardbot audit -c config.yaml [filters]            print the audit log as JSON lines
 """
 
 from __future__ import annotations

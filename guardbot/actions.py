@@ -12,7 +12,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
-from . import policy
+from . import policy, triage
 from .clock import now_ms
 from .config import Config
 from .db import ActionStore, QueuedAction
@@ -158,7 +158,7 @@ class Executor:
                 continue
             if content.get("kind") != "guest" or content.get("membership") != "join":
                 continue
-            if not policy.is_guest_candidate(user_id, self.guests.domain, kind_guest=True):
+            if not triage.is_guest_candidate(user_id, self.guests.domain, kind_guest=True):
                 continue  # another server's user: Synapse's sweep only touches local ones
             verdict = await self.guests.verdict(
                 user_id, kind_guest=True, new_join=False, fresh=True
@@ -182,7 +182,7 @@ class Executor:
             if not isinstance(user_id, str) or not isinstance(content, dict):
                 continue
             kind_guest = content.get("kind") == "guest"
-            if not policy.is_guest_candidate(user_id, self.guests.domain, kind_guest):
+            if not triage.is_guest_candidate(user_id, self.guests.domain, kind_guest):
                 continue
             membership = str(content.get("membership"))
             # Not a new join: a stale `kind` alone never condemns anyone found by a sweep.

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from . import policy
+from . import policy, triage
 from .clock import now_ms
 from .config import Config
 from .db import ActionStore, InboxRow, InboxStore
@@ -43,9 +43,9 @@ class Evaluator:
         self.wakeup = asyncio.Event()
         self.on_queued = on_queued
         # Conversation handlers (commands, PWLU DMs) plug in here; each may return actions.
-        self.message_handlers: list[Callable[[policy.Message], Awaitable[list[Action]]]] = []
+        self.message_handlers: list[Callable[[triage.Message], Awaitable[list[Action]]]] = []
         self.member_handlers: list[
-            Callable[[policy.ConversationMember], Awaitable[list[Action]]]
+            Callable[[triage.ConversationMember], Awaitable[list[Action]]]
         ] = []
 
     async def room_facts(self, room_id: str) -> RoomFacts:
@@ -57,31 +57,31 @@ class Evaluator:
             restore_notice=self.config["policy.restore_notice"],
         )
 
-    async def decide(self, obs: policy.Observation) -> list[Action]:
+    async def decide(self, obs: triage.Observation) -> list[Action]:
         match obs:
-            case policy.Message():
+            case triage.Message():
                 return [a for h in self.message_handlers for a in await h(obs)]
-            case policy.ConversationMember():
+            case triage.ConversationMember():
                 return [a for h in self.member_handlers for a in await h(obs)]
-            case policy.PowerChange():
+            case triage.PowerChange():
                 await self.actions.wake_room(obs.room_id, now_ms())
                 self.on_queued.set()
                 return []
         room = await self.room_facts(obs.room_id)
         match obs:
-            case policy.MemberChange():
+            case triage.MemberChange():
                 return await self._decide_member(obs, room)
-            case policy.GuestAccessChange():
+            case triage.GuestAccessChange():
                 return policy.decide_guest_access(obs, room, self.bot_user_id)
-            case policy.RoomListed():
+            case triage.RoomListed():
                 return policy.decide_listed(obs, room)
-            case policy.BotMembership():
+            case triage.BotMembership():
                 if obs.membership == "join":
                     await self.actions.wake_room(obs.room_id, now_ms())
                 return policy.decide_bot_membership(obs, room)
         return []
 
-    async def _decide_member(self, obs: policy.MemberChange, room: RoomFacts) -> list[Action]:
+    async def _decide_member(self, obs: triage.MemberChange, room: RoomFacts) -> list[Action]:
         if not policy.enforces(room):
             return []
         if obs.new_join and not obs.kind_guest:

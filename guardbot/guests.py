@@ -13,7 +13,8 @@ import time
 from collections import OrderedDict
 
 from .homeserver import Homeserver
-from .policy import Verdict, localpart_is_numeric
+from .policy import Verdict
+from .triage import localpart_is_numeric
 
 log = logging.getLogger("guardbot.guests")
 

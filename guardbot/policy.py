@@ -1,18 +1,21 @@
 """The core: what guardbot should do, decided from an observation and known facts. No I/O here.
 
-Inputs come in two steps. `triage` turns a raw homeserver event into an Observation, or None for
-the (many) events guardbot does not care about; it must stay cheap because every event of every
-room a guest sits in passes through it. The `decide_*` functions then take an observation plus
-facts gathered by the adapters (is the room listed? is the user a guest?) and return Actions.
-`confirm_*` re-check a queued action against fresh facts right before it is carried out.
+The adapters turn homeserver events into observations (triage.py) and gather facts (is the room
+listed? is the user a guest?); the `decide_*` functions here return Actions. `confirm_*` re-check
+a queued action against fresh facts right before it is carried out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+
+from .triage import (
+    BotMembership,
+    GuestAccessChange,
+    MemberChange,
+    RoomListed,
+)
 
 
 class Policy(StrEnum):
@@ -31,118 +34,6 @@ class Verdict(StrEnum):
     GUEST = "guest"
     NOT_GUEST = "not_guest"
     UNKNOWN = "unknown"
-
-
-class MalformedEvent(ValueError):
-    """An event that claims to be one guardbot cares about but has the wrong shape."""
-
-
-# -- observations ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MemberChange:
-    """A guest candidate's membership changed (joined, was invited, renamed...)."""
-
-    room_id: str
-    user_id: str
-    event_id: str
-    membership: str
-    prev_membership: str | None
-    kind_guest: bool  # content.kind == "guest": a hint, never proof
-
-    @property
-    def new_join(self) -> bool:
-        return self.membership == "join" and self.prev_membership != "join"
-
-
-@dataclass(frozen=True)
-class GuestAccessChange:
-    room_id: str
-    event_id: str
-    sender: str
-    guest_access: str | None
-
-
-@dataclass(frozen=True)
-class BotMembership:
-    """guardbot itself was invited, joined, or left."""
-
-    room_id: str
-    event_id: str
-    membership: str
-
-
-@dataclass(frozen=True)
-class PowerChange:
-    """Power levels changed: actions waiting for power may now succeed."""
-
-    room_id: str
-    event_id: str
-
-
-@dataclass(frozen=True)
-class RoomListed:
-    """The room appeared in the public directory (from the poller or a look-up)."""
-
-    room_id: str
-    listed_at: int  # ms; tells one listing apart from a later re-listing
-
-
-@dataclass(frozen=True)
-class Message:
-    """Something said to guardbot: a `!guardbot` command anywhere, or any message in a room
-    where guardbot holds a conversation (the management room, a PWLU's DM)."""
-
-    room_id: str
-    event_id: str
-    sender: str
-    body: str
-
-
-@dataclass(frozen=True)
-class ConversationMember:
-    """Someone other than guardbot joined or left a room where guardbot holds a conversation."""
-
-    room_id: str
-    event_id: str
-    user_id: str
-    membership: str
-
-
-@dataclass(frozen=True)
-class RoomPolicyChange:
-    """A room's own policy state event (set by its admins) changed."""
-
-    room_id: str
-    event_id: str
-    sender: str
-    content: dict[str, Any]
-
-
-Observation = (
-    MemberChange
-    | GuestAccessChange
-    | BotMembership
-    | PowerChange
-    | RoomListed
-    | Message
-    | ConversationMember
-    | RoomPolicyChange
-)
-OBSERVATIONS: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (
-        MemberChange,
-        GuestAccessChange,
-        BotMembership,
-        PowerChange,
-        RoomListed,
-        Message,
-        ConversationMember,
-        RoomPolicyChange,
-    )
-}
-POLICY_EVENT = "dev.guardbot.policy"
-COMMAND_PREFIX = "!guardbot"
 
 
 # -- actions --------------------------------------------------------------------------------
@@ -202,112 +93,6 @@ class RoomFacts:
     policy: Policy
     kick_reason: str
     restore_notice: str
-
-
-# -- triage ---------------------------------------------------------------------------------
-def localpart_is_numeric(user_id: str) -> bool:
-    localpart = user_id[1 : user_id.find(":")]
-    return localpart.isascii() and localpart.isdigit()
-
-
-def is_guest_candidate(user_id: str, domain: str, kind_guest: bool) -> bool:
-    """Could this user be a guest at all? Local guests always get numeric IDs; for a remote user
-    the only evidence guardbot can have is the `kind: guest` their server put on the event."""
-    if user_id.endswith(":" + domain):
-        return localpart_is_numeric(user_id)
-    return kind_guest
-
-
-def _str(event: dict[str, Any], key: str) -> str:
-    value = event.get(key)
-    if not isinstance(value, str) or not value:
-        raise MalformedEvent(f"{key} is not a string")
-    return value
-
-
-def triage(
-    event: Any, domain: str, bot_user_id: str, conversations: Collection[str] = ()
-) -> Observation | None:
-    """Pick out the events that can matter; None for everything else. `conversations` are the
-    rooms where guardbot talks with people (management room, DMs): there every message counts."""
-    if not isinstance(event, dict):
-        raise MalformedEvent("event is not an object")
-    etype = event.get("type")
-    if etype == "m.room.message":
-        return _triage_message(event, bot_user_id, conversations)
-    if etype == "m.room.member":
-        return _triage_member(event, domain, bot_user_id, conversations)
-    if etype == "m.room.guest_access" and event.get("state_key") == "":
-        content = event.get("content")
-        value = content.get("guest_access") if isinstance(content, dict) else None
-        return GuestAccessChange(
-            room_id=_str(event, "room_id"),
-            event_id=_str(event, "event_id"),
-            sender=_str(event, "sender"),
-            guest_access=value if isinstance(value, str) else None,
-        )
-    if etype == "m.room.power_levels" and event.get("state_key") == "":
-        return PowerChange(room_id=_str(event, "room_id"), event_id=_str(event, "event_id"))
-    if etype == POLICY_EVENT and event.get("state_key") == "":
-        content = event.get("content")
-        return RoomPolicyChange(
-            room_id=_str(event, "room_id"),
-            event_id=_str(event, "event_id"),
-            sender=_str(event, "sender"),
-            content=content if isinstance(content, dict) else {},
-        )
-    return None
-
-
-def _triage_message(
-    event: dict[str, Any], bot_user_id: str, conversations: Collection[str]
-) -> Message | None:
-    content = event.get("content")
-    body = content.get("body") if isinstance(content, dict) else None
-    if not isinstance(body, str) or event.get("sender") == bot_user_id:
-        return None
-    if event.get("room_id") not in conversations and not body.startswith(COMMAND_PREFIX):
-        return None
-    return Message(
-        room_id=_str(event, "room_id"),
-        event_id=_str(event, "event_id"),
-        sender=_str(event, "sender"),
-        body=body,
-    )
-
-
-def _triage_member(
-    event: dict[str, Any], domain: str, bot_user_id: str, conversations: Collection[str]
-) -> Observation | None:
-    user_id = _str(event, "state_key")
-    content = event.get("content")
-    if not isinstance(content, dict):
-        raise MalformedEvent("content is not an object")
-    membership = content.get("membership")
-    if not isinstance(membership, str):
-        raise MalformedEvent("membership is not a string")
-    if user_id == bot_user_id:
-        return BotMembership(_str(event, "room_id"), _str(event, "event_id"), membership)
-    if event.get("room_id") in conversations:
-        return ConversationMember(
-            _str(event, "room_id"), _str(event, "event_id"), user_id, membership
-        )
-    if membership not in ("join", "invite"):
-        return None
-    kind_guest = content.get("kind") == "guest"
-    if not is_guest_candidate(user_id, domain, kind_guest):
-        return None
-    unsigned = event.get("unsigned")
-    prev = unsigned.get("prev_content") if isinstance(unsigned, dict) else None
-    prev_membership = prev.get("membership") if isinstance(prev, dict) else None
-    return MemberChange(
-        room_id=_str(event, "room_id"),
-        user_id=user_id,
-        event_id=_str(event, "event_id"),
-        membership=membership,
-        prev_membership=prev_membership if isinstance(prev_membership, str) else None,
-        kind_guest=kind_guest,
-    )
 
 
 # -- decisions ------------------------------------------------------------------------------

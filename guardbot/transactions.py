@@ -19,7 +19,7 @@ from aiohttp import web
 from .clock import now_ms
 from .db import InboxStore
 from .errors import matrix_error
-from .policy import MalformedEvent, Observation, triage
+from .triage import MalformedEvent, Observation, triage
 
 log = logging.getLogger("guardbot.transactions")
 

@@ -6,7 +6,8 @@ import dataclasses
 import json
 from typing import Any
 
-from ..policy import ACTIONS, OBSERVATIONS, Action, Observation, RoomListed
+from ..policy import ACTIONS, Action
+from ..triage import OBSERVATIONS, Observation, RoomListed
 
 
 def encode(obj: Observation | Action) -> tuple[str, str]:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from mautrix.util.async_db import Database
 
-from ..policy import Action, Observation
+from ..policy import Action
+from ..triage import Observation
 from .actions import ActionStore
 from .codec import decode_observation, encode, observation_key
 

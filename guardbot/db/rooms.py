@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mautrix.util.async_db import Database
 
-from ..policy import RoomListed
+from ..triage import RoomListed
 from .inbox import InboxStore
 
 

@@ -11,15 +11,8 @@ import pytest
 
 from guardbot import db
 from guardbot.db.actions import DONE, PENDING, SKIPPED
-from guardbot.policy import (
-    ForbidGuestAccess,
-    GuestAccessChange,
-    Kick,
-    MemberChange,
-    PowerChange,
-    RoomListed,
-    Sweep,
-)
+from guardbot.policy import ForbidGuestAccess, Kick, Sweep
+from guardbot.triage import GuestAccessChange, MemberChange, PowerChange, RoomListed
 
 ROOM = "!room:example.org"
 OTHER = "!other:example.org"
@@ -238,7 +231,8 @@ async def test_a_killed_process_loses_nothing_it_recorded(database_url: str) -> 
         """
         import asyncio, os, sys
         from guardbot import db
-        from guardbot.policy import Kick, PowerChange
+        from guardbot.policy import Kick
+        from guardbot.triage import PowerChange
 
         async def main():
             database = db.create(sys.argv[1])

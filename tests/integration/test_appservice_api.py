@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from guardbot import db
 from guardbot.errors import error_middleware
-from guardbot.policy import MemberChange
 from guardbot.transactions import AppserviceAPI
+from guardbot.triage import MemberChange
 
 TOKEN = "hs-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -8,17 +8,11 @@ from typing import Any
 import pytest
 
 from guardbot.policy import (
-    BotMembership,
     ForbidGuestAccess,
-    GuestAccessChange,
     JoinRoom,
     Kick,
-    MalformedEvent,
-    MemberChange,
     Policy,
-    PowerChange,
     RoomFacts,
-    RoomListed,
     Sweep,
     Verdict,
     confirm_kick,
@@ -27,9 +21,17 @@ from guardbot.policy import (
     decide_listed,
     decide_member,
     decide_sweep_member,
-    triage,
 )
 from guardbot.transactions import TransactionStats, parse_events
+from guardbot.triage import (
+    BotMembership,
+    GuestAccessChange,
+    MalformedEvent,
+    MemberChange,
+    PowerChange,
+    RoomListed,
+    triage,
+)
 
 DOMAIN = "example.org"
 BOT = "@guardbot:example.org"
@@ -121,8 +123,9 @@ def test_lookalike_domain_is_remote() -> None:
 
 @pytest.mark.parametrize("membership", ["invite", "join", "leave"])
 def test_bots_own_membership(membership: str) -> None:
-    obs = triage(member(BOT, membership=membership, event_id="$bot"), DOMAIN, BOT)
-    assert obs == BotMembership(ROOM, "$bot", membership)
+    event = {**member(BOT, membership=membership, event_id="$bot"), "sender": "@alice:x"}
+    obs = triage(event, DOMAIN, BOT)
+    assert obs == BotMembership(ROOM, "$bot", membership, sender="@alice:x")
 
 
 def test_guest_access_and_power_levels_events() -> None:

@@ -1,0 +1,90 @@
+"""The audit log: every decision and action guardbot took, and why."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from mautrix.util.async_db import Database
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: int
+    actor: str  # who decided or did it: guardbot, or the user whose command it was
+    what: str  # e.g. "decide Kick", "Kick", "policy", "dryrun"
+    room_id: str | None
+    user_id: str | None
+    why: str
+    result: str
+    dry_run: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class AuditStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, entry: AuditEntry) -> None:
+        await self.db.execute(
+            "INSERT INTO audit (at, actor, what, room_id, user_id, why, result, dry_run)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            entry.at,
+            entry.actor,
+            entry.what,
+            entry.room_id,
+            entry.user_id,
+            entry.why,
+            entry.result,
+            entry.dry_run,
+        )
+
+    async def find(
+        self,
+        *,
+        room_id: str | None = None,
+        user_id: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int = 10_000,
+    ) -> list[AuditEntry]:
+        clauses, args = [], []
+        for column, op, value in (
+            ("room_id", "=", room_id),
+            ("user_id", "=", user_id),
+            ("at", ">=", since),
+            ("at", "<", until),
+        ):
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} {op} ${len(args)}")
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        args.append(limit)
+        rows = await self.db.fetch(
+            "SELECT at, actor, what, room_id, user_id, why, result, dry_run FROM audit"
+            f"{where} ORDER BY id LIMIT ${len(args)}",
+            *args,
+        )
+        return [
+            AuditEntry(
+                r["at"],
+                r["actor"],
+                r["what"],
+                r["room_id"],
+                r["user_id"],
+                r["why"],
+                r["result"],
+                bool(r["dry_run"]),
+            )  # fmt: skip
+            for r in rows
+        ]
+
+    async def count_since(self, what: str, since: int) -> int:
+        return int(
+            await self.db.fetchval(
+                "SELECT COUNT(*) FROM audit WHERE what=$1 AND at >= $2 AND NOT dry_run",
+                what,
+                since,
+            )
+        )

@@ -1,0 +1,60 @@
+"""Per-room settings people change at run time: room admins' policies and dry-run switches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mautrix.util.async_db import Database
+
+GLOBAL = ""  # the dry_run row that applies to every room
+
+
+@dataclass(frozen=True)
+class RoomPolicySetting:
+    room_id: str
+    policy: str
+    reason: str | None
+    set_by: str
+    event_id: str
+    set_at: int
+
+
+class SettingsStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def room_policies(self) -> dict[str, RoomPolicySetting]:
+        rows = await self.db.fetch(
+            "SELECT room_id, policy, reason, set_by, event_id, set_at FROM room_policy"
+        )
+        return {r["room_id"]: RoomPolicySetting(**dict(r)) for r in rows}
+
+    async def set_room_policy(self, setting: RoomPolicySetting) -> None:
+        await self.db.execute(
+            "INSERT INTO room_policy (room_id, policy, reason, set_by, event_id, set_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (room_id) DO UPDATE SET"
+            " policy=$2, reason=$3, set_by=$4, event_id=$5, set_at=$6",
+            setting.room_id,
+            setting.policy,
+            setting.reason,
+            setting.set_by,
+            setting.event_id,
+            setting.set_at,
+        )
+
+    async def clear_room_policy(self, room_id: str) -> None:
+        await self.db.execute("DELETE FROM room_policy WHERE room_id=$1", room_id)
+
+    async def dry_runs(self) -> dict[str, bool]:
+        rows = await self.db.fetch("SELECT room_id, enabled FROM dry_run")
+        return {r["room_id"]: bool(r["enabled"]) for r in rows}
+
+    async def set_dry_run(self, room_id: str, enabled: bool, set_by: str, now: int) -> None:
+        await self.db.execute(
+            "INSERT INTO dry_run (room_id, enabled, set_by, set_at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (room_id) DO UPDATE SET enabled=$2, set_by=$3, set_at=$4",
+            room_id,
+            enabled,
+            set_by,
+            now,
+        )
