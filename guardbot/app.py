@@ -20,7 +20,7 @@ from aiohttp import web
 from mautrix.util.program import Program
 from yarl import URL
 
-from . import __version__, db, registration
+from . import __version__, db, logs, registration
 from .actions import Executor
 from .clock import now_ms
 from .config import Config, ConfigError, create_from_example, load
@@ -109,6 +109,8 @@ class Guardbot(Program):
             logging.config.dictConfig(copy.deepcopy(dict(self.config["logging"])))
         except (ValueError, TypeError, AttributeError, ImportError) as e:
             fail(f"logging: invalid logging config ({e})")
+        # On every handler, whatever the config's logging section says: tokens never get out.
+        logs.install_redaction(logs.secrets_of(self.config))
         self.log = logging.getLogger("guardbot.init")  # type: ignore[assignment]
 
     # -- inside the event loop -------------------------------------------------------------
