@@ -16,7 +16,8 @@ from . import policy, triage
 from .clock import now_ms
 from .config import Config
 from .db import ActionStore, QueuedAction
-from .db.actions import DONE, FAILED, SKIPPED
+from .db.actions import DONE, DRY_RUN, FAILED, SKIPPED
+from .db.audit import AuditEntry
 from .guests import GuestOracle
 from .homeserver import Homeserver, HomeserverError
 from .policy import Action, RoomFacts, Verdict
@@ -43,7 +44,8 @@ class Executor:
         self.room_facts = room_facts
         self.wakeup = wakeup
         self.bot = config.bot_user_id
-        self.kicked = 0
+        # Told of every finished action (management-room notices, metrics).
+        self.listeners: list[Callable[[Action, str, str], None]] = []
 
     # -- the loop --------------------------------------------------------------------------
     async def run_once(self) -> int:
@@ -84,13 +86,23 @@ class Executor:
             return
         except Exception as e:
             log.exception("Action %s failed unexpectedly", action)
-            await self.store.finish(
-                queued.id, FAILED, f"internal error: {type(e).__name__}", now_ms()
-            )
-            return
-        await self.store.finish(queued.id, state, outcome, now_ms())
-        level = logging.INFO if state == DONE else logging.DEBUG
+            state, outcome = FAILED, f"internal error: {type(e).__name__}"
+        await self._finish(queued, state, outcome)
+
+    async def _finish(self, queued: QueuedAction, state: str, outcome: str) -> None:
+        action = queued.action
+        audit = None
+        if isinstance(action, policy.ENFORCING + (policy.Sweep, policy.SetRoomPolicy)):
+            audit = AuditEntry(
+                now_ms(), "guardbot", type(action).__name__, action.room_id,
+                getattr(action, "user_id", None), f"caused by {action.cause}",
+                f"{state}: {outcome}", dry_run=state == DRY_RUN,
+            )  # fmt: skip
+        await self.store.finish(queued.id, state, outcome, now_ms(), audit)
+        level = logging.INFO if state in (DONE, DRY_RUN) else logging.DEBUG
         log.log(level, "%s %s: %s", type(action).__name__, action.room_id, outcome)
+        for listener in self.listeners:
+            listener(action, state, outcome)
 
     # -- what each action does -------------------------------------------------------------
     async def _carry_out(self, queued: QueuedAction) -> tuple[str, str]:
@@ -107,6 +119,13 @@ class Executor:
                 await self.hs.join(action.room_id)
                 await self.store.wake_room(action.room_id, now_ms())
                 return DONE, "joined"
+            case policy.Notice():
+                txn_id = f"guardbot-{queued.id}"
+                await self.hs.send_message(action.room_id, action.text, action.html, txn_id)
+                return DONE, "said"
+            case policy.SetRoomPolicy():
+                await self.hs.send_state(action.room_id, triage.POLICY_EVENT, action.content)
+                return DONE, f"policy event sent: {action.content.get('listed_rooms')}"
         return FAILED, f"unknown action {type(action).__name__}"
 
     async def _kick(self, action: policy.Kick, room: RoomFacts) -> tuple[str, str]:
@@ -121,8 +140,9 @@ class Executor:
         why_not = policy.confirm_kick(room, membership, verdict)
         if why_not:
             return SKIPPED, why_not
+        if room.dry_run:
+            return DRY_RUN, f"dry-run: would remove guest {action.user_id} ({membership})"
         await self.hs.kick(action.room_id, action.user_id, action.reason)
-        self.kicked += 1
         how = "" if self.guests.admin else " (on the kind: guest hint; no admin rights)"
         return DONE, f"removed guest {action.user_id} ({membership}){how}"
 
@@ -133,6 +153,8 @@ class Executor:
             return SKIPPED, "room no longer under the forbid policy"
         current = await self.hs.state_event(action.room_id, "m.room.guest_access")
         outcome = "guest_access was already forbidden"
+        if room.dry_run and not (current and current.get("guest_access") == "forbidden"):
+            return DRY_RUN, "dry-run: would set guest_access to forbidden"
         if current and current.get("guest_access") == "forbidden":
             if not action.notice:
                 return SKIPPED, outcome
@@ -143,7 +165,8 @@ class Executor:
             )
             outcome = f"set guest_access to forbidden (shielded {shielded} former guests)"
         if action.notice:
-            await self.hs.send_notice(action.room_id, action.notice, f"guardbot-notice-{action_id}")
+            txn_id = f"guardbot-notice-{action_id}"
+            await self.hs.send_message(action.room_id, action.notice, action.notice, txn_id)
         return DONE, outcome
 
     async def _shield_former_guests(self, room_id: str) -> int:

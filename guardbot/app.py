@@ -23,12 +23,15 @@ from yarl import URL
 from . import __version__, db, logs, registration
 from .actions import Executor
 from .clock import now_ms
+from .commands import RoomCommands
 from .config import Config, ConfigError, create_from_example, load
 from .directory import Directory
 from .errors import error_middleware
 from .evaluator import Evaluator
 from .guests import GuestOracle
 from .homeserver import Homeserver, HomeserverError
+from .management import Management
+from .rooms import Rooms
 from .transactions import AppserviceAPI
 
 log = logging.getLogger("guardbot")
@@ -126,17 +129,29 @@ class Guardbot(Program):
         self.directory = Directory(
             self.hs, self.room_store, c["directory.poll_interval"], c["directory.page_size"]
         )
+        self.settings = db.SettingsStore(self.database)
+        self.audit = db.AuditStore(self.database)
+        self.rooms = Rooms(c, self.directory, self.settings)
         self.evaluator = Evaluator(
-            c, self.inbox, self.action_store, self.directory, self.guests, self.action_wakeup
-        )
-        self.directory.wake = self.evaluator.wakeup.set
-        self.executor = Executor(
-            c, self.hs, self.action_store, self.guests, self.evaluator.room_facts,
+            c, self.hs, self.inbox, self.action_store, self.rooms, self.guests,
             self.action_wakeup,
         )  # fmt: skip
+        self.directory.wake = self.evaluator.wakeup.set
+        self.executor = Executor(
+            c, self.hs, self.action_store, self.guests, self.rooms.facts, self.action_wakeup
+        )
+        self.management = Management(
+            c, self.hs, self.rooms, self.directory, self.guests, self.action_store, self.inbox,
+            self.audit,
+        )  # fmt: skip
+        self.evaluator.message_handlers += [
+            RoomCommands(c, self.hs, self.rooms, self.audit).handle,
+            self.management.handle,
+        ]
+        self.executor.listeners.append(self.management.note)
         # Rooms where guardbot talks with people (management room, PWLU DMs): every message
         # there reaches the evaluator, not only `!guardbot` commands.
-        self.conversations: set[str] = set()
+        self.conversations: set[str] = {c["management_room"]} - {""}
         self.appservice = AppserviceAPI(
             c["appservice.hs_token"], c["homeserver.domain"], c.bot_user_id, self.inbox,
             self.evaluator.wakeup.set, self.conversations,
@@ -147,6 +162,15 @@ class Guardbot(Program):
         self.appservice.register(self.web)
         self.web.router.add_get("/_matrix/mau/live", self._live)
         self.web.router.add_get("/_matrix/mau/ready", self._ready)
+        # Named guests (PWLU): HTTP routes, DM handlers, and the reminder scheduler in _start.
+        self.pwlu = None
+        if c["pwlu.enabled"]:
+            from .pwlu.service import PwluService  # imported only when the feature is on
+
+            self.pwlu = PwluService(c, self.hs, self.database, self.conversations)
+            self.pwlu.register(self.web)
+            self.evaluator.message_handlers.append(self.pwlu.on_message)
+            self.evaluator.member_handlers.append(self.pwlu.on_member)
         self.runner: web.AppRunner | None = None
         self.tasks: list[asyncio.Task[Any]] = []
         self.ready = False
@@ -167,6 +191,8 @@ class Guardbot(Program):
             first = (str(e) or type(e).__name__).splitlines()[0]
             raise StartupError(f"database: cannot open {redact_url(c['database'])}: {first}") from e
         await self._check_homeserver()
+        if self.pwlu is not None:
+            await self.pwlu.load()  # its DMs are conversations before any transaction arrives
         self.runner = web.AppRunner(self.web, access_log=None)
         await self.runner.setup()
         host, port = c["appservice.hostname"], c["appservice.port"]
@@ -178,12 +204,16 @@ class Guardbot(Program):
         await self._ping()
         await self._check_admin()
         await self.directory.load()
+        await self.rooms.load()
         self.tasks = [
+            asyncio.create_task(self.management.report_loop(), name="reports"),
             asyncio.create_task(self.evaluator.run(), name="evaluator"),
             asyncio.create_task(self.executor.run(), name="executor"),
             asyncio.create_task(self.directory.run(), name="directory"),
             asyncio.create_task(self._prune_transactions(), name="prune"),
         ]
+        if self.pwlu is not None:
+            self.tasks.append(asyncio.create_task(self.pwlu.run(), name="pwlu-nags"))
         self.ready = True
         log.info("guardbot %s is running as %s", __version__, c.bot_user_id)
 

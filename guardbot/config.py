@@ -7,6 +7,7 @@ the dotted key path first.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from ruamel.yaml.comments import CommentedMap
 from yarl import URL
 
 from .policy import Policy
+from .pwlu.templates import NAG_PLACEHOLDERS
 
 ENV_PREFIX = "GUARDBOT_"
 BASE_CONFIG = "pkg://guardbot/example-config.yaml"
@@ -83,7 +85,8 @@ class Config(BaseFileConfig):
                 hint = _did_you_mean(key, known)
                 raise ConfigError(f"{key}: {name} is not a config key{hint}")
             try:
-                value = _yaml.load(raw) if raw.strip() else ""
+                # Matrix IDs (!room, @user, #alias) are strings; YAML would read a tag or comment.
+                value = raw if raw[:1] in "!@#" else _yaml.load(raw) if raw.strip() else ""
             except Exception as e:
                 first = str(e).splitlines()[0] if str(e) else type(e).__name__
                 raise ConfigError(f"{key}: {name} is not a valid value ({first})") from None
@@ -96,10 +99,6 @@ class Config(BaseFileConfig):
     @property
     def bot_user_id(self) -> str:
         return f"@{self['appservice.bot_username']}:{self['homeserver.domain']}"
-
-    def room_policy(self, room_id: str) -> Policy:
-        rooms = self["policy.rooms"] or {}
-        return Policy(rooms.get(room_id, self["policy.listed_rooms"]))
 
     # -- validation ------------------------------------------------------------------------
     def validate(self) -> None:
@@ -118,6 +117,20 @@ class Config(BaseFileConfig):
                 raise ConfigError(f"policy.rooms.{room_id}: not a room ID (they start with !)")
             if policy not in Policy.values():
                 raise ConfigError(f"policy.rooms.{room_id}: {policy!r} is not one of {_choices()}")
+        self._validate_pwlu()
+
+    def _validate_pwlu(self) -> None:
+        """Keys that only matter when named guests are on: a disabled feature needs no secret."""
+        if not self["pwlu.enabled"]:
+            return
+        secret = self["pwlu.secret"]
+        if secret == "generate":
+            raise ConfigError("pwlu.secret: not generated yet: run `guardbot -c <config> -g`")
+        if len(secret) < 32:
+            raise ConfigError("pwlu.secret: too short; use at least 32 random characters")
+        problem = _url(self["pwlu.public_url"])
+        if problem:
+            raise ConfigError(f"pwlu.public_url: {problem} (where people reach /_guardbot/)")
 
 
 def _did_you_mean(key: str, known: set[str]) -> str:
@@ -186,11 +199,85 @@ def _policy(value: Any) -> str | None:
     return None if value in Policy.values() else f"{value!r} is not one of {_choices()}"
 
 
+def _policy_list(value: Any) -> str | None:
+    if not isinstance(value, list) or any(v not in Policy.values() for v in value):
+        return f"must be a list of policies from {_choices()}"
+    return None
+
+
+def _room_or_empty(value: Any) -> str | None:
+    if value == "" or (isinstance(value, str) and value.startswith("!") and " " not in value):
+        return None
+    return "must be a room ID (it starts with !), or empty"
+
+
 def _user_list(value: Any) -> str | None:
     if not isinstance(value, list) or not all(
         isinstance(u, str) and u.startswith("@") and ":" in u for u in value
     ):
         return "must be a list of user IDs like @alice:example.org"
+    return None
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds in "90s", "10m", "3d", "1h30m" or a plain number of seconds; ValueError if not."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip().lower()
+        parts = list(_DURATION.finditer(text))
+        if not parts or "".join(p.group(0) for p in parts) != text.replace(" ", ""):
+            raise ValueError(value)
+        seconds = sum(float(p.group(1)) * _UNIT_SECONDS[p.group(2)] for p in parts)
+    else:
+        raise ValueError(value)
+    if seconds <= 0:
+        raise ValueError(value)
+    return seconds
+
+
+def _duration(value: Any) -> str | None:
+    try:
+        parse_duration(value)
+    except ValueError:
+        return f"{value!r} is not a duration like 90s, 10m, 12h or 3d"
+    return None
+
+
+def _string_list(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
+        return "must be a list of strings"
+    return None
+
+
+def _networks(value: Any) -> str | None:
+    if not isinstance(value, list):
+        return "must be a list of addresses or CIDR ranges, like [10.0.0.0/8, ::1]"
+    for item in value:
+        try:
+            ipaddress.ip_network(str(item), strict=False)
+        except ValueError:
+            return f"{item!r} is not an address or CIDR range"
+    return None
+
+
+def _count(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return "must be a whole number, 0 or more"
+    return None
+
+
+def _nag_template(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return "must be a non-empty string"
+    unknown = sorted(set(re.findall(r"\{(\w+)\}", value)) - set(NAG_PLACEHOLDERS))
+    if unknown:
+        known = ", ".join("{" + p + "}" for p in NAG_PLACEHOLDERS)
+        return f"unknown placeholder {{{unknown[0]}}} (known: {known})"
     return None
 
 
@@ -212,8 +299,24 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "policy.rooms": _typed(dict, "a map of room ID to forbid, kick or off"),
     "policy.kick_reason": _typed(str, "a string"),
     "policy.restore_notice": _typed(str, "a string"),
+    "policy.room_admins_may": _policy_list,
+    "policy.dry_run": _typed(bool, "true or false"),
+    "management_room": _room_or_empty,
     "bot.auto_join_listed_rooms": _typed(bool, "true or false"),
     "bot.exempt_users": _user_list,
+    "pwlu.enabled": _typed(bool, "true or false"),
+    "pwlu.secret": _typed(str, "a string (guardbot -g generates it)"),
+    "pwlu.previous_secrets": _string_list,
+    "pwlu.public_url": _typed(str, "a URL like https://matrix.example.org"),
+    "pwlu.claim_token_ttl": _duration,
+    "pwlu.trusted_proxies": _networks,
+    "pwlu.rate_limit.per_second": _positive,
+    "pwlu.rate_limit.burst_count": _positive,
+    "pwlu.nag.first_after": _duration,
+    "pwlu.nag.every": _duration,
+    "pwlu.nag.max": _count,
+    "pwlu.nag.template": _nag_template,
+    "pwlu.nag.html_template": _nag_template,
     "logging": _typed(dict, "a Python logging dictConfig mapping"),
 }
 

@@ -1,9 +1,10 @@
 """Turns inbox observations into queued actions: gathers facts, asks the policy core, records.
 
-Every input (homeserver events, directory changes) arrives through the inbox, so the one loop
-here sees them in order. An observation leaves the inbox only in the same database transaction
-that queues its actions, so a crash at any point re-evaluates it rather than losing it; the
-actions' dedup keys keep a re-evaluation from queueing anything twice.
+Every input (homeserver events, directory changes, commands) arrives through the inbox, so the
+one loop here sees them in order. An observation leaves the inbox only in the same database
+transaction that queues its actions and audits the decision, so a crash at any point
+re-evaluates it rather than losing it; the actions' dedup keys keep a re-evaluation from
+queueing anything twice.
 """
 
 from __future__ import annotations
@@ -16,46 +17,60 @@ from . import policy, triage
 from .clock import now_ms
 from .config import Config
 from .db import ActionStore, InboxRow, InboxStore
-from .directory import Directory
+from .db.audit import AuditEntry
 from .guests import GuestOracle
-from .homeserver import HomeserverError
-from .policy import Action, RoomFacts, Verdict
+from .homeserver import Homeserver, HomeserverError
+from .policy import Action, Notice, RoomFacts, Verdict
+from .rooms import Rooms
+from .triage import POLICY_EVENT
 
 log = logging.getLogger("guardbot.evaluator")
+
+ConversationHandler = Callable[[triage.Message], Awaitable[list[Action]]]
+MemberHandler = Callable[[triage.ConversationMember], Awaitable[list[Action]]]
+
+
+def describe(obs: triage.Observation) -> str:
+    """One line for the audit log: what happened."""
+    match obs:
+        case triage.MemberChange():
+            hint = ", kind: guest" if obs.kind_guest else ""
+            return f"{obs.user_id} {obs.membership} ({obs.event_id}{hint})"
+        case triage.RoomListed():
+            return "room appeared in the public directory"
+        case triage.GuestAccessChange():
+            return f"{obs.sender} set guest_access to {obs.guest_access} ({obs.event_id})"
+        case triage.BotMembership():
+            return f"guardbot {obs.membership} ({obs.event_id})"
+        case triage.Message():
+            return f"{obs.sender} said {obs.body[:60]!r}"
+    return type(obs).__name__
 
 
 class Evaluator:
     def __init__(
         self,
         config: Config,
+        hs: Homeserver,
         inbox: InboxStore,
         actions: ActionStore,
-        directory: Directory,
+        rooms: Rooms,
         guests: GuestOracle,
         on_queued: asyncio.Event,
     ) -> None:
         self.config = config
+        self.hs = hs
         self.inbox = inbox
         self.actions = actions
-        self.directory = directory
+        self.rooms = rooms
         self.guests = guests
         self.bot_user_id = config.bot_user_id
         self.wakeup = asyncio.Event()
         self.on_queued = on_queued
         # Conversation handlers (commands, PWLU DMs) plug in here; each may return actions.
-        self.message_handlers: list[Callable[[triage.Message], Awaitable[list[Action]]]] = []
-        self.member_handlers: list[
-            Callable[[triage.ConversationMember], Awaitable[list[Action]]]
-        ] = []
-
-    async def room_facts(self, room_id: str) -> RoomFacts:
-        return RoomFacts(
-            room_id=room_id,
-            listed=await self.directory.is_listed(room_id),
-            policy=self.config.room_policy(room_id),
-            kick_reason=self.config["policy.kick_reason"],
-            restore_notice=self.config["policy.restore_notice"],
-        )
+        self.message_handlers: list[ConversationHandler] = []
+        self.member_handlers: list[MemberHandler] = []
+        self._audit: list[AuditEntry] = []  # decisions made while evaluating the current row
 
     async def decide(self, obs: triage.Observation) -> list[Action]:
         match obs:
@@ -67,7 +82,9 @@ class Evaluator:
                 await self.actions.wake_room(obs.room_id, now_ms())
                 self.on_queued.set()
                 return []
-        room = await self.room_facts(obs.room_id)
+            case triage.BotMembership() if obs.membership == "invite":
+                return await self._decide_invite(obs)
+        room = await self.rooms.facts(obs.room_id)
         match obs:
             case triage.MemberChange():
                 return await self._decide_member(obs, room)
@@ -79,6 +96,8 @@ class Evaluator:
                 if obs.membership == "join":
                     await self.actions.wake_room(obs.room_id, now_ms())
                 return policy.decide_bot_membership(obs, room)
+            case triage.RoomPolicyChange():
+                return await self._decide_room_policy(obs)
         return []
 
     async def _decide_member(self, obs: triage.MemberChange, room: RoomFacts) -> list[Action]:
@@ -98,18 +117,78 @@ class Evaluator:
             )
         return policy.decide_member(obs, room, verdict)
 
+    async def _decide_invite(self, obs: triage.BotMembership) -> list[Action]:
+        """Any room may invite guardbot; the management room only by a server admin."""
+        if obs.room_id == self.config["management_room"]:
+            inviter = await self.hs.admin_user(obs.sender) if self.guests.admin else None
+            if not inviter or not inviter.get("admin"):
+                log.warning(
+                    "Ignoring an invite to the management room from %s, not a server admin",
+                    obs.sender,
+                )
+                return []
+        return [policy.JoinRoom(obs.room_id, cause=obs.event_id)]
+
+    async def _decide_room_policy(self, obs: triage.RoomPolicyChange) -> list[Action]:
+        power = await self.hs.room_power(obs.room_id)
+        ruling = policy.judge_room_policy(
+            obs,
+            sender_may=power.may_send_state(obs.sender, POLICY_EVENT),
+            allowed=list(self.config["policy.room_admins_may"]),
+            bot_user_id=self.bot_user_id,
+        )
+        text = f"guardbot: {ruling.explanation}."
+        self._audit.append(
+            AuditEntry(
+                now_ms(),
+                ruling.set_by,
+                "policy",
+                obs.room_id,
+                ruling.set_by,
+                f"{POLICY_EVENT} {obs.content.get('listed_rooms')!r} ({obs.event_id})",
+                "refused" if ruling.policy is None else "accepted",
+            )  # fmt: skip
+        )
+        if ruling.policy is None:
+            text = f"guardbot ignores this policy change: {ruling.explanation}."
+            log.warning("Room %s: %s", obs.room_id, text)
+            return [Notice(obs.room_id, text, text, cause=obs.event_id)]
+        await self.rooms.record_policy(obs, ruling)
+        room = await self.rooms.facts(obs.room_id)
+        if room.policy_source.startswith("the server admin"):
+            text += f" The server admin's setting for this room ({room.policy}) still applies."
+        # Switching a listed room to an enforcing policy applies it to who is already there.
+        sweep = policy.close_and_sweep(room, cause=obs.event_id)
+        return [Notice(obs.room_id, text, text, cause=obs.event_id), *sweep]
+
+    # -- the loop --------------------------------------------------------------------------
     async def run_once(self) -> int:
         """Evaluate what is in the inbox; returns how many observations were settled."""
         settled = 0
         for row in await self.inbox.take():
+            self._audit = []
             actions = await self._decide_row(row)
-            await self.inbox.settle(row.id, actions, now_ms())
+            now = now_ms()
+            audit = self._audit + [
+                AuditEntry(
+                    now,
+                    "guardbot",
+                    f"decide {type(a).__name__}",
+                    a.room_id,
+                    getattr(a, "user_id", None),
+                    describe(row.observation),
+                    "queued",
+                )  # fmt: skip
+                for a in actions
+                if isinstance(a, policy.ENFORCING + (policy.Sweep,))
+            ]
+            await self.inbox.settle(row.id, actions, now, audit)
             settled += 1
             if actions:
                 log.info(
                     "Queued %s for %s",
                     ", ".join(type(a).__name__ for a in actions),
-                    row.observation,
+                    describe(row.observation),
                 )
                 self.on_queued.set()
         return settled
@@ -132,13 +211,11 @@ class Evaluator:
                 while await self.run_once():
                     pass
                 backoff = 1.0
-            except HomeserverError as e:
-                log.warning("Cannot gather facts (%s); retrying in %.0fs", e, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60)
-                continue
-            except Exception:
-                log.exception("Evaluator failed; retrying")
+            except Exception as e:
+                if isinstance(e, HomeserverError):
+                    log.warning("Cannot gather facts (%s); retrying in %.0fs", e, backoff)
+                else:
+                    log.exception("Evaluator failed; retrying in %.0fs", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60)
                 continue

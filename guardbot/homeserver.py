@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import aiohttp
 
+from .power import RoomPower
+
 log = logging.getLogger("guardbot.homeserver")
 
 
@@ -160,6 +162,10 @@ class Homeserver:
             query["since"] = since
         return await self.request("GET", "/_matrix/client/v3/publicRooms", query=query)
 
+    async def resolve_alias(self, alias: str) -> str:
+        data = await self.request("GET", f"/_matrix/client/v3/directory/room/{q(alias)}")
+        return str(data["room_id"])
+
     async def directory_visibility(self, room_id: str) -> str:
         path = f"/_matrix/client/v3/directory/list/room/{q(room_id)}"
         try:
@@ -170,15 +176,31 @@ class Homeserver:
             raise
         return str(data.get("visibility", "private"))
 
-    async def state_event(self, room_id: str, etype: str, state_key: str = "") -> dict | None:
-        """Content of a state event, None if unset."""
+    async def state_event(
+        self, room_id: str, etype: str, state_key: str = "", *, format_event: bool = False
+    ) -> dict | None:
+        """Content of a state event (the whole event with format_event), None if unset."""
         path = f"/_matrix/client/v3/rooms/{q(room_id)}/state/{q(etype)}/{q(state_key)}"
+        query = {"format": "event"} if format_event else None
         try:
-            return await self.request("GET", path)
+            return await self.request("GET", path, query=query)
         except HomeserverError as e:
             if e.status == 404 and e.errcode == "M_NOT_FOUND":
                 return None
             raise
+
+    async def room_power(self, room_id: str) -> RoomPower:
+        levels = await self.state_event(room_id, "m.room.power_levels")
+        create = await self.state_event(room_id, "m.room.create", format_event=True)
+        return RoomPower.from_state(levels, create)
+
+    async def send_message(self, room_id: str, text: str, html: str, txn_id: str) -> None:
+        """A notice, plain and HTML. A fixed txn_id lets the homeserver drop a resend."""
+        path = f"/_matrix/client/v3/rooms/{q(room_id)}/send/m.room.message/{q(txn_id)}"
+        content = {"msgtype": "m.notice", "body": text}
+        if html and html != text:
+            content |= {"format": "org.matrix.custom.html", "formatted_body": html}
+        await self.request("PUT", path, content)
 
     async def send_state(
         self, room_id: str, etype: str, content: dict, state_key: str = "", *, as_user: str = ""
@@ -187,11 +209,6 @@ class Homeserver:
         path = f"/_matrix/client/v3/rooms/{q(room_id)}/state/{q(etype)}/{q(state_key)}"
         query = {"user_id": as_user} if as_user else None
         return str((await self.request("PUT", path, content, query=query)).get("event_id", ""))
-
-    async def send_notice(self, room_id: str, text: str, txn_id: str) -> None:
-        # A fixed txn_id lets the homeserver drop the second copy if guardbot crashes and retries.
-        path = f"/_matrix/client/v3/rooms/{q(room_id)}/send/m.room.message/{q(txn_id)}"
-        await self.request("PUT", path, {"msgtype": "m.notice", "body": text})
 
     async def members(self, room_id: str) -> list[dict[str, Any]]:
         """Member events of everyone not gone from the room."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from .triage import (
     BotMembership,
     GuestAccessChange,
     MemberChange,
     RoomListed,
+    RoomPolicyChange,
 )
 
 
@@ -82,8 +84,39 @@ class JoinRoom:
         return f"join|{self.room_id}|{self.cause}"
 
 
-Action = Kick | ForbidGuestAccess | Sweep | JoinRoom
-ACTIONS: dict[str, type] = {cls.__name__: cls for cls in (Kick, ForbidGuestAccess, Sweep, JoinRoom)}
+@dataclass(frozen=True)
+class Notice:
+    """Say something in a room (a command's answer, an explanation)."""
+
+    room_id: str
+    text: str
+    html: str
+    cause: str
+
+    @property
+    def key(self) -> str:
+        return f"notice|{self.room_id}|{self.cause}"
+
+
+@dataclass(frozen=True)
+class SetRoomPolicy:
+    """Write the room's policy state event, on behalf of a room admin's command."""
+
+    room_id: str
+    content: dict[str, Any]
+    cause: str
+
+    @property
+    def key(self) -> str:
+        return f"setpolicy|{self.room_id}|{self.cause}"
+
+
+Action = Kick | ForbidGuestAccess | Sweep | JoinRoom | Notice | SetRoomPolicy
+ACTIONS: dict[str, type] = {
+    cls.__name__: cls for cls in (Kick, ForbidGuestAccess, Sweep, JoinRoom, Notice, SetRoomPolicy)
+}
+# Actions that change who is in a room or who may enter: the ones dry-run holds back.
+ENFORCING = (Kick, ForbidGuestAccess)
 
 
 @dataclass(frozen=True)
@@ -93,6 +126,8 @@ class RoomFacts:
     policy: Policy
     kick_reason: str
     restore_notice: str
+    policy_source: str = "server default"
+    dry_run: bool = False
 
 
 # -- decisions ------------------------------------------------------------------------------
@@ -127,12 +162,13 @@ def decide_guest_access(
 
 def decide_listed(listing: RoomListed, room: RoomFacts) -> list[Action]:
     """A room became listed: the guests already inside are handled by its policy."""
+    return close_and_sweep(room, cause=f"listed:{listing.listed_at}")
+
+
+def close_and_sweep(room: RoomFacts, cause: str) -> list[Action]:
+    """Apply the room's policy to everyone already in it."""
     if not enforces(room):
         return []
-    return _close_and_sweep(room, cause=f"listed:{listing.listed_at}")
-
-
-def _close_and_sweep(room: RoomFacts, cause: str) -> list[Action]:
     sweep = Sweep(room.room_id, cause=cause)
     if room.policy is Policy.FORBID:
         return [ForbidGuestAccess(room.room_id, cause=cause), sweep]
@@ -143,9 +179,9 @@ def decide_bot_membership(change: BotMembership, room: RoomFacts) -> list[Action
     """Accept invites; once in a listed room, look at who is already there."""
     if change.membership == "invite":
         return [JoinRoom(room.room_id, cause=change.event_id)]
-    if change.membership == "join" and enforces(room):
+    if change.membership == "join":
         # Caused by this join event, so a later re-join closes the room and sweeps it again.
-        return _close_and_sweep(room, cause=change.event_id)
+        return close_and_sweep(room, cause=change.event_id)
     return []
 
 
@@ -169,3 +205,43 @@ def confirm_kick(room: RoomFacts, membership: str | None, verdict: Verdict) -> s
     if verdict is not Verdict.GUEST:
         return f"user is not certainly a guest ({verdict.value})"
     return None
+
+
+@dataclass(frozen=True)
+class PolicyRuling:
+    """What becomes of a room admin's policy event: accepted (policy set) or why not."""
+
+    policy: Policy | None
+    reason: str | None
+    set_by: str
+    explanation: str
+
+
+def judge_room_policy(
+    change: RoomPolicyChange, sender_may: bool, allowed: list[str], bot_user_id: str
+) -> PolicyRuling:
+    """A room's policy state event: from someone allowed to send it, naming a choice the
+    server admin lets rooms make? guardbot writes the event itself for a command, after
+    checking the commanding user, who is named in `set_by`."""
+    content = change.content
+    set_by = change.sender
+    if change.sender == bot_user_id and isinstance(content.get("set_by"), str):
+        set_by = content["set_by"]
+    elif not sender_may:
+        return PolicyRuling(None, None, set_by, f"{set_by} may not set guardbot's policy here")
+    choice = content.get("listed_rooms")
+    if choice not in Policy.values():
+        return PolicyRuling(
+            None, None, set_by, f"listed_rooms must be one of {', '.join(Policy.values())}"
+        )
+    if choice not in allowed:
+        return PolicyRuling(
+            None,
+            None,
+            set_by,
+            f"the server admin does not let rooms choose {choice!r} here"
+            f" (allowed: {', '.join(allowed)})",
+        )
+    reason = content.get("reason")
+    reason = reason.strip() if isinstance(reason, str) and reason.strip() else None
+    return PolicyRuling(Policy(choice), reason, set_by, f"policy is now {choice}, set by {set_by}")

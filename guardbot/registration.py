@@ -36,6 +36,10 @@ def build(config: Config) -> dict[str, Any]:
 def new_tokens(config: Config) -> None:
     config["appservice.as_token"] = secrets.token_urlsafe(48)
     config["appservice.hs_token"] = secrets.token_urlsafe(48)
+    # Unlike the tokens, a real PWLU secret is kept: named guests' passwords derive from it, so
+    # replacing it is a rotation the operator does on purpose (see pwlu.previous_secrets).
+    if config.get("pwlu.secret", "generate") == "generate":
+        config["pwlu.secret"] = secrets.token_urlsafe(48)
 
 
 def write(registration: dict[str, Any], path: str) -> None:

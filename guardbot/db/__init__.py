@@ -5,8 +5,10 @@ from __future__ import annotations
 from mautrix.util.async_db import Database
 
 from .actions import ActionStore, QueuedAction
+from .audit import AuditEntry, AuditStore
 from .inbox import InboxRow, InboxStore
 from .rooms import RoomStore
+from .settings import SettingsStore
 from .upgrade import upgrade_table
 
 
@@ -19,6 +21,9 @@ def create(url: str) -> Database:
 
 __all__ = [
     "ActionStore",
+    "AuditEntry",
+    "AuditStore",
+    "SettingsStore",
     "Database",
     "InboxRow",
     "InboxStore",

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from mautrix.util.async_db import Database
 
 from ..policy import Action
+from .audit import AuditEntry, AuditStore
 from .codec import decode_action, encode
 
 PENDING, DONE, SKIPPED, FAILED = "pending", "done", "skipped", "failed"
+DRY_RUN = "dry_run"  # decided and recorded, deliberately not done
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class QueuedAction:
 class ActionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.audit = AuditStore(db)
 
     async def add(self, actions: Iterable[Action], now: int) -> int:
         """Queue actions; one already queued under the same key (ever) is not queued again."""
@@ -62,14 +65,26 @@ class ActionStore:
             "SELECT MIN(next_attempt_at) FROM action WHERE state = 'pending'"
         )
 
-    async def finish(self, action_id: int, state: str, outcome: str, now: int) -> None:
-        await self.db.execute(
-            "UPDATE action SET state=$2, outcome=$3, done_at=$4 WHERE id=$1",
-            action_id,
-            state,
-            outcome,
-            now,
-        )
+    async def finish(
+        self, action_id: int, state: str, outcome: str, now: int, audit: AuditEntry | None = None
+    ) -> None:
+        async with self.db.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE action SET state=$2, outcome=$3, done_at=$4 WHERE id=$1",
+                action_id,
+                state,
+                outcome,
+                now,
+            )
+            if state == DRY_RUN:
+                # Held back, not done: free its key so the same decision can be taken for
+                # real once dry-run is off (a sweep, or the event seen again).
+                await conn.execute(
+                    "UPDATE action SET dedup_key = dedup_key || '|dry-run:' || id WHERE id=$1",
+                    action_id,
+                )
+            if audit is not None:
+                await self.audit.add(audit)
 
     async def retry_at(self, action_id: int, at: int, outcome: str) -> None:
         await self.db.execute(

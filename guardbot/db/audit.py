@@ -80,11 +80,11 @@ class AuditStore:
             for r in rows
         ]
 
-    async def count_since(self, what: str, since: int) -> int:
-        return int(
-            await self.db.fetchval(
-                "SELECT COUNT(*) FROM audit WHERE what=$1 AND at >= $2 AND NOT dry_run",
-                what,
-                since,
-            )
-        )
+    async def count_done(self, what: str, *, room_id: str | None = None, since: int = 0) -> int:
+        """How many times `what` was really done (not in dry-run), e.g. guests kicked."""
+        query = "SELECT COUNT(*) FROM audit WHERE what=$1 AND at >= $2 AND result LIKE 'done%'"
+        args: list = [what, since]
+        if room_id is not None:
+            query += " AND room_id=$3"
+            args.append(room_id)
+        return int(await self.db.fetchval(query, *args))

@@ -6,7 +6,7 @@ answer loses nothing; a redelivered transaction (same txn ID, same body) adds no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mautrix.util.async_db import Database
@@ -14,6 +14,7 @@ from mautrix.util.async_db import Database
 from ..policy import Action
 from ..triage import Observation
 from .actions import ActionStore
+from .audit import AuditEntry, AuditStore
 from .codec import decode_observation, encode, observation_key
 
 
@@ -27,6 +28,7 @@ class InboxStore:
     def __init__(self, db: Database, actions: ActionStore) -> None:
         self.db = db
         self.actions = actions
+        self.audit = AuditStore(db)
 
     async def record_transaction(
         self, txn_id: str, body_hash: str, observations: Iterable[Observation], now: int
@@ -74,10 +76,14 @@ class InboxStore:
         )
         return [InboxRow(r["id"], decode_observation(r["kind"], r["payload"])) for r in rows]
 
-    async def settle(self, row_id: int, actions: list[Action], now: int) -> None:
-        """Queue what was decided and drop the observation, atomically."""
+    async def settle(
+        self, row_id: int, actions: list[Action], now: int, audit: Sequence[AuditEntry] = ()
+    ) -> None:
+        """Queue what was decided, audit it and drop the observation, atomically."""
         async with self.db.acquire() as conn, conn.transaction():
             await self.actions.add(actions, now)
+            for entry in audit:
+                await self.audit.add(entry)
             await conn.execute("DELETE FROM inbox WHERE id=$1", row_id)
 
     async def size(self) -> int:

@@ -13,6 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from guardbot.config import Config, ConfigError, create_from_example, load
+from guardbot.rooms import Rooms
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = resources.files("guardbot").joinpath("example-config.yaml").read_text()
@@ -42,12 +43,16 @@ def section(name: str, replacement: str) -> tuple[str, str]:
 
 
 # -- loading --------------------------------------------------------------------------------
+def policy_of(config: Config, room_id: str) -> str:
+    return Rooms(config, None, None).policy(room_id)[0]  # type: ignore[arg-type]
+
+
 def test_example_with_tokens_loads(tmp_path: Path) -> None:
     config = load(str(write(tmp_path, edited())), environ={})
     assert config["appservice.port"] == 29330
     assert config["appservice.as_token"] == "as-secret"
     assert config.bot_user_id == "@guardbot:example.org"
-    assert config.room_policy("!any:example.org") == "forbid"
+    assert policy_of(config, "!any:example.org") == "forbid"
 
 
 def test_example_as_shipped_asks_for_tokens(tmp_path: Path) -> None:
@@ -63,8 +68,8 @@ def test_short_file_is_completed_from_the_example(tmp_path: Path) -> None:
     )
     config = load(str(path), environ={})
     assert config.bot_user_id == "@guardbot:my.org"
-    assert config.room_policy("!abc:my.org") == "off"
-    assert config.room_policy("!other:my.org") == "forbid"
+    assert policy_of(config, "!abc:my.org") == "off"
+    assert policy_of(config, "!other:my.org") == "forbid"
     saved = path.read_text()
     assert "# How often to scan the server's public room directory" in saved
     assert _yaml.load(saved)["homeserver"] == {
@@ -158,7 +163,7 @@ def test_environment_wins_and_is_not_written_back(tmp_path: Path) -> None:
     }
     config = load(str(path), environ=environ)
     assert config["appservice.port"] == 1234
-    assert config.room_policy("!r:example.org") == "kick"
+    assert policy_of(config, "!r:example.org") == "kick"
     assert config["appservice.as_token"] == "from-env"
     on_disk = _yaml.load(path.read_text())
     assert on_disk["appservice"]["port"] == 29330
@@ -309,3 +314,10 @@ def test_cli_unreachable_database(tmp_path: Path) -> None:
     (line,) = error_lines(result.stderr)
     assert line.startswith("guardbot: database:")
     assert "hunter2" not in result.stderr
+
+
+def test_env_matrix_ids_are_plain_strings(tmp_path: Path) -> None:
+    path = write(tmp_path, edited())
+    environ = {"GUARDBOT_MANAGEMENT_ROOM": "!abc:example.org", "GUARDBOT_BOT__EXEMPT_USERS": "[]"}
+    config = load(str(path), environ=environ)
+    assert config["management_room"] == "!abc:example.org"

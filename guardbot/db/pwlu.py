@@ -1,0 +1,246 @@
+"""Named guests (PWLU) and their claim links: the durable nag schedule lives here.
+
+A row's life: `unconfirmed` while its registration is under way (or was cut off by a crash),
+`active` while guardbot may nag, `done` for good. Nag n is first marked as being sent
+(`sending = n`), then sent, then counted, so a crash in between resends the same nag n, never
+n+1 and never a second copy (the send is idempotent on the homeserver's side).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mautrix.util.async_db import Database
+
+UNCONFIRMED, ACTIVE, DONE = "unconfirmed", "active", "done"
+
+_COLUMNS = (
+    "user_id, key_id, state, done_reason, password_set, created_at, nags_sent, sending,"
+    " next_nag_at, attempts, dm_room_id, dm_creating, dm_left, dm_reinvited, checked_at"
+)
+
+
+@dataclass(frozen=True)
+class PwluRow:
+    user_id: str
+    key_id: str
+    state: str
+    done_reason: str | None
+    password_set: bool
+    created_at: int
+    nags_sent: int
+    sending: int | None
+    next_nag_at: int | None
+    attempts: int
+    dm_room_id: str | None
+    dm_creating: bool
+    dm_left: bool
+    dm_reinvited: bool
+    checked_at: int | None
+
+    @classmethod
+    def from_record(cls, r: Any) -> PwluRow:
+        return cls(
+            user_id=r["user_id"],
+            key_id=r["key_id"],
+            state=r["state"],
+            done_reason=r["done_reason"],
+            password_set=bool(r["password_set"]),
+            created_at=r["created_at"],
+            nags_sent=r["nags_sent"],
+            sending=r["sending"],
+            next_nag_at=r["next_nag_at"],
+            attempts=r["attempts"],
+            dm_room_id=r["dm_room_id"],
+            dm_creating=bool(r["dm_creating"]),
+            dm_left=bool(r["dm_left"]),
+            dm_reinvited=bool(r["dm_reinvited"]),
+            checked_at=r["checked_at"],
+        )
+
+
+class PwluStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- registration ----------------------------------------------------------------------
+    async def begin(self, user_id: str, key_id: str, now: int, check_at: int) -> None:
+        """A registration for user_id is about to reach the homeserver. Recorded first, so an
+        account created just before a crash is still found (the scheduler probes it at
+        check_at); a row that already exists is left as it is."""
+        await self.db.execute(
+            "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO NOTHING",
+            user_id,
+            key_id,
+            UNCONFIRMED,
+            now,
+            check_at,
+        )
+
+    async def confirm(self, user_id: str, key_id: str, now: int, first_nag_at: int) -> None:
+        """The homeserver created the account: nagging starts."""
+        await self.db.execute(
+            "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO UPDATE"
+            " SET state=$3, key_id=$2, created_at=$4, next_nag_at=$5, attempts=0"
+            " WHERE pwlu.state=$6",
+            user_id,
+            key_id,
+            ACTIVE,
+            now,
+            first_nag_at,
+            UNCONFIRMED,
+        )
+
+    async def activate(self, user_id: str) -> None:
+        """An unconfirmed row whose account turned out to exist (its registration finished
+        but guardbot crashed before it heard)."""
+        await self.db.execute(
+            "UPDATE pwlu SET state=$2 WHERE user_id=$1 AND state=$3", user_id, ACTIVE, UNCONFIRMED
+        )
+
+    async def forget(self, user_id: str) -> None:
+        """An unconfirmed row whose registration never happened."""
+        await self.db.execute(
+            "DELETE FROM pwlu WHERE user_id=$1 AND state=$2", user_id, UNCONFIRMED
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+    async def get(self, user_id: str) -> PwluRow | None:
+        r = await self.db.fetchrow(f"SELECT {_COLUMNS} FROM pwlu WHERE user_id=$1", user_id)
+        return PwluRow.from_record(r) if r else None
+
+    async def by_dm(self, room_id: str) -> PwluRow | None:
+        r = await self.db.fetchrow(f"SELECT {_COLUMNS} FROM pwlu WHERE dm_room_id=$1", room_id)
+        return PwluRow.from_record(r) if r else None
+
+    async def due(self, now: int, limit: int = 50) -> list[PwluRow]:
+        rows = await self.db.fetch(
+            f"SELECT {_COLUMNS} FROM pwlu WHERE next_nag_at IS NOT NULL AND next_nag_at <= $1"
+            " ORDER BY next_nag_at LIMIT $2",
+            now,
+            limit,
+        )
+        return [PwluRow.from_record(r) for r in rows]
+
+    async def next_due_at(self) -> int | None:
+        return await self.db.fetchval(
+            "SELECT MIN(next_nag_at) FROM pwlu WHERE next_nag_at IS NOT NULL"
+        )
+
+    async def dm_rooms(self) -> list[str]:
+        rows = await self.db.fetch("SELECT dm_room_id FROM pwlu WHERE dm_room_id IS NOT NULL")
+        return [r["dm_room_id"] for r in rows]
+
+    # -- nagging ---------------------------------------------------------------------------
+    async def start_sending(
+        self, user_id: str, n: int, token_hash: str, now: int, expires_at: int
+    ) -> bool:
+        """Record that nag n is going out, with its claim link, before it is sent."""
+        async with self.db.acquire() as conn, conn.transaction():
+            marked = await conn.fetchval(
+                "UPDATE pwlu SET sending=$2 WHERE user_id=$1 AND state=$3 AND nags_sent=$4"
+                " RETURNING user_id",
+                user_id,
+                n,
+                ACTIVE,
+                n - 1,
+            )
+            if marked is None:
+                return False
+            await self.add_claim(user_id, token_hash, now, expires_at, conn=conn)
+        return True
+
+    async def sent(self, user_id: str, n: int, next_nag_at: int | None) -> None:
+        """Nag n is out; the next is due at next_nag_at, or never (the last one)."""
+        if next_nag_at is None:
+            await self.db.execute(
+                "UPDATE pwlu SET nags_sent=$2, sending=NULL, attempts=0, next_nag_at=NULL,"
+                " state=$3, done_reason='all reminders sent' WHERE user_id=$1 AND sending=$2",
+                user_id,
+                n,
+                DONE,
+            )
+            return
+        await self.db.execute(
+            "UPDATE pwlu SET nags_sent=$2, sending=NULL, attempts=0, next_nag_at=$3"
+            " WHERE user_id=$1 AND sending=$2",
+            user_id,
+            n,
+            next_nag_at,
+        )
+
+    async def defer(self, user_id: str, at: int) -> None:
+        await self.db.execute(
+            "UPDATE pwlu SET next_nag_at=$2, attempts=attempts+1"
+            " WHERE user_id=$1 AND next_nag_at IS NOT NULL",
+            user_id,
+            at,
+        )
+
+    async def finish(self, user_id: str, reason: str, *, password_set: bool = False) -> bool:
+        """Nagging is over for good. True if this call ended it (it was not over already)."""
+        ended = await self.db.fetchval(
+            "UPDATE pwlu SET state=$2, done_reason=$3, next_nag_at=NULL, sending=NULL"
+            " WHERE user_id=$1 AND state<>$2 RETURNING user_id",
+            user_id,
+            DONE,
+            reason,
+        )
+        if password_set:
+            async with self.db.acquire() as conn, conn.transaction():
+                await conn.execute("UPDATE pwlu SET password_set=true WHERE user_id=$1", user_id)
+                # A password is set: every claim link for this account is spent.
+                await conn.execute("DELETE FROM pwlu_claim WHERE user_id=$1", user_id)
+        return ended is not None
+
+    async def checked(self, user_id: str, now: int) -> None:
+        await self.db.execute("UPDATE pwlu SET checked_at=$2 WHERE user_id=$1", user_id, now)
+
+    # -- the DM ----------------------------------------------------------------------------
+    async def dm_creating(self, user_id: str) -> None:
+        await self.db.execute("UPDATE pwlu SET dm_creating=true WHERE user_id=$1", user_id)
+
+    async def set_dm(self, user_id: str, room_id: str) -> None:
+        await self.db.execute(
+            "UPDATE pwlu SET dm_room_id=$2, dm_creating=false WHERE user_id=$1", user_id, room_id
+        )
+
+    async def set_dm_left(self, user_id: str, left: bool) -> None:
+        await self.db.execute("UPDATE pwlu SET dm_left=$2 WHERE user_id=$1", user_id, left)
+
+    async def reinvited(self, user_id: str) -> None:
+        await self.db.execute(
+            "UPDATE pwlu SET dm_left=false, dm_reinvited=true WHERE user_id=$1", user_id
+        )
+
+    # -- claim links -----------------------------------------------------------------------
+    async def add_claim(
+        self, user_id: str, token_hash: str, now: int, expires_at: int, *, conn: Any = None
+    ) -> None:
+        await (conn or self.db).execute(
+            "INSERT INTO pwlu_claim (token_hash, user_id, created_at, expires_at)"
+            " VALUES ($1, $2, $3, $4)",
+            token_hash,
+            user_id,
+            now,
+            expires_at,
+        )
+
+    async def claim_user(self, token_hash: str, now: int) -> str | None:
+        """The user a claim link belongs to, if it is known and unexpired."""
+        return await self.db.fetchval(
+            "SELECT user_id FROM pwlu_claim WHERE token_hash=$1 AND expires_at > $2",
+            token_hash,
+            now,
+        )
+
+    async def prune_claims(self, now: int) -> None:
+        await self.db.execute("DELETE FROM pwlu_claim WHERE expires_at <= $1", now)
+
+    async def count_claims(self, user_id: str) -> int:
+        return int(
+            await self.db.fetchval("SELECT COUNT(*) FROM pwlu_claim WHERE user_id=$1", user_id)
+        )

@@ -1,0 +1,161 @@
+"""A named guest's account: its status, and setting its password (the API and the claim page).
+
+The password change goes through the homeserver's own /account/password, authorised with the
+derived password by user-interactive auth, so the homeserver applies its password policy and
+the user's devices stay logged in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from ..clock import now_ms
+from ..db.pwlu import UNCONFIRMED, PwluRow, PwluStore
+from ..homeserver import HomeserverError
+from .client import Client
+from .passwords import KeyRing, Probe, UnknownKey, probe
+
+log = logging.getLogger("guardbot.pwlu")
+
+# How stale the status endpoint's "password_set" may be before it logs in to check again: a
+# user who set a password in their own app should see the banner go away soon.
+STATUS_RECHECK_MS = 60_000
+
+
+@dataclass
+class AccountError(Exception):
+    """A refusal for the user, as Matrix error JSON."""
+
+    status: int
+    errcode: str
+    error: str
+
+
+class UserLocks:
+    """One lock per user, so a reminder is never sent while that user's password changes."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def __call__(self, user_id: str) -> asyncio.Lock:
+        lock = self._locks.get(user_id)
+        if lock is None:
+            lock = self._locks[user_id] = asyncio.Lock()
+        return lock
+
+
+class Accounts:
+    def __init__(self, client: Client, store: PwluStore, keys: KeyRing, locks: UserLocks) -> None:
+        self.client = client
+        self.store = store
+        self.keys = keys
+        self.locks = locks
+
+    async def resolve_unconfirmed(self, row: PwluRow) -> bool:
+        """A registration guardbot did not see finish: the account is one of ours if the
+        derived password logs in. True if it is (it becomes active)."""
+        if not self.keys.knows(row.key_id):
+            await self.store.forget(row.user_id)
+            return False
+        result = await probe(self.client, row.user_id, self.keys.password(row.user_id, row.key_id))
+        if result is Probe.WORKS:
+            await self.store.activate(row.user_id)
+            log.info("Registration of %s had finished after all; reminders start", row.user_id)
+            return True
+        await self.store.forget(row.user_id)
+        return False
+
+    async def status(self, user_id: str, is_guest: bool = False) -> dict[str, Any]:
+        row = None if is_guest else await self.store.get(user_id)
+        if row is not None and row.state == UNCONFIRMED:
+            row = await self.store.get(user_id) if await self.resolve_unconfirmed(row) else None
+        if row is None:
+            return {
+                "user_id": user_id,
+                "pwlu": False,
+                "password_set": not is_guest,
+                "nags_sent": 0,
+                "next_nag_at": None,
+            }
+        if not row.password_set and (row.checked_at or 0) < now_ms() - STATUS_RECHECK_MS:
+            row = await self._recheck(row)
+        return {
+            "user_id": user_id,
+            "pwlu": True,
+            "password_set": row.password_set,
+            "nags_sent": row.nags_sent,
+            "next_nag_at": row.next_nag_at,
+        }
+
+    async def _recheck(self, row: PwluRow) -> PwluRow:
+        """Has the user set a password some other way? Only a login can tell."""
+        if not self.keys.knows(row.key_id):
+            return row
+        async with self.locks(row.user_id):
+            try:
+                result = await probe(
+                    self.client, row.user_id, self.keys.password(row.user_id, row.key_id)
+                )
+            except HomeserverError as e:
+                log.info("Could not check %s's password now: %s", row.user_id, e)
+                return row
+            await self.store.checked(row.user_id, now_ms())
+            if result is Probe.REFUSED:
+                # They are logged in (they asked with their token), so not deactivated.
+                await self.store.finish(row.user_id, "password set elsewhere", password_set=True)
+                log.info("%s has set a password outside guardbot; no more reminders", row.user_id)
+        return await self.store.get(row.user_id) or row
+
+    async def set_password(self, user_id: str, new_password: str, token: str | None) -> None:
+        """Set the user's own password. `token` is theirs (API); without one (claim page)
+        guardbot logs in with the derived password for the change and logs out after."""
+        row = await self.store.get(user_id)
+        if row is None or row.state == UNCONFIRMED:
+            raise AccountError(
+                403, "M_FORBIDDEN", "Not a named guest: change the password in your Matrix app"
+            )
+        if row.password_set:
+            raise AccountError(403, "M_FORBIDDEN", "A password is already set for this account")
+        try:
+            old = self.keys.password(user_id, row.key_id)
+        except UnknownKey:
+            log.warning(
+                "%s's password came from a secret that is no longer in pwlu.secret or"
+                " pwlu.previous_secrets; cannot change it",
+                user_id,
+            )
+            raise AccountError(500, "M_UNKNOWN", "guardbot cannot authorise this change") from None
+        async with self.locks(user_id):
+            own_login = token is None
+            try:
+                if token is None:
+                    token = await self.client.login(user_id, old)
+                await self.client.change_password(token, user_id, old, new_password)
+            except HomeserverError as e:
+                if e.status in (401, 403) and e.errcode == "M_FORBIDDEN":
+                    await self._derived_refused(user_id)
+                raise
+            finally:
+                if own_login and token:
+                    await self._logout(user_id, token)
+            await self.store.finish(user_id, "password set", password_set=True)
+        log.info("%s set a password; no more reminders", user_id)
+
+    async def _derived_refused(self, user_id: str) -> None:
+        """The derived password no longer works: the user set one elsewhere, or (a login
+        refuses both alike) the account was deactivated."""
+        if await self.client.deactivated(user_id):
+            await self.store.finish(user_id, "deactivated")
+            raise AccountError(403, "M_USER_DEACTIVATED", "This account has been deactivated")
+        await self.store.finish(user_id, "password set elsewhere", password_set=True)
+        raise AccountError(403, "M_FORBIDDEN", "A password is already set for this account")
+
+    async def _logout(self, user_id: str, token: str) -> None:
+        try:
+            await self.client.logout(token)
+        except HomeserverError as e:
+            log.warning("Could not log out guardbot's session for %s: %s", user_id, e)

@@ -1,0 +1,272 @@
+"""Reminders ("nags") by DM until a named guest sets a password, and what they answer.
+
+Each nag: check that the derived password still logs in (if not, the user set their own, or the
+account is gone: stop for good); make sure the DM exists (created once, reused, the user
+invited back at most once after leaving); record "nag n is going out" with its claim link;
+send it with a transaction ID made from (user, n), so a resend after a crash is dropped by the
+homeserver; then count it. A send cut off by a crash is looked for in the DM first, because the
+homeserver only remembers transaction IDs for about half an hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import MutableSet
+from dataclasses import dataclass
+from typing import Any
+
+from ..clock import now_ms
+from ..db.pwlu import ACTIVE, UNCONFIRMED, PwluRow, PwluStore
+from ..homeserver import HomeserverError
+from ..triage import ConversationMember, Message
+from .accounts import Accounts, UserLocks
+from .client import Client
+from .passwords import KeyRing, Probe, probe
+from .templates import render
+from .tokens import new_claim_token
+
+log = logging.getLogger("guardbot.pwlu.nags")
+
+NAG_MARK = "dev.guardbot.pwlu_nag"  # in each nag's content: which nag it is
+DM_MARK = "dev.guardbot.pwlu_dm"  # in the DM's create event: whose DM it is
+STOP_ANSWER = (
+    "OK, no more reminders from me. Your account keeps working; you can still set a password"
+    " from the link in a reminder while it lasts."
+)
+MAX_BACKOFF_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class NagSettings:
+    first_after_ms: int
+    every_ms: int
+    max: int
+    template: str
+    html_template: str
+    public_url: str
+    claim_ttl_ms: int
+
+
+def _user_hash(user_id: str) -> str:
+    return hashlib.sha256(user_id.encode()).hexdigest()[:24]
+
+
+def nag_txn_id(user_id: str, n: int) -> str:
+    return f"pwlu-nag-{_user_hash(user_id)}-{n}"
+
+
+def is_stop(body: str) -> bool:
+    return body.strip().strip(".!?").strip().lower() in ("stop", "!stop", "unsubscribe")
+
+
+class Nagger:
+    def __init__(
+        self,
+        settings: NagSettings,
+        client: Client,
+        store: PwluStore,
+        keys: KeyRing,
+        accounts: Accounts,
+        locks: UserLocks,
+        conversations: MutableSet[str],
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.store = store
+        self.keys = keys
+        self.accounts = accounts
+        self.locks = locks
+        self.conversations = conversations  # shared with transaction intake
+        self.wakeup = asyncio.Event()
+
+    async def load(self) -> None:
+        self.conversations.update(await self.store.dm_rooms())
+
+    # -- the schedule ----------------------------------------------------------------------
+    async def run(self) -> None:
+        pruned_at = 0
+        while True:
+            self.wakeup.clear()
+            try:
+                while await self.run_once():
+                    pass
+                if now_ms() - pruned_at > 3_600_000:
+                    await self.store.prune_claims(now_ms())
+                    pruned_at = now_ms()
+                next_at = await self.store.next_due_at()
+            except Exception:
+                log.exception("Reminder scheduler failed; retrying")
+                next_at = now_ms() + 5000
+            delay = 60.0 if next_at is None else max(0.0, (next_at - now_ms()) / 1000)
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), timeout=min(delay, 60.0))
+            except TimeoutError:
+                pass
+
+    async def run_once(self) -> int:
+        """Handle every nag due now; returns how many rows were looked at."""
+        rows = await self.store.due(now_ms())
+        for row in rows:
+            async with self.locks(row.user_id):
+                fresh = await self.store.get(row.user_id)  # may have changed while waiting
+                if fresh is None or fresh.next_nag_at is None or fresh.next_nag_at > now_ms():
+                    continue
+                await self._handle(fresh)
+        return len(rows)
+
+    async def _handle(self, row: PwluRow) -> None:
+        try:
+            await self._nag(row)
+        except HomeserverError as e:
+            delay = e.retry_after_ms if e.status == 429 and e.retry_after_ms else None
+            delay = delay or min(MAX_BACKOFF_MS, 2000 * 2 ** min(row.attempts, 20))
+            log.warning("Reminder for %s deferred %.0fs: %s", row.user_id, delay / 1000, e)
+            await self.store.defer(row.user_id, now_ms() + delay)
+        except Exception:
+            log.exception("Reminder for %s failed; deferring it", row.user_id)
+            await self.store.defer(row.user_id, now_ms() + MAX_BACKOFF_MS)
+
+    async def _nag(self, row: PwluRow) -> None:
+        user_id = row.user_id
+        if row.state == UNCONFIRMED:
+            await self.accounts.resolve_unconfirmed(row)
+            return  # an account found again is due at once: the next pass nags it
+        if row.state != ACTIVE:
+            await self.store.finish(user_id, row.done_reason or "over")
+            return
+        n = row.sending or row.nags_sent + 1
+        if n > self.settings.max:
+            await self.store.finish(user_id, "all reminders sent")
+            return
+        if not self.keys.knows(row.key_id):
+            log.warning("No secret for %s's password (key %s)", user_id, row.key_id)
+            await self.store.finish(user_id, "secret no longer configured")
+            return
+        if await probe(self.client, user_id, self.keys.password(user_id, row.key_id)) is (
+            Probe.REFUSED
+        ):
+            deactivated = await self.client.deactivated(user_id)
+            reason = "deactivated" if deactivated else "password set elsewhere"
+            await self.store.finish(user_id, reason, password_set=not deactivated)
+            log.info("No reminder for %s: %s", user_id, reason)
+            return
+        await self.store.checked(user_id, now_ms())
+        room_id = await self._dm(row)
+        if room_id is None:
+            return
+        if row.sending is not None and await self._already_sent(room_id, n):
+            log.info("Reminder %d for %s had gone out before a restart", n, user_id)
+        else:
+            await self._send(row, room_id, n)
+        last = n >= self.settings.max
+        await self.store.sent(user_id, n, None if last else now_ms() + self.settings.every_ms)
+
+    async def _send(self, row: PwluRow, room_id: str, n: int) -> None:
+        s = self.settings
+        token, token_hash = new_claim_token()
+        now = now_ms()
+        if row.sending is None:
+            if not await self.store.start_sending(
+                row.user_id, n, token_hash, now, now + s.claim_ttl_ms
+            ):
+                return
+        else:  # resending after a crash: the old link's token is gone with the process
+            await self.store.add_claim(row.user_id, token_hash, now, now + s.claim_ttl_ms)
+        name = await self.client.displayname(row.user_id) or row.user_id[1:].split(":", 1)[0]
+        values = {
+            "name": name,
+            "user_id": row.user_id,
+            "link": f"{s.public_url.rstrip('/')}/_guardbot/claim/{token}",
+            "nag": n,
+            "max": s.max,
+        }
+        content: dict[str, Any] = {
+            "msgtype": "m.notice",
+            "body": render(s.template, values),
+            "format": "org.matrix.custom.html",
+            "formatted_body": render(s.html_template, values, as_html=True),
+            NAG_MARK: {"n": n},
+        }
+        await self.client.send(room_id, content, nag_txn_id(row.user_id, n))
+        log.info("Sent reminder %d of %d to %s", n, s.max, row.user_id)
+
+    async def _already_sent(self, room_id: str, n: int) -> bool:
+        for event in await self.client.recent_events(room_id):
+            content = event.get("content")
+            mark = content.get(NAG_MARK) if isinstance(content, dict) else None
+            if event.get("sender") == self.client.bot_user_id and isinstance(mark, dict):
+                if mark.get("n") == n:
+                    return True
+        return False
+
+    # -- the DM ----------------------------------------------------------------------------
+    async def _dm(self, row: PwluRow) -> str | None:
+        """The user's DM with guardbot: made once, reused; None if nagging ended here."""
+        user_id = row.user_id
+        if row.dm_room_id:
+            if row.dm_left:
+                if row.dm_reinvited:
+                    await self.store.finish(user_id, "left the DM")
+                    return None
+                await self._invite_back(row.dm_room_id, user_id)
+                await self.store.reinvited(user_id)
+            return row.dm_room_id
+        room_id = await self._find_dm(user_id) if row.dm_creating else None
+        if room_id is None:
+            await self.store.dm_creating(user_id)
+            room_id = await self.client.create_dm(user_id, DM_MARK)
+        self.conversations.add(room_id)
+        await self.store.set_dm(user_id, room_id)
+        return room_id
+
+    async def _invite_back(self, room_id: str, user_id: str) -> None:
+        try:
+            await self.client.invite(room_id, user_id)
+        except HomeserverError as e:
+            if e.status != 403:  # 403: already there, or banned; the nag goes there anyway
+                raise
+            log.info("Could not invite %s back to their DM: %s", user_id, e)
+
+    async def _find_dm(self, user_id: str) -> str | None:
+        """A DM made just before a crash, before its room ID was stored (rare: only then)."""
+        for room_id in await self.client.bot_rooms():
+            try:
+                create = await self.client.create_content(room_id)
+            except HomeserverError:
+                continue
+            if create.get(DM_MARK) == user_id:
+                return room_id
+        return None
+
+    # -- what the user says or does in the DM ----------------------------------------------
+    async def on_message(self, msg: Message) -> list[Any]:
+        if msg.room_id not in self.conversations or not is_stop(msg.body):
+            return []
+        row = await self.store.by_dm(msg.room_id)
+        if row is None or msg.sender != row.user_id or row.state != ACTIVE:
+            return []
+        async with self.locks(row.user_id):
+            # Answered before it is recorded, with a transaction ID fixed per user: a crash in
+            # between re-evaluates the message, and the homeserver drops the second answer.
+            txn = f"pwlu-stop-{_user_hash(row.user_id)}"
+            await self.client.send(msg.room_id, {"msgtype": "m.notice", "body": STOP_ANSWER}, txn)
+            await self.store.finish(row.user_id, "asked to stop")
+        log.info("%s asked for no more reminders", row.user_id)
+        return []
+
+    async def on_member(self, change: ConversationMember) -> list[Any]:
+        if change.room_id not in self.conversations or change.membership not in ("leave", "ban"):
+            return []
+        row = await self.store.by_dm(change.room_id)
+        if row is None or change.user_id != row.user_id or row.state != ACTIVE:
+            return []
+        if await self.client.deactivated(row.user_id):
+            await self.store.finish(row.user_id, "deactivated")
+        elif row.dm_reinvited:
+            await self.store.finish(row.user_id, "left the DM")
+            log.info("%s left their DM again; no more reminders", row.user_id)
+        else:
+            await self.store.set_dm_left(row.user_id, True)  # the next reminder invites once
+        return []

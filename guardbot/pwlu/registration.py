@@ -1,0 +1,160 @@
+"""Registering a named guest: the homeserver's /register with a derived password, its
+user-interactive auth passed through untouched, and a guest's rooms carried over.
+
+guardbot adds the password and nothing else: the flows (captcha, terms, registration token,
+dummy) and every refusal are the homeserver's own, so a client drives this exactly like
+/register. The row for the account is written before each call to the homeserver, so an
+account created just before a crash is found again (see PwluStore.begin).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..clock import now_ms
+from ..db.pwlu import PwluStore
+from ..homeserver import HomeserverError
+from .client import Client
+from .passwords import KeyRing
+
+log = logging.getLogger("guardbot.pwlu")
+
+# What the homeserver would accept as a localpart (Synapse's rule); anything else is sent on
+# only to get the homeserver's own refusal, without recording a row for it.
+_LOCALPART = re.compile(r"[a-z0-9._=/+-]+")
+
+
+@dataclass(frozen=True)
+class RegisterRequest:
+    username: str
+    auth: dict[str, Any] | None = None
+    guest_access_token: str | None = None
+    initial_device_display_name: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What to answer the client: a status and a body (Matrix JSON)."""
+
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def homeserver_answer(e: HomeserverError) -> Outcome:
+    """The homeserver's refusal as it gave it; an unreachable one as a 502."""
+    if e.status == 0:
+        return Outcome(502, {"errcode": "M_UNKNOWN", "error": "The homeserver is unreachable"})
+    body = dict(e.body) or {"errcode": e.errcode, "error": e.error}
+    return Outcome(e.status, body)
+
+
+class Registrar:
+    def __init__(
+        self,
+        client: Client,
+        store: PwluStore,
+        keys: KeyRing,
+        domain: str,
+        first_after_ms: int,
+        on_registered: Callable[[], None],
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.keys = keys
+        self.domain = domain
+        self.first_after_ms = first_after_ms
+        self.on_registered = on_registered
+
+    async def register(self, req: RegisterRequest) -> Outcome:
+        # The homeserver lowercases the username; the password must be derived for the user
+        # ID it will really create.
+        localpart = req.username.lower()
+        user_id = f"@{localpart}:{self.domain}"
+        guest_token = req.guest_access_token
+        if guest_token is not None:
+            refused = await self._check_guest(guest_token)
+            if refused:
+                return refused
+        recorded = bool(_LOCALPART.fullmatch(localpart))
+        if recorded:
+            now = now_ms()
+            await self.store.begin(user_id, self.keys.current, now, now + self.first_after_ms)
+        body: dict[str, Any] = {"username": localpart, "password": self.keys.password(user_id)}
+        if req.auth is not None:
+            body["auth"] = req.auth
+        if req.initial_device_display_name is not None:
+            body["initial_device_display_name"] = req.initial_device_display_name
+        try:
+            data = await self.client.register(body)
+        except HomeserverError as e:
+            if recorded and _definitive(e):
+                await self.store.forget(user_id)
+            return homeserver_answer(e)
+        if data.get("user_id") != user_id:
+            # Not the account the password was derived for: guardbot could never log in to it.
+            log.error(
+                "Homeserver registered %r for %s; not tracking it", data.get("user_id"), user_id
+            )
+            await self.store.forget(user_id)
+            return Outcome(200, data)
+        now = now_ms()
+        await self.store.confirm(user_id, self.keys.current, now, now + self.first_after_ms)
+        self.on_registered()
+        log.info("Registered named guest %s", user_id)
+        answer = dict(data)
+        if guest_token is not None:
+            moved, kept = await self._carry_over(guest_token, str(data.get("access_token", "")))
+            answer["rooms_carried_over"] = moved
+            answer["rooms_not_carried_over"] = kept
+        return Outcome(200, answer)
+
+    async def _check_guest(self, guest_token: str) -> Outcome | None:
+        try:
+            who = await self.client.whoami(guest_token)
+        except HomeserverError as e:
+            if e.status in (401, 403):
+                return _forbidden("guest_access_token is not a valid access token")
+            return homeserver_answer(e)
+        if not who.get("is_guest"):
+            return _forbidden("guest_access_token does not belong to a guest")
+        return None
+
+    async def _carry_over(self, guest_token: str, new_token: str) -> tuple[list[str], list[str]]:
+        """The new account joins the guest's rooms; the guest leaves each room the new account
+        got into (and stays where it did not: it keeps what it could reach)."""
+        moved: list[str] = []
+        kept: list[str] = []
+        try:
+            rooms = await self.client.joined_rooms(guest_token)
+        except HomeserverError as e:
+            log.warning("Could not list the guest's rooms to carry them over: %s", e)
+            return moved, kept
+        for room_id in rooms:
+            try:
+                await self.client.join_as(room_id, new_token)
+            except HomeserverError as e:
+                log.info("Named guest could not join %s (%s); the guest stays there", room_id, e)
+                kept.append(room_id)
+                continue
+            moved.append(room_id)
+            try:
+                await self.client.leave_as(room_id, guest_token)
+            except HomeserverError as e:
+                log.warning("The guest could not leave %s: %s", room_id, e)
+        return moved, kept
+
+
+def _forbidden(error: str) -> Outcome:
+    return Outcome(403, {"errcode": "M_FORBIDDEN", "error": error})
+
+
+def _definitive(e: HomeserverError) -> bool:
+    """A refusal after which no account exists for this attempt. Not 401 (user-interactive
+    auth goes on) and not "in use" (it may be this very account, made before a crash)."""
+    if e.status == 0 or e.status >= 500 or e.status in (401, 429):
+        return False
+    return e.errcode != "M_USER_IN_USE"

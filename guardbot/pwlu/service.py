@@ -1,0 +1,80 @@
+"""Named guests, put together from config: what app.py builds, plugs in and starts."""
+
+from __future__ import annotations
+
+from collections.abc import MutableSet
+from typing import Any
+
+from aiohttp import web
+from mautrix.util.async_db import Database
+
+from ..config import Config, parse_duration
+from ..db.pwlu import PwluStore
+from ..homeserver import Homeserver
+from ..triage import ConversationMember, Message
+from .accounts import Accounts, UserLocks
+from .api import PwluAPI
+from .claim import ClaimPage
+from .client import Client
+from .nags import Nagger, NagSettings
+from .passwords import KeyRing
+from .ratelimit import ClientAddress, RateLimiter
+from .registration import Registrar
+
+
+def _ms(value: Any) -> int:
+    return int(parse_duration(value) * 1000)
+
+
+class PwluService:
+    def __init__(
+        self, config: Config, hs: Homeserver, database: Database, conversations: MutableSet[str]
+    ) -> None:
+        c = config
+        self.store = PwluStore(database)
+        self.keys = KeyRing(c["pwlu.secret"], c["pwlu.previous_secrets"] or [])
+        client = Client(hs)
+        locks = UserLocks()
+        self.accounts = Accounts(client, self.store, self.keys, locks)
+        settings = NagSettings(
+            first_after_ms=_ms(c["pwlu.nag.first_after"]),
+            every_ms=_ms(c["pwlu.nag.every"]),
+            max=int(c["pwlu.nag.max"]),
+            template=c["pwlu.nag.template"],
+            html_template=c["pwlu.nag.html_template"],
+            public_url=c["pwlu.public_url"],
+            claim_ttl_ms=_ms(c["pwlu.claim_token_ttl"]),
+        )
+        self.nagger = Nagger(
+            settings, client, self.store, self.keys, self.accounts, locks, conversations
+        )
+        registrar = Registrar(
+            client, self.store, self.keys, c["homeserver.domain"], settings.first_after_ms,
+            self.nagger.wakeup.set,
+        )  # fmt: skip
+        address = ClientAddress(c["pwlu.trusted_proxies"] or [])
+        per_second, burst = c["pwlu.rate_limit.per_second"], c["pwlu.rate_limit.burst_count"]
+        self.api = PwluAPI(
+            client, registrar, self.accounts, RateLimiter(per_second, burst), address
+        )
+        self.claim = ClaimPage(
+            self.store, self.accounts, self.keys.subkey("claim-csrf"), settings.public_url,
+            RateLimiter(per_second, burst), address,
+        )  # fmt: skip
+
+    def register(self, app: web.Application) -> None:
+        self.api.register(app)
+        self.claim.register(app)
+
+    async def on_message(self, msg: Message) -> list[Any]:
+        return await self.nagger.on_message(msg)
+
+    async def on_member(self, change: ConversationMember) -> list[Any]:
+        return await self.nagger.on_member(change)
+
+    async def load(self) -> None:
+        """At start, before transactions flow: the DMs are conversations."""
+        await self.nagger.load()
+
+    async def run(self) -> None:
+        await self.nagger.run()

@@ -1,0 +1,84 @@
+"""The server admins' management room: commands answer truthfully; dry-run decides, records
+and reports but never acts."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Homeserver, StartGuardbot
+from .matrix_client import User, wait_for
+from .test_enforcement import _is, listed_room, wait_removed
+from .test_room_admins import notice_containing
+
+pytestmark = pytest.mark.integration
+
+
+async def say(user: User, room_id: str, text: str) -> None:
+    await user.send_text(room_id, text)
+
+
+async def test_management_room_commands_and_dry_run(
+    homeserver: Homeserver, start_guardbot: StartGuardbot
+) -> None:
+    admin, bot_id = homeserver.admin, homeserver.bot_user_id
+    alice = await homeserver.user("alice_mgmt")
+    mgmt = await admin.create_room(
+        listed=False, guest_access="forbidden", power={alice.user_id: 50}  # alice may invite
+    )
+    bot = await start_guardbot(POLICY__LISTED_ROOMS="kick", MANAGEMENT_ROOM=mgmt)
+
+    # Only a server admin's invite makes guardbot join the management room.
+    await admin.invite(mgmt, alice.user_id)
+    await alice.join(mgmt)
+    await alice.invite(mgmt, bot_id)
+    await wait_for(
+        lambda: _contains(
+            bot.log(), f"Ignoring an invite to the management room from {alice.user_id}"
+        ),
+        what="the non-admin's invite to be refused",
+    )
+    assert await admin.membership(mgmt, bot_id) == "invite"
+    await admin.request("POST", f"/_matrix/client/v3/rooms/{mgmt}/kick", {"user_id": bot_id})
+    await admin.invite(mgmt, bot_id)
+    await wait_for(lambda: _is(admin, mgmt, bot_id, "join"), what="guardbot in the management room")
+
+    room_id = await listed_room(homeserver, alice)
+
+    await say(admin, mgmt, "status")
+    status = (await notice_containing(admin, mgmt, bot_id, "guardbot status"))["content"]["body"]
+    assert "server admin rights: yes" in status
+    assert "dry-run everywhere: off" in status
+
+    await say(admin, mgmt, "dryrun on")
+    await notice_containing(admin, mgmt, bot_id, "Dry-run is now on everywhere")
+    guest = await homeserver.guest()
+    await guest.join(room_id)
+    report = await notice_containing(admin, mgmt, bot_id, "dry-run: would remove guest")
+    assert guest.user_id in report["content"]["body"]
+    assert await alice.membership(room_id, guest.user_id) == "join"  # decided, not done
+
+    await say(admin, mgmt, f"explain {guest.user_id} {room_id}")
+    explained = await notice_containing(admin, mgmt, bot_id, f"{guest.user_id} in {room_id}")
+    body = explained["content"]["body"]
+    assert "guest: guest" in body and "room listed: yes" in body
+    assert "verdict: no — dry-run is on for this room" in body
+    assert "dry_run: dry-run: would remove guest" in body  # from the audit log
+
+    await say(admin, mgmt, f"explain {alice.user_id} {room_id}")
+    about_alice = await notice_containing(admin, mgmt, bot_id, f"{alice.user_id} in {room_id}")
+    assert "guest: not_guest" in about_alice["content"]["body"]
+
+    await say(admin, mgmt, "dryrun off")
+    await notice_containing(admin, mgmt, bot_id, "Dry-run is now off")
+    await say(admin, mgmt, f"sweep {room_id}")
+    await notice_containing(admin, mgmt, bot_id, f"Sweeping {room_id}")
+    await wait_removed(alice, room_id, guest.user_id)
+    await notice_containing(admin, mgmt, bot_id, f"removed guest {guest.user_id}")
+
+    await say(admin, mgmt, "rooms")
+    rooms = await notice_containing(admin, mgmt, bot_id, "Listed rooms (")
+    assert f"{room_id}: kick (from the server default)" in rooms["content"]["body"]
+
+
+async def _contains(text: str, needle: str) -> bool:
+    return needle in text
