@@ -1,0 +1,259 @@
+"""The doctor's homeserver checks, written against Synapse (1.163) and read from its source.
+
+Read-only probes wherever Synapse has one; the two that are not say so on their line:
+- guests: `allow_guest_access` is read in one place only, guest registration, right before it
+  creates the account, so the probe registers one guest (its token is discarded; guest tokens
+  cannot be revoked).
+- directory: `room_list_publication_rules` is checked only after the room is known and the user
+  may edit its entry, and a pass publishes it. If rooms are listed already, that answers it
+  read-only; otherwise guardbot creates a private room, publishes and unpublishes it, and
+  leaves it (purged when guardbot is a server admin).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from .config import Config
+from .doctor_report import Report
+from .homeserver import Homeserver, HomeserverError, q
+
+# A guest-shaped ID nobody has: Synapse numbers guests from 1 up.
+GUEST_SAMPLE = "987654321987"
+
+
+class HomeserverChecks:
+    def __init__(
+        self, config: Config, hs: Homeserver, report: Report, *, fix: bool, read_only: bool,
+        regen: str, command: str,
+    ) -> None:  # fmt: skip
+        self.c = config
+        self.hs = hs
+        self.report = report
+        self.fix = fix
+        self.read_only = read_only
+        self.regen = regen  # how to write a new registration, for fix lines
+        self.command = command  # how this doctor was run, for "--fix" hints
+        self.bot = config.bot_user_id
+        self.registered = False
+        self.admin = False
+
+    async def reachable(self) -> bool:
+        address = self.c["homeserver.address"]
+        try:
+            await self.hs.versions()
+        except HomeserverError as e:
+            self.report.fail(
+                "homeserver", f"cannot reach {address} ({e.error if e.status == 0 else e})",
+                "check homeserver.address and that the homeserver is running",
+            )  # fmt: skip
+            return False
+        try:
+            version = (await self.hs.request("GET", "/_synapse/admin/v1/server_version")).get(
+                "server_version"
+            )
+        except HomeserverError:
+            version = None
+        what = f"Synapse {version}" if version else "not Synapse? the checks below assume Synapse"
+        self.report.ok("homeserver", f"{address} answers ({what})")
+        return True
+
+    async def appservice_known(self, registration_path: str) -> bool:
+        """The as_token works: the homeserver loaded a registration with it."""
+        name = "appservice"
+        try:
+            who = await self.hs.request("GET", "/_matrix/client/v3/account/whoami")
+        except HomeserverError as e:
+            if e.status == 401:
+                self.report.fail(
+                    name, "the homeserver does not know appservice.as_token",
+                    f"add {registration_path} to app_service_config_files in homeserver.yaml and"
+                    " restart the homeserver (after every `-g` too: it makes new tokens)",
+                )  # fmt: skip
+            else:
+                self.report.fail(name, f"whoami with the as_token failed ({e})", "see the error")
+            return False
+        if who.get("user_id") != self.bot:
+            self.report.fail(
+                name, f"the homeserver's registration for this as_token has sender"
+                f" {who.get('user_id')}, but the config's bot is {self.bot}", self.regen,
+            )  # fmt: skip
+            return False
+        self.report.ok(name, f"the homeserver loaded guardbot's registration (sender {self.bot})")
+        return True
+
+    async def bot_user(self) -> None:
+        """Registered? (--fix registers it.) Server admin? (the fix is a curl command)"""
+        try:
+            data = await self.hs.request("GET", f"/_synapse/admin/v1/users/{q(self.bot)}/admin")
+            self.admin = bool(data.get("admin"))
+        except HomeserverError as e:
+            if e.status not in (401, 403, 404):
+                self.report.fail("bot user", f"could not check {self.bot} ({e})", "see the error")
+                return
+        self.registered = self.admin or await self._has_profile()
+        if not self.registered and self.fix:
+            try:
+                await self.hs.register_bot()
+            except HomeserverError as e:
+                self.report.fail("bot user", f"registering {self.bot} failed ({e})", "see error")
+                return
+            self.registered = True
+            self.report.ok("bot user", f"{self.bot} was not registered; registered it (--fix)")
+        elif not self.registered:
+            self.report.fail(
+                "bot user", f"{self.bot} is not registered on the homeserver",
+                f"run `{self.command} --fix`, which registers it (guardbot also does at start)",
+            )  # fmt: skip
+        else:
+            self.report.ok("bot user", f"{self.bot} is registered")
+        if self.admin:
+            self.report.ok("bot admin", f"{self.bot} is a server admin")
+            return
+        first = "" if self.registered else "register it (above), then "
+        self.report.fail(
+            "bot admin", f"{self.bot} is not a server admin, so it cannot ask who is a guest",
+            f"{first}as an existing admin run: curl -X PUT -H 'Authorization: Bearer <admin access"
+            f" token>' -d '{{\"admin\": true}}'"
+            f" {self.hs.address}/_synapse/admin/v2/users/{self.bot}",
+        )  # fmt: skip
+
+    async def _has_profile(self) -> bool:
+        # Synapse gives every registered user a profile row (displayname = localpart) and
+        # answers 404 "No row found" without one. Read-only, unlike trying to register.
+        try:
+            await self.hs.request("GET", f"/_matrix/client/v3/profile/{q(self.bot)}")
+        except HomeserverError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    async def guests(self) -> None:
+        name = "guests"
+        if self.read_only:
+            self.report.skip(name, "--read-only (Synapse's only test registers a guest)")
+            return
+        path = "/_matrix/client/v3/register"
+        try:
+            data = await self.hs.request("POST", path, {}, query={"kind": "guest"}, auth=False)
+        except HomeserverError as e:
+            if e.status == 403:
+                self.report.fail(
+                    name, f"the homeserver does not allow guests ({e.error})",
+                    "guardbot has nothing to do without guests; to allow them set"
+                    " allow_guest_access: true in homeserver.yaml and restart the homeserver",
+                )  # fmt: skip
+            elif e.status == 429:
+                self.report.skip(name, "the homeserver rate-limited guest registration; retry")
+            else:
+                self.report.fail(name, f"guest registration failed ({e})", "see the error")
+            return
+        self.report.ok(
+            name, f"the homeserver allows guests (probe: registered guest {data.get('user_id')}"
+            " and discarded its token; Synapse has no read-only way to tell)",
+        )  # fmt: skip
+
+    async def directory(self) -> None:
+        """Can rooms be listed? Read-only first; a probe room only if nothing is listed."""
+        name = "directory"
+        missing = f"!guardbot-doctor-{secrets.token_hex(6)}:{self.c['homeserver.domain']}"
+        try:
+            # Synapse refuses a switched-off directory before it looks the room up, and an
+            # unknown room before it reads the rules: this request changes nothing.
+            await self._publish(missing, "public")
+        except HomeserverError as e:
+            if e.status == 403:
+                self.report.fail(
+                    name, f"the homeserver lets no one publish rooms ({e.error}):"
+                    " enable_room_list_search is false or a module forbids it",
+                    "nothing is ever listed, so guardbot has nothing to do; set"
+                    " enable_room_list_search: true in homeserver.yaml if you want a directory",
+                )  # fmt: skip
+                return
+            if e.status != 400 and e.status != 404:
+                self.report.fail(name, f"directory probe failed ({e})", "see the error")
+                return
+        page = await self.hs.public_rooms_page(1, None)
+        listed = page.get("total_room_count_estimate") or len(page.get("chunk") or [])
+        if listed:
+            self.report.ok(
+                name, f"{listed} room(s) listed in the room directory, so"
+                " room_list_publication_rules let rooms be listed",
+            )  # fmt: skip
+            return
+        if self.read_only:
+            self.report.skip(name, "no room is listed and --read-only forbids a probe room")
+            return
+        if not self.registered:
+            self.report.skip(name, f"no room is listed; the probe room needs {self.bot} registered")
+            return
+        await self._probe_room(name)
+
+    async def _publish(self, room_id: str, visibility: str) -> None:
+        path = f"/_matrix/client/v3/directory/list/room/{q(room_id)}"
+        await self.hs.request("PUT", path, {"visibility": visibility})
+
+    async def _probe_room(self, name: str) -> None:
+        # Invite-only and closed to guests, so nobody can get in while it is listed for a moment.
+        closed = {"type": "m.room.guest_access", "content": {"guest_access": "forbidden"}}
+        body = {
+            "preset": "private_chat", "visibility": "private",
+            "name": "guardbot doctor probe (safe to delete)", "initial_state": [closed],
+        }  # fmt: skip
+        try:
+            room_id = str(
+                (await self.hs.request("POST", "/_matrix/client/v3/createRoom", body))["room_id"]
+            )
+        except (HomeserverError, KeyError) as e:
+            self.report.fail(name, f"could not create the probe room ({e})", "see the error")
+            return
+        try:
+            await self._publish(room_id, "public")
+        except HomeserverError as e:
+            allowed, error = False, e
+        else:
+            allowed, error = True, None
+            await self._publish(room_id, "private")
+        finally:
+            gone = await self._remove(room_id)
+        listing = "listed it for a moment, unlisted it" if allowed else "Synapse refused to list it"
+        probe = f"probe: created a private room, {listing}, {gone}"
+        if allowed:
+            self.report.ok(name, f"room_list_publication_rules let rooms be listed ({probe})")
+        elif error is not None and error.status == 403:
+            self.report.fail(
+                name, f"room_list_publication_rules refused to list a room for {self.bot} and no"
+                f" room is listed; Synapse's default is to deny all ({probe})",
+                "in homeserver.yaml set room_list_publication_rules: [{action: allow}] (or rules"
+                " for who may list rooms) and restart the homeserver",
+            )  # fmt: skip
+        else:
+            self.report.fail(name, f"publishing the probe room failed ({error}; {probe})", "see it")
+
+    async def _remove(self, room_id: str) -> str:
+        try:
+            await self.hs.request("POST", f"/_matrix/client/v3/rooms/{q(room_id)}/leave", {})
+            await self.hs.request("POST", f"/_matrix/client/v3/rooms/{q(room_id)}/forget", {})
+            if not self.admin:
+                return f"left and forgot it ({room_id})"
+            await self.hs.request(
+                "DELETE", f"/_synapse/admin/v1/rooms/{q(room_id)}", {"purge": True}
+            )
+        except HomeserverError as e:
+            return f"could not remove it ({room_id}: {e})"
+        return f"purged it ({room_id})"
+
+    async def namespaces(self) -> bool:
+        """Does the registration the homeserver loaded cover guests? Masquerading tells, read-only:
+        Synapse checks the namespace before it checks that the user exists."""
+        guest = f"@{GUEST_SAMPLE}:{self.c['homeserver.domain']}"
+        query = {"user_id": guest}
+        try:
+            await self.hs.request("GET", "/_matrix/client/v3/account/whoami", query=query)
+        except HomeserverError as e:
+            if e.status == 403 and "cannot masquerade" in e.error:
+                return False
+            if e.status != 403:
+                raise
+        return True
