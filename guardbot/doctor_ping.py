@@ -139,8 +139,8 @@ async def check_ping(config: Config, hs: Homeserver, report: Report, regen: str)
         )  # fmt: skip
     elif error is None or error.errcode == "M_BAD_STATUS":
         report.fail(
-            NAME, f"the homeserver's ping to the registration's URL reached something other than"
-            f" this doctor on {host}:{port}",
+            NAME, "the homeserver's ping to the registration's URL reached something other than"
+            f" this doctor on {host}:{port} (a guardbot running elsewhere?)",
             "make appservice.address the URL at which the homeserver reaches appservice.hostname"
             f":port, then {regen}",
         )  # fmt: skip

@@ -1,0 +1,61 @@
+#!/bin/sh
+# guardbot's container entrypoint.
+#
+#   No config.yaml in the data directory yet (first run): write config.yaml from the example and
+#   registration.yaml with new tokens, say what to do next, and exit.
+#   Otherwise: exec guardbot -c <data>/config.yaml (exec, so guardbot gets the stop signal).
+#   With arguments, run guardbot with those instead, e.g.
+#     doctor -c /data/config.yaml -r /data/registration.yaml
+#
+# GUARDBOT_DATA_DIR (default /data) moves the data directory, for tests.
+set -eu
+
+data="${GUARDBOT_DATA_DIR:-/data}"
+# Every other GUARDBOT_* variable is a config key for guardbot, and this one is not: guardbot
+# would refuse to start over it.
+unset GUARDBOT_DATA_DIR
+config="$data/config.yaml"
+registration="$data/registration.yaml"
+
+if [ ! -d "$data" ]; then
+    echo "guardbot: the data directory $data does not exist; mount a volume there" >&2
+    exit 1
+fi
+# Relative paths in the config (database: sqlite:guardbot.db) land in the data directory.
+cd "$data"
+
+if [ "$#" -gt 0 ]; then
+    exec guardbot "$@"
+fi
+
+if [ ! -e "$config" ]; then
+    if [ ! -w "$data" ]; then
+        echo "guardbot: cannot write to $data; it must belong to uid $(id -u)" >&2
+        exit 1
+    fi
+    # guardbot checks the environment's GUARDBOT_* values before it writes anything and prints a
+    # one-line error if one is wrong. Its own next steps are for a host install, so they go.
+    if ! guardbot -c "$config" -g -r "$registration" >/dev/null; then
+        rm -f "$config"  # the next run starts over instead of running a half-made config
+        exit 1
+    fi
+    chmod 600 "$config"
+    cat <<NEXT
+guardbot: first run. Wrote $config and $registration (with new tokens).
+
+Next:
+  1. Review $config: homeserver.address, homeserver.domain, appservice.address (the URL at
+     which the homeserver reaches this container) and database. GUARDBOT_* environment
+     variables override any key (GUARDBOT_HOMESERVER__ADDRESS, GUARDBOT_DATABASE, ...).
+     If you change the domain, bot username, appservice id or address later, run this
+     container with: -c $config -g -r $registration
+     (new tokens), then restart the homeserver.
+  2. Give the homeserver $registration: list it in app_service_config_files in
+     homeserver.yaml, and restart the homeserver.
+  3. Start this container again: it runs guardbot. To check the set-up, run it with
+       doctor -c $config -r $registration
+NEXT
+    exit 0
+fi
+
+exec guardbot -c "$config"

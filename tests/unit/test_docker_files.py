@@ -1,0 +1,111 @@
+"""Static checks of the container files: no Docker engine runs here, so read them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from guardbot.config import Config, ConfigError, create_from_example
+
+ROOT = Path(__file__).resolve().parents[2]
+_yaml = YAML(typ="safe")
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            found.append((word.upper(), rest.strip()))
+    return found
+
+
+def test_dockerfile_runs_as_non_root_with_data_volume_and_healthcheck() -> None:
+    steps = instructions()
+    users = [args for word, args in steps if word == "USER"]
+    assert users, "no USER: the container would run as root"
+    assert users[-1].split(":")[0] not in ("root", "0")
+    volumes = " ".join(args for word, args in steps if word == "VOLUME")
+    assert "/data" in re.split(r'[\s\[\]",]+', volumes)
+    (health,) = [args for word, args in steps if word == "HEALTHCHECK"]
+    assert "/_matrix/mau/live" in health and "GUARDBOT_APPSERVICE__PORT" in health
+    assert steps[0][0] == "FROM" and steps[0][1].endswith("-slim")
+    assert any(word == "RUN" and "pip install ." in args for word, args in steps)
+    (entrypoint,) = [args for word, args in steps if word == "ENTRYPOINT"]
+    copied = [args for word, args in steps if word == "COPY" and "entrypoint.sh" in args]
+    assert copied and copied[0].split()[-1] in entrypoint
+
+
+def test_dockerfile_environment_names_real_config_keys(tmp_path: Path) -> None:
+    env = {}
+    for word, args in instructions():
+        if word == "ENV":
+            env.update(dict(re.findall(r"(\w+)=(\S+)", args)))
+    guardbot_env = {k: v for k, v in env.items() if k.startswith("GUARDBOT_")}
+    assert guardbot_env.get("GUARDBOT_APPSERVICE__HOSTNAME") == "0.0.0.0"
+    apply(tmp_path, guardbot_env)
+
+
+def apply(tmp_path: Path, env: dict[str, str]) -> Config:
+    path = tmp_path / "config.yaml"
+    create_from_example(str(path))
+    config = Config(str(path))
+    config.load()
+    config.apply_env(env)  # ConfigError names a variable that is no config key
+    return config
+
+
+def test_dockerignore_keeps_the_image_lean() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for entry in ("tests", ".git", ".venv", "demo-data", "**/__pycache__", ".pytest_cache"):
+        assert entry in ignored
+    # What the Dockerfile copies must not be ignored.
+    for needed in ("guardbot", "pyproject.toml", "README.md", "docker"):
+        assert needed not in ignored
+
+
+def compose() -> dict:
+    return _yaml.load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_wires_synapse_postgres_and_guardbot(tmp_path: Path) -> None:
+    services = compose()["services"]
+    assert set(services) == {"synapse", "postgres", "guardbot"}
+    assert services["synapse"]["image"].startswith("matrixdotorg/synapse")
+    guardbot, synapse = services["guardbot"], services["synapse"]
+    env = {k: re.sub(r"\$\{(\w+):\?[^}]*\}", r"x\1", v) for k, v in guardbot["environment"].items()}
+    assert env["GUARDBOT_DATABASE"].startswith("postgres://guardbot:")
+    assert env["GUARDBOT_DATABASE"].endswith("@postgres/guardbot")
+    config = apply(tmp_path, env)
+    assert config["homeserver.address"] == "http://synapse:8008"
+    # Synapse reads guardbot's registration from guardbot's volume, at the path the extra
+    # config file names, and loads that file after its own homeserver.yaml.
+    data_volume = next(v.split(":")[0] for v in guardbot["volumes"] if v.endswith(":/data"))
+    mount = next(v for v in synapse["volumes"] if v.startswith(data_volume + ":"))
+    extra = next(v for v in synapse["volumes"] if "synapse-guardbot.yaml" in v)
+    host_file, in_container = extra.split(":")[:2]
+    assert f"--config-path={in_container}" in synapse["command"]
+    extra_config = _yaml.load((ROOT / host_file).read_text())
+    (registration,) = extra_config["app_service_config_files"]
+    assert registration == mount.split(":")[1] + "/registration.yaml"
+    assert extra_config["room_list_publication_rules"] == [{"action": "allow"}]
+    assert extra_config["allow_guest_access"] is True
+
+
+def test_entrypoint_script_is_posix_sh() -> None:
+    script = (ROOT / "docker" / "entrypoint.sh").read_text()
+    assert script.startswith("#!/bin/sh\n")
+    assert 'exec guardbot -c "$config"' in script
+    assert "unset GUARDBOT_DATA_DIR" in script
+
+
+def test_data_dir_variable_is_not_a_config_key(tmp_path: Path) -> None:
+    # Why the entrypoint unsets it before starting guardbot.
+    with pytest.raises(ConfigError, match="GUARDBOT_DATA_DIR is not a config key"):
+        apply(tmp_path, {"GUARDBOT_DATA_DIR": "/data"})
