@@ -57,14 +57,17 @@ class JsonFormatter(logging.Formatter):
 def secrets_of(config: Any) -> list[str]:
     """The values in a guardbot config that must never be written to a log."""
     found: list[str] = []
-    for key in ("appservice.as_token", "appservice.hs_token", "pwlu.secret"):
+    keys = ("appservice.as_token", "appservice.hs_token", "pwlu.secret", "pwlu.previous_secrets")
+    for key in keys:
         try:
             value = config[key]
         except (KeyError, TypeError, AttributeError):
             continue
-        # "generate" is the example config's placeholder, not a secret (and a common word).
-        if isinstance(value, str) and value and value != "generate":
-            found.append(value)
+        # Old PWLU secrets still derive the passwords of accounts made with them.
+        for item in value if isinstance(value, list) else [value]:
+            # "generate" is the example config's placeholder, not a secret (and a common word).
+            if isinstance(item, str) and item and item != "generate":
+                found.append(item)
     try:
         database = config["database"]
     except (KeyError, TypeError, AttributeError):

@@ -115,6 +115,8 @@ def test_secrets_of_a_config(tmp_path: Path) -> None:
     # The placeholder of an unconfigured example is a word, not a secret.
     assert "generate" not in logs.secrets_of({"appservice.as_token": "generate"})
     assert logs.secrets_of({"database": "sqlite:guardbot.db"}) == []
+    pwlu = {"pwlu.secret": "current-pwlu", "pwlu.previous_secrets": ["old-pwlu", "older-pwlu"]}
+    assert set(logs.secrets_of(pwlu)) == {"current-pwlu", "old-pwlu", "older-pwlu"}
 
 
 @pytest.mark.parametrize("formatter", ["normal", "json"])
