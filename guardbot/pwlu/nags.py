@@ -160,8 +160,17 @@ class Nagger:
             log.info("Reminder %d for %s had gone out before a restart", n, user_id)
         else:
             await self._send(row, room_id, n)
-        last = n >= self.settings.max
-        await self.store.sent(user_id, n, None if last else now_ms() + self.settings.every_ms)
+        await self.store.sent(user_id, n, self._next_at(row, n))
+
+    def _next_at(self, row: PwluRow, n: int) -> int | None:
+        """Counted from when this nag was due, so the time a send takes does not add up from
+        one nag to the next; after downtime, a full interval from now (no burst)."""
+        if n >= self.settings.max:
+            return None
+        now = now_ms()
+        due = row.next_nag_at if row.next_nag_at is not None else now
+        at = due + self.settings.every_ms
+        return at if at > now else now + self.settings.every_ms
 
     async def _send(self, row: PwluRow, room_id: str, n: int) -> None:
         s = self.settings

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import pytest
@@ -54,15 +55,20 @@ class Homeserver:
 
 @pytest_asyncio.fixture(scope="session")
 async def homeserver(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Homeserver]:
-    root = tmp_path_factory.mktemp("homeserver")
+    # Open registration lets the tests upgrade a guest to a full account.
+    extra = {"enable_registration": True, "enable_registration_without_verification": True}
+    async with running_homeserver(tmp_path_factory.mktemp("homeserver"), extra) as hs:
+        yield hs
+
+
+@contextlib.asynccontextmanager
+async def running_homeserver(
+    root: pathlib.Path, extra_config: dict[str, Any]
+) -> AsyncIterator[Homeserver]:
+    """A Synapse with guardbot's registration (made by `guardbot -g`) and an admin user, for
+    the session fixture or a test that needs a homeserver configured its own way."""
     synapse = LocalSynapse(
-        root / "synapse",
-        appservice_files=[root / "registration.yaml"],
-        extra_config={
-            # Open registration lets the tests upgrade a guest to a full account.
-            "enable_registration": True,
-            "enable_registration_without_verification": True,
-        },
+        root / "synapse", appservice_files=[root / "registration.yaml"], extra_config=extra_config
     )
     port = free_port()
     config_path = root / "config.yaml"
