@@ -142,7 +142,7 @@ class PwluStore:
         async with self.db.acquire() as conn, conn.transaction():
             marked = await conn.fetchval(
                 "UPDATE pwlu SET sending=$2 WHERE user_id=$1 AND state=$3 AND nags_sent=$4"
-                " RETURNING user_id",
+                " AND sending IS NULL RETURNING user_id",
                 user_id,
                 n,
                 ACTIVE,

@@ -1,0 +1,110 @@
+"""The named-guest store on every supported database: the nag schedule's steps, claim links,
+and a due-nag query whose cost follows the nags due, not the accounts known."""
+
+from __future__ import annotations
+
+import pytest
+from mautrix.util.async_db import Scheme
+
+from guardbot import db
+from guardbot.db.pwlu import ACTIVE, DONE, UNCONFIRMED, PwluStore
+
+A, B = "@a:example.org", "@b:example.org"
+
+
+@pytest.fixture
+def store(database: db.Database) -> PwluStore:
+    return PwluStore(database)
+
+
+async def test_registration_rows_begin_unconfirmed_and_become_active(store: PwluStore) -> None:
+    await store.begin(A, "k1", now=100, check_at=200)
+    row = await store.get(A)
+    assert row and row.state == UNCONFIRMED and row.next_nag_at == 200
+    await store.confirm(A, "k1", now=150, first_nag_at=250)
+    row = await store.get(A)
+    assert row and row.state == ACTIVE and row.next_nag_at == 250
+    # A second registration attempt for the name changes nothing about the account.
+    await store.begin(A, "k2", now=300, check_at=400)
+    await store.forget(A)
+    row = await store.get(A)
+    assert row and row.state == ACTIVE and row.key_id == "k1"
+
+
+async def test_unconfirmed_rows_are_forgotten_or_activated(store: PwluStore) -> None:
+    await store.begin(A, "k", 0, 10)
+    await store.begin(B, "k", 0, 10)
+    await store.forget(A)
+    await store.activate(B)
+    assert await store.get(A) is None
+    row = await store.get(B)
+    assert row and row.state == ACTIVE
+
+
+async def test_a_nag_is_marked_in_flight_once_and_counted_once(store: PwluStore) -> None:
+    await store.confirm(A, "k", 0, 10)
+    assert await store.start_sending(A, 1, "h1", now=10, expires_at=1000)
+    assert not await store.start_sending(A, 1, "h1b", now=11, expires_at=1000)  # already
+    assert not await store.start_sending(A, 2, "h2", now=11, expires_at=1000)  # skips one
+    row = await store.get(A)
+    assert row and row.sending == 1 and row.nags_sent == 0
+    await store.sent(A, 1, next_nag_at=500)
+    await store.sent(A, 1, next_nag_at=900)  # a repeat of the same step does nothing
+    row = await store.get(A)
+    assert row and row.sending is None and row.nags_sent == 1 and row.next_nag_at == 500
+    assert await store.start_sending(A, 2, "h2", now=500, expires_at=1000)
+    await store.sent(A, 2, next_nag_at=None)  # the last one
+    row = await store.get(A)
+    assert row and row.state == DONE and row.next_nag_at is None and row.nags_sent == 2
+
+
+async def test_finishing_stops_nags_and_a_password_spends_every_link(store: PwluStore) -> None:
+    await store.confirm(A, "k", 0, 10)
+    assert await store.start_sending(A, 1, "h1", now=10, expires_at=1000)
+    await store.add_claim(A, "h2", now=10, expires_at=1000)
+    assert await store.claim_user("h1", now=20) == A
+    assert await store.claim_user("h1", now=1000) is None  # expired
+    assert await store.finish(A, "asked to stop")
+    assert not await store.finish(A, "again")  # only the first ending counts
+    assert await store.due(now=10**12) == []
+    assert await store.count_claims(A) == 2  # stopping reminders leaves the links usable
+    await store.finish(A, "password set", password_set=True)
+    row = await store.get(A)
+    assert row and row.password_set and row.done_reason == "asked to stop"
+    assert await store.count_claims(A) == 0
+
+
+async def test_due_and_dm_lookups(store: PwluStore) -> None:
+    await store.confirm(A, "k", 0, 100)
+    await store.confirm(B, "k", 0, 50)
+    assert [r.user_id for r in await store.due(now=60)] == [B]
+    assert [r.user_id for r in await store.due(now=100)] == [B, A]
+    assert await store.next_due_at() == 50
+    await store.set_dm(A, "!dm:example.org")
+    row = await store.by_dm("!dm:example.org")
+    assert row and row.user_id == A and not row.dm_creating
+    assert await store.dm_rooms() == ["!dm:example.org"]
+
+
+async def test_due_query_uses_the_index(database: db.Database, store: PwluStore) -> None:
+    """Finished accounts are not in the index at all, so thousands of them cost nothing."""
+    async with database.acquire() as conn:
+        for i in range(2000):
+            await conn.execute(
+                "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at)"
+                " VALUES ($1, 'k', 'done', 0, NULL)",
+                f"@done{i}:example.org",
+            )
+    await store.confirm(A, "k", 0, 10)
+    assert [r.user_id for r in await store.due(now=20)] == [A]
+    query = (
+        "SELECT user_id FROM pwlu WHERE next_nag_at IS NOT NULL AND next_nag_at <= 20"
+        " ORDER BY next_nag_at LIMIT 50"
+    )
+    if database.scheme == Scheme.SQLITE:
+        plan = " ".join(str(tuple(r)) for r in await database.fetch("EXPLAIN QUERY PLAN " + query))
+    else:
+        async with database.acquire() as conn, conn.transaction():
+            await conn.execute("ANALYZE pwlu")
+            plan = " ".join(r[0] for r in await conn.fetch("EXPLAIN " + query))
+    assert "pwlu_due" in plan, plan

@@ -1,0 +1,61 @@
+"""The per-client rate limit and who the client is behind trusted proxies."""
+
+from __future__ import annotations
+
+from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_burst_then_refused_with_the_wait_then_refilled() -> None:
+    clock = Clock()
+    limiter = RateLimiter(per_second=0.5, burst_count=3, clock=clock)
+    assert [limiter.hit("a") for _ in range(3)] == [None, None, None]
+    assert limiter.hit("a") == 2000  # one token takes 2 s at 0.5/s
+    clock.now += 1
+    assert limiter.hit("a") == 1000
+    clock.now += 1
+    assert limiter.hit("a") is None
+    assert limiter.hit("a") == 2000
+
+
+def test_clients_have_their_own_buckets() -> None:
+    limiter = RateLimiter(per_second=0.1, burst_count=1, clock=Clock())
+    assert limiter.hit("a") is None
+    assert limiter.hit("a") is not None
+    assert limiter.hit("b") is None
+
+
+def test_memory_stays_bounded_by_recent_clients() -> None:
+    clock = Clock()
+    limiter = RateLimiter(per_second=1, burst_count=2, clock=clock, max_keys=10)
+    for i in range(10):
+        limiter.hit(f"old{i}")
+    clock.now += 60  # every old bucket has refilled: nothing worth keeping
+    limiter.hit("new")
+    assert len(limiter._buckets) == 1
+
+
+def test_forwarded_for_only_from_trusted_proxies() -> None:
+    address = ClientAddress(["10.0.0.0/8", "::1"])
+    # Not a proxy: the header is the client's own claim and counts for nothing.
+    assert address("203.0.113.9", "198.51.100.1") == "203.0.113.9"
+    # A trusted proxy: the client is the address it saw.
+    assert address("10.1.2.3", "198.51.100.1") == "198.51.100.1"
+    # The client wrote its own header in front; the proxy appended the real address.
+    assert address("10.1.2.3", "1.1.1.1, 198.51.100.1") == "198.51.100.1"
+    # Two trusted hops.
+    assert address("::1", "198.51.100.1, 10.9.9.9") == "198.51.100.1"
+    assert address("10.1.2.3", None) == "10.1.2.3"
+    # Garbage after trusted hops: the last address a trusted hop vouched for.
+    assert address("10.1.2.3", "junk, 10.2.2.2") == "10.2.2.2"
+
+
+def test_no_trusted_proxies_means_the_peer() -> None:
+    assert ClientAddress([])("127.0.0.1", "8.8.8.8") == "127.0.0.1"
