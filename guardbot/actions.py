@@ -12,7 +12,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
-from . import policy, triage
+from . import metrics, policy, triage
 from .clock import now_ms
 from .config import Config
 from .db import ActionStore, QueuedAction
@@ -68,6 +68,7 @@ class Executor:
                 while await self.run_once():
                     pass
                 next_at = await self.store.next_due_at()
+                metrics.QUEUE_DEPTH.set(await self.store.pending())
             except Exception:
                 log.exception("Action queue failed; retrying")
                 next_at = None
@@ -101,6 +102,9 @@ class Executor:
         await self.store.finish(queued.id, state, outcome, now_ms(), audit)
         level = logging.INFO if state in (DONE, DRY_RUN) else logging.DEBUG
         log.log(level, "%s %s: %s", type(action).__name__, action.room_id, outcome)
+        metrics.ACTIONS_DONE.labels(type(action).__name__, state).inc()
+        if isinstance(action, policy.Kick) and state == DONE:
+            metrics.GUESTS_REMOVED.inc()
         for listener in self.listeners:
             listener(action, state, outcome)
 
@@ -260,6 +264,8 @@ class Executor:
             log.error("%s in %s failed for good: %s", type(action).__name__, action.room_id, e)
             return
         await self.store.retry_at(queued.id, now_ms() + delay, why)
+        cause = "rate_limit" if e.status == 429 else "homeserver" if e.transient else "room"
+        metrics.ACTIONS_RETRIED.labels(type(action).__name__, cause).inc()
         log.warning(
             "%s in %s not done: %s; retrying in %.1fs",
             type(action).__name__,

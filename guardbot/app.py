@@ -20,7 +20,7 @@ from aiohttp import web
 from mautrix.util.program import Program
 from yarl import URL
 
-from . import __version__, db, logs, registration
+from . import __version__, db, logs, metrics, registration
 from .actions import Executor
 from .clock import now_ms
 from .commands import RoomCommands
@@ -61,6 +61,14 @@ class Guardbot(Program):
     description = "Keeps Matrix guests out of rooms listed in the public room directory"
     version = __version__
     config: Config
+
+    def start_prometheus(self) -> None:
+        # mautrix's version reads metrics.listen_port; guardbot's key is metrics.listen_address.
+        if self.config["metrics.enabled"]:
+            try:
+                metrics.serve(self.config["metrics.listen_address"])
+            except OSError as e:
+                fail(f"metrics.listen_address: cannot listen there ({e.strerror})")
 
     def prepare_arg_parser(self) -> None:
         super().prepare_arg_parser()

@@ -211,6 +211,14 @@ def _room_or_empty(value: Any) -> str | None:
     return "must be a room ID (it starts with !), or empty"
 
 
+def _host_port(value: Any) -> str | None:
+    if isinstance(value, str):
+        host, _, port = value.rpartition(":")
+        if host and port.isdigit() and 0 < int(port) < 65536:
+            return None
+    return "must be host:port, e.g. 127.0.0.1:9090"
+
+
 def _user_list(value: Any) -> str | None:
     if not isinstance(value, list) or not all(
         isinstance(u, str) and u.startswith("@") and ":" in u for u in value
@@ -302,6 +310,8 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "policy.room_admins_may": _policy_list,
     "policy.dry_run": _typed(bool, "true or false"),
     "management_room": _room_or_empty,
+    "metrics.enabled": _typed(bool, "true or false"),
+    "metrics.listen_address": _host_port,
     "bot.auto_join_listed_rooms": _typed(bool, "true or false"),
     "bot.exempt_users": _user_list,
     "pwlu.enabled": _typed(bool, "true or false"),

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from . import metrics
 from .clock import now_ms
 from .db import RoomStore
 from .homeserver import Homeserver, HomeserverError
@@ -62,6 +63,8 @@ class Directory:
             self._classified[room_id] = True
         self.last_poll_at = time.time()
         self.last_poll_seconds = time.monotonic() - started
+        metrics.DIRECTORY_POLL_SECONDS.observe(self.last_poll_seconds)
+        metrics.LISTED_ROOMS.set(len(self.listed))
         if newly or gone:
             log.info("Directory: %d newly listed, %d unlisted", len(newly), len(gone))
         if newly:
@@ -80,6 +83,7 @@ class Directory:
             if listed:
                 await self.rooms.apply({room_id}, set(), now)
                 self.listed.add(room_id)
+                metrics.LISTED_ROOMS.set(len(self.listed))
                 self.wake()
             else:
                 await self.rooms.apply(set(), {room_id}, now)

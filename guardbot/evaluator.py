@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from . import policy, triage
+from . import metrics, policy, triage
 from .clock import now_ms
 from .config import Config
 from .db import ActionStore, InboxRow, InboxStore
@@ -185,6 +185,7 @@ class Evaluator:
             await self.inbox.settle(row.id, actions, now, audit)
             settled += 1
             if actions:
+                metrics.EVENTS_ACTED_ON.inc()
                 log.info(
                     "Queued %s for %s",
                     ", ".join(type(a).__name__ for a in actions),
@@ -219,6 +220,7 @@ class Evaluator:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60)
                 continue
+            metrics.INBOX_DEPTH.set(await self.inbox.size())
             try:
                 await asyncio.wait_for(self.wakeup.wait(), timeout=5)
             except TimeoutError:

@@ -13,7 +13,7 @@ from .clock import now_ms
 from .commands import Command, notice, parse
 from .config import Config
 from .db import ActionStore, AuditStore, InboxStore
-from .db.actions import DRY_RUN, FAILED, PENDING
+from .db.actions import DRY_RUN, FAILED
 from .db.settings import GLOBAL
 from .directory import Directory
 from .guests import GuestOracle
@@ -114,7 +114,7 @@ class Management:
             "guardbot status",
             f"• listed rooms: {len(self.directory.listed)}",
             f"• guests removed today (UTC): {await self.audit.count_done('Kick', since=midnight)}",
-            f"• actions waiting: {await self.actions.count(PENDING)}, failed for good:"
+            f"• actions waiting: {await self.actions.pending()}, failed for good:"
             f" {await self.actions.count(FAILED)}, dry-run: {await self.actions.count(DRY_RUN)}",
             f"• events waiting to be evaluated: {await self.inbox.size()}",
             f"• last directory poll: {poll_text}",

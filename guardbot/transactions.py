@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import metrics
 from .clock import now_ms
 from .db import InboxStore
 from .errors import matrix_error
@@ -48,6 +49,7 @@ def parse_events(
             obs = triage(event, domain, bot_user_id, conversations)
         except MalformedEvent as e:
             stats.malformed += 1
+            metrics.EVENTS_MALFORMED.inc()
             event_id = event.get("event_id") if isinstance(event, dict) else None
             log.warning("Skipping malformed event %r: %s", event_id, e)
             continue
@@ -55,6 +57,8 @@ def parse_events(
             observations.append(obs)
     stats.events += len(events)
     stats.observed += len(observations)
+    metrics.EVENTS_RECEIVED.inc(len(events))
+    metrics.EVENTS_IGNORED.inc(len(events) - len(observations))
     return observations
 
 
@@ -102,6 +106,10 @@ class AppserviceAPI:
         refused = self._refuse(request)
         if refused:
             return refused
+        with metrics.TRANSACTION_SECONDS.time():
+            return await self._transaction(request)
+
+    async def _transaction(self, request: web.Request) -> web.Response:
         raw = await request.read()
         try:
             body = json.loads(raw)

@@ -23,7 +23,9 @@ async def test_management_room_commands_and_dry_run(
     admin, bot_id = homeserver.admin, homeserver.bot_user_id
     alice = await homeserver.user("alice_mgmt")
     mgmt = await admin.create_room(
-        listed=False, guest_access="forbidden", power={alice.user_id: 50}  # alice may invite
+        listed=False,
+        guest_access="forbidden",
+        power={alice.user_id: 50},  # alice may invite
     )
     bot = await start_guardbot(POLICY__LISTED_ROOMS="kick", MANAGEMENT_ROOM=mgmt)
 

@@ -1,0 +1,40 @@
+"""Prometheus metrics, served on `metrics.listen_address` when `metrics.enabled`."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+EVENTS_RECEIVED = Counter("guardbot_events_received_total", "Events the homeserver sent")
+EVENTS_IGNORED = Counter(
+    "guardbot_events_ignored_total", "Events dropped at triage: nothing guardbot cares about"
+)
+EVENTS_MALFORMED = Counter("guardbot_events_malformed_total", "Events with a broken shape")
+EVENTS_ACTED_ON = Counter(
+    "guardbot_events_acted_on_total", "Observations whose evaluation queued at least one action"
+)
+TRANSACTION_SECONDS = Histogram(
+    "guardbot_transaction_seconds",
+    "Time from a transaction's arrival to its answer (parsed, stored durably)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+GUESTS_REMOVED = Counter("guardbot_guests_removed_total", "Guests removed from listed rooms")
+ACTIONS_DONE = Counter(
+    "guardbot_actions_total", "Actions finished, by kind and state", ["kind", "state"]
+)
+ACTIONS_RETRIED = Counter(
+    "guardbot_actions_retried_total",
+    "Actions postponed to retry, by kind and cause",
+    ["kind", "cause"],
+)
+QUEUE_DEPTH = Gauge("guardbot_action_queue_depth", "Actions waiting to be carried out")
+INBOX_DEPTH = Gauge("guardbot_inbox_depth", "Observations waiting to be evaluated")
+LISTED_ROOMS = Gauge("guardbot_directory_listed_rooms", "Rooms in the public room directory")
+DIRECTORY_POLL_SECONDS = Histogram(
+    "guardbot_directory_poll_seconds", "Time of one full scan of the public room directory"
+)
+NAGS_SENT = Counter("guardbot_nags_sent_total", "Reminders sent to named guests")
+
+
+def serve(listen_address: str) -> None:
+    host, _, port = listen_address.rpartition(":")
+    start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0")
