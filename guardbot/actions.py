@@ -260,8 +260,8 @@ class Executor:
                 " level that may kick and send m.room.guest_access, e.g. moderator (50)"
             )
         else:
-            await self.store.finish(queued.id, FAILED, str(e), now_ms())
             log.error("%s in %s failed for good: %s", type(action).__name__, action.room_id, e)
+            await self._finish(queued, FAILED, str(e))
             return
         await self.store.retry_at(queued.id, now_ms() + delay, why)
         cause = "rate_limit" if e.status == 429 else "homeserver" if e.transient else "room"
