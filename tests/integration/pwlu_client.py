@@ -78,7 +78,7 @@ class Api:
         ):
             return resp.status, await resp.json(content_type=None)
 
-    async def register(self, body: dict[str, Any], **kw: Any) -> tuple[int, dict[str, Any]]:
+    async def register(self, body: Any = None, **kw: Any) -> tuple[int, dict[str, Any]]:
         return await self.call("POST", "/_guardbot/v1/pwlu/register", body, **kw)
 
     async def register_pwlu(self, username: str, **extra: Any) -> dict[str, Any]:
@@ -198,6 +198,12 @@ def edit_db(proc: GuardbotProcess, sql: str, *args: Any) -> None:
     path = Path(proc.env["GUARDBOT_DATABASE"].removeprefix("sqlite:"))
     with sqlite3.connect(path) as conn:
         conn.execute(sql, args)
+
+
+def query_db(proc: GuardbotProcess, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    path = Path(proc.env["GUARDBOT_DATABASE"].removeprefix("sqlite:"))
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql, args).fetchall()
 
 
 def assert_secrets_not_logged(proc: GuardbotProcess, *values: str) -> None:
