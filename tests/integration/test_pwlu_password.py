@@ -1,0 +1,124 @@
+"""Ending the reminders: a password set through guardbot's API or directly on the homeserver,
+and a deactivated account, against a real Synapse."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from .conftest import Homeserver, StartGuardbot
+from .matrix_client import MatrixError, wait_for
+from .pwlu_client import (
+    EVERY,
+    Api,
+    admin_reset_password,
+    as_user,
+    assert_secrets_not_logged,
+    dm_room,
+    keyring,
+    login,
+    nags,
+    query_db,
+    start_pwlu,
+    unique,
+    wait_for_nags,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_password_set_through_the_api_ends_reminders(
+    homeserver: Homeserver, start_guardbot: StartGuardbot
+) -> None:
+    proc = await start_pwlu(start_guardbot, homeserver, PWLU__NAG__MAX="5")
+    api = Api(proc.url)
+    registered = await api.register_pwlu(unique("apiset"))
+    user = as_user(homeserver, registered)
+    user_id = registered["user_id"]
+    room = await dm_room(user, homeserver.bot_user_id)
+    await wait_for_nags(user, room, homeserver.bot_user_id, 1)
+
+    new_password = "correct horse battery staple 42"
+    status, body = await api.set_password(user.token, new_password)
+    assert (status, body) == (200, {})
+    derived = keyring(homeserver).password(user_id)
+    assert await login(homeserver, user_id, new_password) == 200
+    assert await login(homeserver, user_id, derived) == 403
+    # The user's own session survives (logout_devices: false).
+    assert (await user.request("GET", "/_matrix/client/v3/account/whoami"))["user_id"] == user_id
+    status_body = await api.status(user.token)
+    assert status_body["password_set"] is True and status_body["next_nag_at"] is None
+
+    await asyncio.sleep(EVERY * 2 + 1)
+    assert len(await nags(user, room, homeserver.bot_user_id)) == 1
+    status, body = await api.set_password(user.token, "another one 123")
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    assert await login(homeserver, user_id, new_password) == 200
+    assert_secrets_not_logged(proc, new_password, derived, user.token)
+
+
+@pytest.mark.parametrize("how", ["admin-reset", "account-password"])
+async def test_password_set_on_the_homeserver_ends_reminders(
+    homeserver: Homeserver, start_guardbot: StartGuardbot, how: str
+) -> None:
+    """No API says a password changed: guardbot notices when its own no longer logs in."""
+    proc = await start_pwlu(start_guardbot, homeserver, PWLU__NAG__MAX="5")
+    api = Api(proc.url)
+    registered = await api.register_pwlu(unique("hsset"))
+    user = as_user(homeserver, registered)
+    user_id = registered["user_id"]
+    room = await dm_room(user, homeserver.bot_user_id)
+    await wait_for_nags(user, room, homeserver.bot_user_id, 1)
+    new_password = "set somewhere else 99"
+    if how == "admin-reset":
+        await admin_reset_password(homeserver, user_id, new_password)
+    else:  # the user's own app, with the user-interactive auth it needs
+        path = "/_matrix/client/v3/account/password"
+        body: dict = {"new_password": new_password, "logout_devices": False}
+        with pytest.raises(MatrixError) as challenge:
+            await user.request("POST", path, body)
+        assert challenge.value.status == 401
+        session = challenge.value.body["session"]
+        body["auth"] = {
+            "type": "m.login.password", "session": session,
+            "identifier": {"type": "m.id.user", "user": user_id},
+            "password": keyring(homeserver).password(user_id),
+        }  # fmt: skip
+        await user.request("POST", path, body)
+
+    async def noticed() -> bool:
+        return (await api.status(user.token))["password_set"]
+
+    await wait_for(noticed, timeout=EVERY * 3 + 5, what="guardbot to notice the new password")
+    await asyncio.sleep(EVERY + 1)
+    assert len(await nags(user, room, homeserver.bot_user_id)) == 1
+    assert query_db(proc, "SELECT done_reason FROM pwlu WHERE user_id=?", user_id) == [
+        ("password set elsewhere",)
+    ]
+
+
+async def test_deactivated_account_gets_no_more_reminders(
+    homeserver: Homeserver, start_guardbot: StartGuardbot
+) -> None:
+    proc = await start_pwlu(start_guardbot, homeserver, PWLU__NAG__MAX="5")
+    registered = await Api(proc.url).register_pwlu(unique("gone"))
+    user = as_user(homeserver, registered)
+    user_id = registered["user_id"]
+    room = await dm_room(user, homeserver.bot_user_id)
+    await wait_for_nags(user, room, homeserver.bot_user_id, 1)
+    await homeserver.admin.request(
+        "POST", f"/_synapse/admin/v1/deactivate/{user_id}", {"erase": False}
+    )
+
+    async def ended() -> bool:
+        rows = query_db(proc, "SELECT state, done_reason FROM pwlu WHERE user_id=?", user_id)
+        return rows == [("done", "deactivated")]
+
+    await wait_for(ended, timeout=EVERY * 3 + 5, what="reminders to end for a deactivated user")
+    await asyncio.sleep(EVERY + 1)
+    events = await homeserver.admin.request(
+        "GET", f"/_synapse/admin/v1/rooms/{room}/messages", query={"dir": "f", "limit": "100"}
+    )
+    sent = [e for e in events["chunk"] if "dev.guardbot.pwlu_nag" in e["content"]]
+    assert len(sent) == 1
