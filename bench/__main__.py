@@ -1,0 +1,109 @@
+"""`python -m bench [names...] [--quick] [--postgres URL] [--json PATH]`: run the benchmarks and
+print one table (benchmark, figure, reference, ratio, goal, met?).
+
+Names: intake, removal, directory, nags, ready (default: all, in that order). --quick uses
+smaller sizes (a smoke run in a minute or two; its figures are not the recorded ones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+
+from .common import Options, Row
+
+BENCHMARKS = {
+    "intake": "1. irrelevant events: transaction bytes → answered",
+    "removal": "2. guest join → removal on a real Synapse",
+    "directory": "3. directory scan and room sweep",
+    "nags": "4. nag scheduler: work per due reminder",
+    "ready": "5. memory and time to ready",
+}
+HEADERS = ("benchmark", "figure", "reference", "ratio", "goal", "met?")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()},"
+        f" Python {platform.python_version()}"
+    )
+
+
+def table(rows: list[Row]) -> str:
+    cells = [HEADERS] + [
+        (r.benchmark, r.figure, r.reference, r.ratio, r.goal, r.verdict) for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADERS))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+async def run_all(names: list[str], opts: Options) -> list[Row]:
+    rows: list[Row] = []
+    for name in names:
+        print(f"… {BENCHMARKS[name]}", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        module = importlib.import_module(f"bench.{name}")
+        run: Callable[[Options], Awaitable[list[Row]]] = module.run
+        try:
+            got = await run(opts)
+        except Exception as e:  # one broken benchmark must not hide the others' figures
+            traceback.print_exc()
+            got = [Row(name, f"failed: {type(e).__name__}: {e}"[:80], "", "", "", False)]
+        rows += got
+        print(f"  done in {time.monotonic() - started:.0f}s", file=sys.stderr, flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "names", nargs="*", metavar="name",
+        help=f"benchmarks to run ({', '.join(BENCHMARKS)}); default all",
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, a smoke run")
+    parser.add_argument(
+        "--postgres", default=os.environ.get("GUARDBOT_TEST_POSTGRES", ""), metavar="URL",
+        help="PostgreSQL server for the database benchmarks (default $GUARDBOT_TEST_POSTGRES)",
+    )  # fmt: skip
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON here")
+    args = parser.parse_args()
+    unknown = sorted(set(args.names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    names = args.names or list(BENCHMARKS)
+    opts = Options(quick=args.quick, postgres=args.postgres)
+    rows = asyncio.run(run_all(names, opts))
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    sys.stderr.flush()
+    print(f"\nguardbot benchmarks, {stamp}{' (quick)' if opts.quick else ''}\n{machine()}\n")
+    print(table(rows))
+    for note in opts.notes:
+        print(f"  * {note}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"date": stamp, "machine": machine(), "quick": opts.quick,
+                       "rows": [asdict(r) | {"met": r.met} for r in rows],
+                       "notes": opts.notes}, f, indent=2)  # fmt: skip
+    # A missed goal is in the table, not the exit code: benchmarks are not a pass/fail gate.
+
+
+if __name__ == "__main__":
+    main()
