@@ -22,6 +22,8 @@ from .policy import Policy
 from .pwlu.templates import NAG_PLACEHOLDERS
 
 ENV_PREFIX = "GUARDBOT_"
+# GUARDBOT_* variables that belong to the tooling around guardbot, not to its config.
+NOT_CONFIG = ("GUARDBOT_TEST", "GUARDBOT_DATA_DIR", "GUARDBOT_FAULT", "GUARDBOT_BENCH")
 BASE_CONFIG = "pkg://guardbot/example-config.yaml"
 # Keys whose children are the user's own names, not keys guardbot knows.
 FREE_FORM = ("logging", "policy.rooms")
@@ -78,7 +80,7 @@ class Config(BaseFileConfig):
         base = self.load_base()
         known = set(_leaves(base._data)) if base else set()
         for name, raw in environ.items():
-            if not name.startswith(ENV_PREFIX) or name.startswith(ENV_PREFIX + "TEST"):
+            if not name.startswith(ENV_PREFIX) or name.startswith(NOT_CONFIG):
                 continue
             key = ".".join(p.lower() for p in name[len(ENV_PREFIX) :].split("__"))
             if key not in known and not any(key.startswith(f + ".") for f in FREE_FORM):

@@ -321,3 +321,8 @@ def test_env_matrix_ids_are_plain_strings(tmp_path: Path) -> None:
     environ = {"GUARDBOT_MANAGEMENT_ROOM": "!abc:example.org", "GUARDBOT_BOT__EXEMPT_USERS": "[]"}
     config = load(str(path), environ=environ)
     assert config["management_room"] == "!abc:example.org"
+
+
+def test_tooling_variables_are_not_config(tmp_path: Path) -> None:
+    environ = {"GUARDBOT_DATA_DIR": "/data", "GUARDBOT_FAULT_SCALE": "full"}
+    load(str(write(tmp_path, edited())), environ=environ)  # no "not a config key" error
