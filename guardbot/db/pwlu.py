@@ -196,6 +196,13 @@ class PwluStore:
                 await conn.execute("DELETE FROM pwlu_claim WHERE user_id=$1", user_id)
         return ended is not None
 
+    async def unschedule(self, user_id: str) -> None:
+        await self.db.execute(
+            "UPDATE pwlu SET next_nag_at=NULL, sending=NULL WHERE user_id=$1 AND state=$2",
+            user_id,
+            DONE,
+        )
+
     async def checked(self, user_id: str, now: int) -> None:
         await self.db.execute("UPDATE pwlu SET checked_at=$2 WHERE user_id=$1", user_id, now)
 

@@ -119,6 +119,15 @@ class Nagger:
     async def _handle(self, row: PwluRow) -> None:
         try:
             await self._nag(row)
+            after = await self.store.get(row.user_id)
+            if after is not None and (after.state, after.nags_sent, after.next_nag_at) == (
+                row.state,
+                row.nags_sent,
+                row.next_nag_at,
+            ):
+                # Nothing moved (a bug, or a race lost): do not spin on a row that stays due.
+                log.warning("Reminder for %s made no progress; trying again later", row.user_id)
+                await self.store.defer(row.user_id, now_ms() + 60_000)
         except HomeserverError as e:
             delay = e.retry_after_ms if e.status == 429 and e.retry_after_ms else None
             delay = delay or min(MAX_BACKOFF_MS, 2000 * 2 ** min(row.attempts, 20))
@@ -133,8 +142,8 @@ class Nagger:
         if row.state == UNCONFIRMED:
             await self.accounts.resolve_unconfirmed(row)
             return  # an account found again is due at once: the next pass nags it
-        if row.state != ACTIVE:
-            await self.store.finish(user_id, row.done_reason or "over")
+        if row.state != ACTIVE:  # finished rows are never due; repair one that is
+            await self.store.unschedule(user_id)
             return
         n = row.sending or row.nags_sent + 1
         if n > self.settings.max:
@@ -271,6 +280,11 @@ class Nagger:
         row = await self.store.by_dm(change.room_id)
         if row is None or change.user_id != row.user_id or row.state != ACTIVE:
             return []
+        async with self.locks(row.user_id):
+            await self._left(row)
+        return []
+
+    async def _left(self, row: PwluRow) -> None:
         if await self.client.deactivated(row.user_id):
             await self.store.finish(row.user_id, "deactivated")
         elif row.dm_reinvited:
@@ -278,4 +292,3 @@ class Nagger:
             log.info("%s left their DM again; no more reminders", row.user_id)
         else:
             await self.store.set_dm_left(row.user_id, True)  # the next reminder invites once
-        return []

@@ -1,0 +1,114 @@
+"""The reminder scheduler against faults a test homeserver will not produce on cue (429 on the
+login probe, a send that fails after "nag n is going out" was recorded), with a fake client
+and the real store on every supported database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from guardbot import db
+from guardbot.clock import now_ms
+from guardbot.db.pwlu import PwluStore
+from guardbot.homeserver import HomeserverError
+from guardbot.pwlu.accounts import Accounts, UserLocks
+from guardbot.pwlu.nags import Nagger, NagSettings, nag_txn_id
+from guardbot.pwlu.passwords import KeyRing
+
+USER = "@named:example.org"
+BOT = "@guardbot:example.org"
+
+
+class FakeClient:
+    """Records what guardbot would have done; `faults` maps a call name to errors to raise."""
+
+    bot_user_id = BOT
+
+    def __init__(self) -> None:
+        self.faults: dict[str, list[HomeserverError]] = {}
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+        self.password_ok = True
+
+    def _fault(self, name: str) -> None:
+        if self.faults.get(name):
+            raise self.faults[name].pop(0)
+
+    async def login(self, user_id: str, password: str) -> str:
+        self._fault("login")
+        if not self.password_ok:
+            raise HomeserverError(403, "M_FORBIDDEN", "Invalid username or password", {})
+        return "probe-token"
+
+    async def logout(self, token: str) -> None:
+        pass
+
+    async def deactivated(self, user_id: str) -> bool | None:
+        return False
+
+    async def create_dm(self, user_id: str, marker: str) -> str:
+        return "!dm:example.org"
+
+    async def displayname(self, user_id: str) -> str | None:
+        return None
+
+    async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        self._fault("send")
+        self.sent.append((room_id, txn_id, content))
+        return "$event"
+
+    async def recent_events(self, room_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return [{"sender": BOT, "content": c} for _, _, c in self.sent]
+
+
+@pytest.fixture
+async def setup(database: db.Database) -> tuple[Nagger, FakeClient, PwluStore]:
+    store = PwluStore(database)
+    keys = KeyRing("s" * 40)
+    client = FakeClient()
+    locks = UserLocks()
+    settings = NagSettings(
+        first_after_ms=0, every_ms=3_600_000, max=3, template="{link}", html_template="{link}",
+        public_url="https://example.org", claim_ttl_ms=60_000,
+    )  # fmt: skip
+    accounts = Accounts(client, store, keys, locks)  # type: ignore[arg-type]
+    nagger = Nagger(settings, client, store, keys, accounts, locks, set())  # type: ignore[arg-type]
+    await store.confirm(USER, keys.current, now_ms(), now_ms() - 1)
+    return nagger, client, store
+
+
+async def test_rate_limited_probe_defers_by_retry_after(setup: Any) -> None:
+    nagger, client, store = setup
+    client.faults["login"] = [HomeserverError(429, "M_LIMIT_EXCEEDED", "slow", {
+        "retry_after_ms": 5000})]  # fmt: skip
+    before = now_ms()
+    await nagger.run_once()
+    row = await store.get(USER)
+    assert client.sent == []
+    assert row.nags_sent == 0 and row.sending is None and row.attempts == 1
+    assert before + 5000 <= row.next_nag_at <= now_ms() + 5000
+
+
+async def test_failed_send_is_retried_as_the_same_nag(setup: Any) -> None:
+    nagger, client, store = setup
+    client.faults["send"] = [HomeserverError(503, "M_UNKNOWN", "busy", {})]
+    await nagger.run_once()
+    row = await store.get(USER)
+    assert client.sent == [] and row.sending == 1 and row.nags_sent == 0
+    await store.defer(USER, now_ms() - 1)  # due again now
+    await nagger.run_once()
+    row = await store.get(USER)
+    assert [txn for _, txn, _ in client.sent] == [nag_txn_id(USER, 1)]
+    assert row.sending is None and row.nags_sent == 1
+    assert row.next_nag_at > now_ms() + 3_000_000  # the next one an hour on, not now
+    assert await store.count_claims(USER) == 2  # the lost link's and the one sent
+
+
+async def test_a_refused_probe_ends_reminders_without_a_message(setup: Any) -> None:
+    nagger, client, store = setup
+    client.password_ok = False
+    await nagger.run_once()
+    row = await store.get(USER)
+    assert client.sent == []
+    assert row.state == "done" and row.password_set and row.done_reason == "password set elsewhere"
+    assert await store.due(now_ms() + 10**9) == []
