@@ -11,9 +11,6 @@
 set -eu
 
 data="${GUARDBOT_DATA_DIR:-/data}"
-# Every other GUARDBOT_* variable is a config key for guardbot, and this one is not: guardbot
-# would refuse to start over it.
-unset GUARDBOT_DATA_DIR
 config="$data/config.yaml"
 registration="$data/registration.yaml"
 

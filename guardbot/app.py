@@ -18,7 +18,6 @@ from typing import Any
 
 from aiohttp import web
 from mautrix.util.program import Program
-from yarl import URL
 
 from . import __version__, db, logs, metrics, registration
 from .actions import Executor
@@ -30,6 +29,7 @@ from .errors import error_middleware
 from .evaluator import Evaluator
 from .guests import GuestOracle
 from .homeserver import Homeserver, HomeserverError
+from .logs import redact_url
 from .management import Management
 from .rooms import Rooms
 from .transactions import AppserviceAPI
@@ -44,14 +44,6 @@ class StartupError(Exception):
 def fail(message: str, code: int = 2) -> None:
     print(f"guardbot: {message}", file=sys.stderr)
     raise SystemExit(code)
-
-
-def redact_url(url: str) -> str:
-    try:
-        parsed = URL(url)
-    except ValueError:
-        return "<unparseable URL>"
-    return str(parsed.with_password("***")) if parsed.password else url
 
 
 class Guardbot(Program):

@@ -21,7 +21,6 @@ from typing import Any, TypeVar, cast
 
 from mautrix.util.async_db import Scheme
 from ruamel.yaml import YAML
-from yarl import URL
 
 from . import db, logs
 from .config import Config, ConfigError, load
@@ -244,7 +243,7 @@ def check_namespaces(
 async def check_database(config: Config, report: Report, fix: bool, command: str) -> None:
     name = "database"
     url = config["database"]
-    shown = redact_url(url)
+    shown = logs.redact_url(url)
     latest = len(db.upgrade_table.upgrades)
     database = db.create(url)
     sqlite_path = database.url.path if database.scheme == Scheme.SQLITE else None
@@ -298,14 +297,6 @@ async def _stop(database: db.Database) -> None:
         await database.stop()
     except Exception:
         pass  # it never started
-
-
-def redact_url(url: str) -> str:
-    try:
-        parsed = URL(url)
-    except ValueError:
-        return "<unparseable URL>"
-    return str(parsed.with_password("***")) if parsed.password else url
 
 
 def _quiet_logging(secrets: list[str]) -> None:

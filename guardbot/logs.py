@@ -77,6 +77,15 @@ def secrets_of(config: Any) -> list[str]:
     return found
 
 
+def redact_url(url: str) -> str:
+    """A URL fit to show: its password, if any, replaced."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return "<unparseable URL>"
+    return str(parsed.with_password("***")) if parsed.password else url
+
+
 def database_password(url: str) -> list[str]:
     """A database URL's password, as written in the URL (percent-encoded) and decoded."""
     try:
