@@ -22,7 +22,7 @@ from urllib.parse import quote
 import aiohttp
 
 from . import registration
-from .config import Config, create_from_example
+from .config import Config
 from .local_synapse import LocalSynapse
 
 
@@ -75,14 +75,7 @@ def say(text: str) -> None:
 
 def write_guardbot_config(workdir: pathlib.Path, hs: LocalSynapse, port: int) -> pathlib.Path:
     path = workdir / "config.yaml"
-    if not path.exists():
-        create_from_example(str(path))
-    config = Config(str(path))
-    config.load()
-    config["homeserver.address"] = hs.base_url
-    config["homeserver.domain"] = hs.server_name
-    config["appservice.address"] = f"http://127.0.0.1:{port}"
-    config["appservice.port"] = port
+    config = hs.guardbot_config(path, port)
     config["database"] = f"sqlite:{workdir / 'guardbot.db'}"
     config["directory.poll_interval"] = 2
     registration.new_tokens(config)
@@ -111,10 +104,9 @@ async def demo(workdir: pathlib.Path) -> None:
         admin_id, admin_token = await hs.register_user("admin", password, admin=True)
         admin = Client(hs.base_url, admin_token)
         bot_id = config.bot_user_id
-        await Client(hs.base_url, config["appservice.as_token"]).ok(
-            "POST", "/_matrix/client/v3/register",
-            {"type": "m.login.application_service", "username": config["appservice.bot_username"]},
-        )  # fmt: skip
+        await hs.register_appservice_user(
+            config["appservice.as_token"], config["appservice.bot_username"]
+        )
         await hs.make_admin(admin_token, bot_id)
         log_path = workdir / "guardbot.log"
         bot_proc = subprocess.Popen(

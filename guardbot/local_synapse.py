@@ -24,6 +24,8 @@ from urllib.parse import quote
 import aiohttp
 from signedjson.key import generate_signing_key, write_signing_keys
 
+from .config import Config, create_from_example
+
 # Tests hammer the server; Synapse's default limits would make them flaky.
 _LOOSE = {"per_second": 1000, "burst_count": 10000}
 _LOG_TAIL_LINES = 40
@@ -295,3 +297,23 @@ class LocalSynapse:
     async def make_admin(self, admin_token: str, user_id: str, admin: bool = True) -> None:
         path = f"/_synapse/admin/v2/users/{quote(user_id, safe='')}"
         await self._request("PUT", path, token=admin_token, body={"admin": admin})
+
+    async def register_appservice_user(self, as_token: str, localpart: str) -> str:
+        """Register an appservice's own user, as the appservice does at start."""
+        body = {"type": "m.login.application_service", "username": localpart}
+        data = await self._request("POST", "/_matrix/client/v3/register", token=as_token, body=body)
+        return str(data["user_id"])
+
+    def guardbot_config(self, path: pathlib.Path, port: int) -> Config:
+        """guardbot's config file pointed at this homeserver, listening on `port` (made from the
+        example config if missing). Tokens are left as they are: `guardbot -g` makes them."""
+        if not path.exists():
+            create_from_example(str(path))
+        config = Config(str(path))
+        config.load()
+        config["homeserver.address"] = self.base_url
+        config["homeserver.domain"] = self.server_name
+        config["appservice.address"] = f"http://127.0.0.1:{port}"
+        config["appservice.port"] = port
+        config.save()
+        return config

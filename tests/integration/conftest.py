@@ -20,7 +20,6 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from guardbot.config import Config, create_from_example
 from guardbot.local_synapse import LocalSynapse
 
 from .matrix_client import User
@@ -72,14 +71,7 @@ async def running_homeserver(
     )
     port = free_port()
     config_path = root / "config.yaml"
-    create_from_example(str(config_path))
-    config = Config(str(config_path))
-    config.load()
-    config["homeserver.address"] = synapse.base_url
-    config["homeserver.domain"] = synapse.server_name
-    config["appservice.address"] = f"http://127.0.0.1:{port}"
-    config["appservice.port"] = port
-    config.save()
+    config = synapse.guardbot_config(config_path, port)
     subprocess.run(
         [sys.executable, "-m", "guardbot", "-c", str(config_path), "-g", "-r",
          str(root / "registration.yaml")],
@@ -90,13 +82,10 @@ async def running_homeserver(
     try:
         admin_id, admin_token = await synapse.register_user("admin", "admin-pw", admin=True)
         admin = User(synapse.base_url, admin_id, admin_token)
-        bot_user_id = f"@guardbot:{synapse.server_name}"
         # Register guardbot's user the way it does itself, so it can be made admin up front.
-        bot = User(synapse.base_url, bot_user_id, config["appservice.as_token"])
-        await bot.request(
-            "POST", "/_matrix/client/v3/register",
-            {"type": "m.login.application_service", "username": "guardbot"},
-        )  # fmt: skip
+        bot_user_id = await synapse.register_appservice_user(
+            config["appservice.as_token"], "guardbot"
+        )
         await synapse.make_admin(admin_token, bot_user_id)
         yield Homeserver(
             synapse, admin, bot_user_id, config_path, port,
