@@ -42,7 +42,7 @@ def fmt_rate(per_s: float) -> str:
 
 
 def fmt_ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def percentile(values: list[float], p: float) -> float:

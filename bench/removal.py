@@ -1,0 +1,186 @@
+"""2. Guest join → removal on a real Synapse, against Synapse's own removal.
+
+guardbot (the real CLI, `policy.listed_rooms: kick`, SQLite, as server admin) guards a listed
+room. Per sample a fresh guest joins; the time is from sending the join to the kick event's
+`origin_server_ts` (seen by the room's admin through a long-polling /sync).
+
+Reference, in the same run and interleaved with it: in an unlisted room guardbot leaves alone,
+a guest is already joined and the room's admin sets `m.room.guest_access` to `forbidden`, which
+makes Synapse itself remove the guest; the time is from sending that state event to the guest's
+leave event's `origin_server_ts`.
+
+From guardbot's side (bench.timed_guardbot's timestamps): "receipt→kick" runs from the
+transaction carrying the join reaching its handler to the kick request leaving: the inbox
+write, evaluation, queueing, and the homeserver calls guardbot makes before a kick (the guest's
+status from the admin API, their current member state). "guardbot's own" is the same less the
+time spent waiting for those calls' answers: what guardbot itself costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import tempfile
+import time
+from typing import Any
+
+from .common import Options, Row, percentile
+from .synapse_env import Client, Env, guardbot_process, q, synapse_with_guardbot
+
+SYNC_FILTER = json.dumps(
+    {
+        "presence": {"not_types": ["*"]},
+        "account_data": {"not_types": ["*"]},
+        "room": {
+            "state": {"not_types": ["*"]},
+            "ephemeral": {"not_types": ["*"]},
+            "account_data": {"not_types": ["*"]},
+            "timeline": {"types": ["m.room.member"], "limit": 50},
+        },
+    }
+)
+
+
+class Watcher:
+    """The rooms' admin following member events as they happen, through /sync."""
+
+    def __init__(self, admin: Client) -> None:
+        self.admin = admin
+        self.since = ""
+        self.seen: list[dict[str, Any]] = []
+
+    async def start(self) -> None:
+        data = await self.admin.request("GET", "/_matrix/client/v3/sync", query={
+            "filter": SYNC_FILTER, "timeout": "0"})  # fmt: skip
+        self.since = data["next_batch"]
+
+    async def wait(self, user_id: str, membership: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.seen:
+                content = event.get("content") or {}
+                if event["state_key"] == user_id and content.get("membership") == membership:
+                    return event
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{user_id} never reached {membership}")
+            query = {"filter": SYNC_FILTER, "timeout": "10000", "since": self.since}
+            data = await self.admin.request("GET", "/_matrix/client/v3/sync", query=query)
+            self.since = data["next_batch"]
+            for room in data.get("rooms", {}).get("join", {}).values():
+                self.seen += room.get("timeline", {}).get("events", [])
+
+
+async def _room(env: Env, *, listed: bool, with_bot: bool) -> str:
+    body: dict[str, Any] = {
+        "preset": "public_chat",
+        "visibility": "public" if listed else "private",
+        "initial_state": [{"type": "m.room.guest_access", "state_key": "",
+                           "content": {"guest_access": "can_join"}}],
+    }  # fmt: skip
+    if with_bot:
+        body["invite"] = [env.bot_user_id]
+        body["power_level_content_override"] = {"users": {env.bot_user_id: 50}}
+    data = await env.admin.request("POST", "/_matrix/client/v3/createRoom", body)
+    return str(data["room_id"])
+
+
+async def _guardbot_sample(env: Env, watcher: Watcher, room_id: str, guest: Client) -> float:
+    started = time.time()
+    await guest.request("POST", f"/_matrix/client/v3/join/{q(room_id)}", {})
+    leave = await watcher.wait(guest.user_id, "leave")
+    if leave["sender"] != env.bot_user_id:
+        raise AssertionError(f"{guest.user_id} left by {leave['sender']}, not a kick")
+    return leave["origin_server_ts"] / 1000 - started
+
+
+async def _synapse_sample(env: Env, watcher: Watcher, room_id: str, guest: Client) -> float:
+    path = f"/_matrix/client/v3/rooms/{q(room_id)}/state/m.room.guest_access/"
+    await env.admin.request("PUT", path, {"guest_access": "can_join"})
+    await guest.request("POST", f"/_matrix/client/v3/join/{q(room_id)}", {})
+    await watcher.wait(guest.user_id, "join")
+    started = time.time()
+    await env.admin.request("PUT", path, {"guest_access": "forbidden"})
+    leave = await watcher.wait(guest.user_id, "leave")
+    if leave["sender"] != guest.user_id:  # Synapse's own removal is the guest "leaving"
+        raise AssertionError(f"{guest.user_id} removed by {leave['sender']}, not by Synapse")
+    return leave["origin_server_ts"] / 1000 - started
+
+
+def _overheads(timings: pathlib.Path) -> list[tuple[float, float]]:
+    """Per kicked guest: (receipt → kick request, the same less the time spent waiting for
+    the homeserver's answers about that guest)."""
+    records = [json.loads(line) for line in timings.read_text().splitlines()]
+    received: dict[str, float] = {}
+    out = []
+    for record in records:
+        if record["what"] == "received" and record["membership"] == "join":
+            received.setdefault(record["user"], record["t"])
+        elif record["what"] == "kick" and record["user"] in received:
+            start, end = received[record["user"]], record["t"]
+            quoted = q(record["user"])
+            waiting = sum(
+                r["answered"] - r["t"]
+                for r in records
+                if r["what"] == "request" and quoted in r["path"] and start <= r["t"] < end
+            )
+            out.append((end - start, end - start - waiting))
+    return out
+
+
+async def run(opts: Options) -> list[Row]:
+    samples, warmup = (10, 2) if opts.quick else (40, 4)
+    with tempfile.TemporaryDirectory(prefix="guardbot-bench-") as tmp:
+        root = pathlib.Path(tmp)
+        timings = root / "timings.jsonl"
+        async with synapse_with_guardbot(root) as env, guardbot_process(
+            env, root, timings, POLICY__LISTED_ROOMS="kick", DIRECTORY__POLL_INTERVAL="1"
+        ):  # fmt: skip
+            watcher = Watcher(env.admin)
+            await watcher.start()
+            listed = await _room(env, listed=True, with_bot=True)
+            unlisted = await _room(env, listed=False, with_bot=False)
+            await watcher.wait(env.bot_user_id, "join")  # guardbot accepted the invite
+            await asyncio.sleep(2)  # and its directory poll has seen the room listed
+            guests = [await env.guest() for _ in range(2 * (samples + warmup))]
+            ours, theirs = [], []
+            for i in range(samples + warmup):  # interleaved: both see the same noise
+                ours.append(await _guardbot_sample(env, watcher, listed, guests[2 * i]))
+                theirs.append(await _synapse_sample(env, watcher, unlisted, guests[2 * i + 1]))
+            ours, theirs = ours[warmup:], theirs[warmup:]
+            overheads = _overheads(timings)[warmup:]
+    rows = []
+    for p in (50, 95):
+        a, b = percentile(ours, p), percentile(theirs, p)
+        met = a <= 1.5 * b if p == 50 else None
+        rows.append(Row(
+            f"2 join→removal p{p}", f"{a * 1000:.0f} ms", f"{b * 1000:.0f} ms Synapse's own",
+            f"{a / b:.2f}x", "≤1.5x" if p == 50 else "(info)", met,
+        ))  # fmt: skip
+    total = [o[0] for o in overheads]
+    own = [o[1] for o in overheads]
+    for p in (50, 95):
+        t, o = percentile(total, p), percentile(own, p)
+        rows.append(Row(
+            f"2 guardbot receipt→kick p{p}", f"{t * 1000:.1f} ms",
+            f"{percentile(ours, p) * 1000:.0f} ms end to end", f"{t / percentile(ours, p):.2f}",
+            "(info)", None,
+        ))  # fmt: skip
+        rows.append(Row(
+            f"2 guardbot's own p{p}", f"{o * 1000:.1f} ms", f"{t * 1000:.1f} ms incl. its"
+            " homeserver calls", f"{o / t:.2f}", "≤5 ms" if p == 50 else "(info)",
+            o <= 0.005 if p == 50 else None,
+        ))  # fmt: skip
+    opts.notes.append(
+        f"2: {len(ours)} samples each, after {warmup} warm-up; Synapse {_synapse_version()}"
+    )
+    return rows
+
+
+def _synapse_version() -> str:
+    try:
+        import synapse
+
+        return str(synapse.__version__)
+    except ImportError:
+        return "?"

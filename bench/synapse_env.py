@@ -1,0 +1,163 @@
+"""A real Synapse with guardbot registered, and guardbot as a real process, for benchmark 2.
+
+The same set-up as tests/integration/conftest.py (`guardbot -g` writes the registration, the bot
+registers and is made a server admin up front), kept here so the test fixtures stay as they are.
+guardbot runs through bench.timed_guardbot: the real CLI, plus timestamps at two points.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from guardbot.config import Config, create_from_example
+from guardbot.local_synapse import LocalSynapse
+
+# Joins, state changes and syncs as fast as the benchmark sends them.
+LOOSE = {"per_second": 10000, "burst_count": 100000}
+
+
+def q(value: str) -> str:
+    return quote(value, safe="")
+
+
+class Client:
+    """A Matrix user on one kept-alive connection, so the client adds little to timings."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, user_id: str, token: str
+    ) -> None:
+        self.session = session
+        self.base_url = base_url
+        self.user_id = user_id
+        self.token = token
+
+    async def request(
+        self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        url = self.base_url + path
+        async with self.session.request(
+            method, url, json=body, params=query, headers=headers
+        ) as resp:
+            data = await resp.json(content_type=None)
+            if resp.status >= 400:
+                raise RuntimeError(f"{method} {path} -> {resp.status}: {data}")
+            return data
+
+
+@dataclass
+class Env:
+    synapse: LocalSynapse
+    session: aiohttp.ClientSession
+    admin: Client
+    bot_user_id: str
+    config_path: pathlib.Path
+    guardbot_port: int
+
+    async def guest(self) -> Client:
+        user_id, token = await self.synapse.register_guest()
+        return Client(self.session, self.synapse.base_url, user_id, token)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def synapse_with_guardbot(root: pathlib.Path) -> AsyncIterator[Env]:
+    extra = {
+        "rc_joins_per_room": LOOSE,
+        "rc_message": LOOSE,
+        "rc_joins": {"local": LOOSE, "remote": LOOSE},
+    }
+    synapse = LocalSynapse(
+        root / "synapse", appservice_files=[root / "registration.yaml"], extra_config=extra
+    )
+    port = free_port()
+    config_path = root / "config.yaml"
+    create_from_example(str(config_path))
+    config = Config(str(config_path))
+    config.load()
+    config["homeserver.address"] = synapse.base_url
+    config["homeserver.domain"] = synapse.server_name
+    config["appservice.address"] = f"http://127.0.0.1:{port}"
+    config["appservice.port"] = port
+    config.save()
+    subprocess.run(
+        [sys.executable, "-m", "guardbot", "-c", str(config_path), "-g", "-r",
+         str(root / "registration.yaml")],
+        check=True, capture_output=True, cwd=root,
+    )  # fmt: skip
+    config.load()
+    await synapse.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            admin_id, admin_token = await synapse.register_user("admin", "admin-pw", admin=True)
+            admin = Client(session, synapse.base_url, admin_id, admin_token)
+            bot_user_id = f"@guardbot:{synapse.server_name}"
+            bot = Client(session, synapse.base_url, bot_user_id, config["appservice.as_token"])
+            await bot.request(
+                "POST", "/_matrix/client/v3/register",
+                {"type": "m.login.application_service", "username": "guardbot"},
+            )  # fmt: skip
+            await synapse.make_admin(admin_token, bot_user_id)
+            yield Env(synapse, session, admin, bot_user_id, config_path, port)
+    finally:
+        await synapse.stop()
+
+
+@contextlib.asynccontextmanager
+async def guardbot_process(
+    env: Env, workdir: pathlib.Path, timings: pathlib.Path, **overrides: str
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """guardbot (the real CLI, timed) with GUARDBOT_* overrides, until the block ends."""
+    variables = {
+        **os.environ,
+        "GUARDBOT_DATABASE": f"sqlite:{workdir / 'guardbot.db'}",
+        "BENCH_TIMINGS": str(timings),
+        **{f"GUARDBOT_{k}": v for k, v in overrides.items()},
+    }
+    log = (workdir / "guardbot.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.timed_guardbot", "-c", str(env.config_path), "-n"],
+        stdout=log, stderr=subprocess.STDOUT, env=variables, cwd=pathlib.Path.cwd(),
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{env.guardbot_port}/_matrix/mau/ready"
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"guardbot exited; see {workdir / 'guardbot.log'}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with env.session.get(url) as resp:
+                    if resp.status == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise RuntimeError("guardbot not ready after 60s")
+            await asyncio.sleep(0.05)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()

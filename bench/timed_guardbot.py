@@ -1,0 +1,75 @@
+"""`python -m bench.timed_guardbot ARGS`: the real `guardbot ARGS`, plus timestamps per
+removal written as JSON lines to $BENCH_TIMINGS, so benchmark 2 can tell guardbot's own time
+from the homeserver's:
+
+- "received": a transaction with a guest's member event reached the handler (its first line);
+- "kick": guardbot is about to send, and has got the answer to, the kick request;
+- "request": every call to the homeserver, to take the time spent waiting for it out.
+
+Only wrappers are added (no behaviour changes); wall-clock time, to line up with the
+homeserver's `origin_server_ts`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import time
+from typing import Any
+
+from guardbot import homeserver, transactions
+from guardbot.__main__ import main
+from guardbot.triage import MemberChange
+
+# Line-buffered and never closed: it lives as long as the process, a line per record.
+_out = open(os.environ["BENCH_TIMINGS"], "a", buffering=1)
+_received: contextvars.ContextVar[float] = contextvars.ContextVar("received", default=0.0)
+
+
+def _note(**record: Any) -> None:
+    _out.write(json.dumps(record) + "\n")
+
+
+_transaction = transactions.AppserviceAPI.transaction
+_parse_events = transactions.parse_events
+_kick = homeserver.Homeserver.kick
+
+
+async def transaction(self: transactions.AppserviceAPI, request: Any) -> Any:
+    _received.set(time.time())
+    return await _transaction(self, request)
+
+
+def parse_events(*args: Any, **kwargs: Any) -> Any:
+    observations = _parse_events(*args, **kwargs)
+    for obs in observations:
+        if isinstance(obs, MemberChange):
+            _note(what="received", user=obs.user_id, membership=obs.membership, t=_received.get())
+    return observations
+
+
+async def kick(self: homeserver.Homeserver, room_id: str, user_id: str, reason: str) -> None:
+    started = time.time()
+    await _kick(self, room_id, user_id, reason)
+    _note(what="kick", user=user_id, t=started, answered=time.time())
+
+
+_request = homeserver.Homeserver.request
+
+
+async def request(self: homeserver.Homeserver, method: str, path: str, *a: Any, **k: Any) -> Any:
+    started = time.time()
+    try:
+        return await _request(self, method, path, *a, **k)
+    finally:
+        _note(what="request", path=f"{method} {path}", t=started, answered=time.time())
+
+
+homeserver.Homeserver.request = request  # type: ignore[method-assign]
+transactions.AppserviceAPI.transaction = transaction  # type: ignore[method-assign]
+transactions.parse_events = parse_events
+homeserver.Homeserver.kick = kick  # type: ignore[method-assign]
+
+if __name__ == "__main__":
+    main()
