@@ -1,0 +1,149 @@
+"""4. The nag scheduler: does its work follow the reminders due, not the named guests known?
+
+The real scheduler (`Nagger.run_once` until nothing is due, then `next_due_at`, as its loop
+does) on the real store, SQLite and PostgreSQL, with the homeserver replaced by an instant
+stand-in (every login probe works, every DM and message is made at once), so what is timed is
+guardbot's own work and its database's. Each due reminder costs the real steps: re-read the
+row, probe, record the check, make the DM, mark the nag in flight with its claim link, send,
+count it.
+
+Tables: N named guests, D of them due now, half of the rest waiting for a later reminder, the
+other half done. Compared: 100k/1k due against 10k/1k due (same work, ten times the table),
+and 100k/10 due against a hundredth of 100k/1k due.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from guardbot.clock import now_ms
+from guardbot.db.pwlu import ACTIVE, DONE, PwluStore
+from guardbot.homeserver import Homeserver
+from guardbot.pwlu.accounts import Accounts, UserLocks
+from guardbot.pwlu.client import Client
+from guardbot.pwlu.nags import DM_MARK, Nagger, NagSettings
+from guardbot.pwlu.passwords import KeyRing
+
+from .common import Options, Row, database_kinds, database_url, fmt_ms, started_database
+
+DAY_MS = 86_400_000
+
+
+class InstantHomeserver(Homeserver):
+    """Answers what the scheduler asks at once; counts the messages sent."""
+
+    def __init__(self) -> None:
+        super().__init__("http://bench.invalid", "as-token", "@guardbot:example.org")
+        self.sent = 0
+
+    async def request(self, method: str, path: str, body: Any = None, **_: Any) -> dict[str, Any]:
+        if path.endswith("/login"):
+            return {"access_token": "probe-token"}
+        if path.endswith("/createRoom"):
+            return {"room_id": f"!dm-{body['invite'][0]}"}
+        if "/send/" in path:
+            self.sent += 1
+            return {"event_id": f"$nag{self.sent}"}
+        if path.endswith("/displayname"):
+            return {"displayname": "Named Guest"}
+        return {}
+
+
+async def fill(store: PwluStore, total: int, due: int, key_id: str) -> None:
+    """`total` named guests: `due` due now, the rest half waiting, half done."""
+    now = now_ms()
+    rows = []
+    for n in range(total):
+        if n < due:
+            state, next_at = ACTIVE, now - 1000 - n
+        elif n % 2:
+            state, next_at = ACTIVE, now + DAY_MS + n
+        else:
+            state, next_at = DONE, None
+        rows.append((f"@pwlu{n}:example.org", key_id, state, now - DAY_MS, next_at))
+    async with store.db.acquire() as conn, conn.transaction():
+        await conn.executemany(
+            "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            rows,
+        )
+
+
+async def due_plan(store: PwluStore, kind: str) -> str:
+    """How the database runs the scheduler's due query: an index range, or the whole table."""
+    query = (
+        "SELECT user_id FROM pwlu WHERE next_nag_at IS NOT NULL AND next_nag_at <= $1"
+        " ORDER BY next_nag_at LIMIT 50"
+    )
+    if kind == "sqlite":
+        rows = await store.db.fetch("EXPLAIN QUERY PLAN " + query, now_ms())
+        return "; ".join(str(r["detail"]) for r in rows)
+    plan = await store.db.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + query, now_ms())
+    node = json.loads(plan)[0]["Plan"]
+    while node.get("Plans") and node["Node Type"] == "Limit":
+        node = node["Plans"][0]
+    return f"{node['Node Type']} using {node.get('Index Name', '-')}, {node['Actual Rows']} rows"
+
+
+async def one_pass(
+    kind: str, postgres: str, total: int, due: int, plans: list[str] | None = None
+) -> float:
+    """Seconds for the scheduler to handle every due reminder and find the next due time."""
+    async with database_url(kind, postgres) as url, started_database(url) as database:
+        store = PwluStore(database)
+        keys = KeyRing("bench-secret")
+        await fill(store, total, due, keys.current)
+        if kind == "postgres":
+            await database.execute("ANALYZE pwlu")
+        hs = InstantHomeserver()
+        client = Client(hs)
+        locks = UserLocks()
+        settings = NagSettings(
+            first_after_ms=DAY_MS, every_ms=DAY_MS, max=3, template="Hi {name}: {link}",
+            html_template="Hi {name}: <a href='{link}'>{link}</a>",
+            public_url="https://guardbot.example.org", claim_ttl_ms=7 * DAY_MS,
+        )  # fmt: skip
+        nagger = Nagger(
+            settings, client, store, keys, Accounts(client, store, keys, locks), locks, set()
+        )
+        if plans is not None:
+            plans.append(f"4 {kind}, {total} rows: the due query {await due_plan(store, kind)}")
+        started = time.perf_counter()
+        while await nagger.run_once():
+            pass
+        next_at = await store.next_due_at()
+        seconds = time.perf_counter() - started
+        if hs.sent != due or (next_at or 0) < now_ms():
+            raise AssertionError(f"sent {hs.sent} of {due} due reminders")
+        assert DM_MARK  # the DMs were made through the real code path
+    return seconds
+
+
+async def run(opts: Options) -> list[Row]:
+    scale = 10 if opts.quick else 1
+    big, small, many, few = 100_000 // scale, 10_000 // scale, 1_000 // scale, 10
+    rows = []
+    for kind in database_kinds(opts):
+        idle = min([await one_pass(kind, opts.postgres, big, 0) for _ in range(3)])
+        big_many = await one_pass(kind, opts.postgres, big, many, opts.notes)
+        small_many = await one_pass(kind, opts.postgres, small, many)
+        big_few = min([await one_pass(kind, opts.postgres, big, few) for _ in range(3)])
+        per_big, per_small = big_many / many, small_many / many
+        rows.append(Row(
+            f"4 nags {kind}: {big // 1000}k, {many} due", f"{fmt_ms(big_many)}"
+            f" ({per_big * 1000:.2f} ms/due)", f"{per_small * 1000:.2f} ms/due at"
+            f" {small // 1000}k, {many} due", f"{per_big / per_small:.2f}x", "≤1.5x",
+            per_big <= 1.5 * per_small,
+        ))  # fmt: skip
+        share = big_many * few / many
+        rows.append(Row(
+            f"4 nags {kind}: {big // 1000}k, {few} due", fmt_ms(big_few),
+            f"{fmt_ms(share)} = {few}/{many} of {many} due", f"{big_few / share:.2f}x",
+            "≤1.5x", big_few <= 1.5 * share,
+        ))  # fmt: skip
+        rows.append(Row(
+            f"4 nags {kind}: {big // 1000}k, none due", fmt_ms(idle), "", "", "(info)", None
+        ))  # fmt: skip
+    return rows
