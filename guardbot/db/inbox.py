@@ -63,12 +63,11 @@ class InboxStore:
         if not rows:
             return
         async with self.db.acquire() as conn:
-            for row in rows:
-                await conn.execute(
-                    "INSERT INTO inbox (dedup_key, kind, payload, received_at)"
-                    " VALUES ($1, $2, $3, $4) ON CONFLICT (dedup_key) DO NOTHING",
-                    *row,
-                )
+            await conn.executemany(
+                "INSERT INTO inbox (dedup_key, kind, payload, received_at)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (dedup_key) DO NOTHING",
+                rows,
+            )
 
     async def take(self, limit: int = 100) -> list[InboxRow]:
         rows = await self.db.fetch(
