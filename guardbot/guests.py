@@ -19,6 +19,88 @@ from .triage import localpart_is_numeric
 log = logging.getLogger("guardbot.guests")
 
 GUEST_TTL = 30.0
+# Canonical numeric localparts below this are kept as bits (2**27 bits: 16 MiB at most). The
+# homeserver numbers its guests 1, 2, 3... so real IDs stay far below it.
+BITMAP_LIMIT = 1 << 27
+
+
+class VerdictCache:
+    """The admin API's answers for local users, small enough for millions of them.
+
+    "Not a guest" is final and most answers are that, so for the numeric IDs the homeserver
+    gives guests (no leading zero) it is one bit at that number: 1M users in 125 kB, where an
+    OrderedDict of user ID -> (verdict, expiry) took ~240 B a user (docs/benchmarks.md). Any
+    other ID goes into a bounded set. "Guest" answers expire and are few: ID -> when fetched.
+    """
+
+    def __init__(self, domain: str, max_entries: int) -> None:
+        self._suffix = ":" + domain
+        self._max = max_entries
+        self._bits = bytearray()
+        self._bits_set = 0
+        self._other_not_guests: OrderedDict[str, None] = OrderedDict()
+        self._guests: OrderedDict[str, float] = OrderedDict()  # user ID -> monotonic fetch time
+
+    def __len__(self) -> int:
+        return self._bits_set + len(self._other_not_guests) + len(self._guests)
+
+    def _number(self, user_id: str) -> int | None:
+        """The bit for a local user with a canonical numeric localpart; None for anyone else."""
+        if not user_id.endswith(self._suffix):
+            return None
+        localpart = user_id[1 : -len(self._suffix)]
+        # At most 9 digits: int() of a long digit string is slow (and refused past 4300).
+        if not (0 < len(localpart) <= 9 and localpart.isascii() and localpart.isdigit()):
+            return None
+        if localpart[0] == "0":
+            return None  # "@07" is not "@7": only one spelling may own a bit
+        number = int(localpart)
+        return number if number < BITMAP_LIMIT else None
+
+    def _bit(self, number: int) -> bool:
+        byte = number >> 3
+        return byte < len(self._bits) and bool(self._bits[byte] >> (number & 7) & 1)
+
+    def get(self, user_id: str) -> bool | None:
+        """True (a guest), False (not one) or None (ask the homeserver)."""
+        number = self._number(user_id)
+        known = self._bit(number) if number is not None else user_id in self._other_not_guests
+        if known:
+            return False
+        fetched = self._guests.get(user_id)
+        if fetched is None:
+            return None
+        if time.monotonic() - fetched >= GUEST_TTL:
+            del self._guests[user_id]
+            return None
+        return True
+
+    def put(self, user_id: str, is_guest: bool) -> None:
+        self.discard(user_id)
+        if is_guest:
+            self._guests[user_id] = time.monotonic()
+            while len(self._guests) > self._max:
+                self._guests.popitem(last=False)
+            return
+        number = self._number(user_id)
+        if number is None:
+            self._other_not_guests[user_id] = None
+            while len(self._other_not_guests) > self._max:
+                self._other_not_guests.popitem(last=False)
+            return
+        byte = number >> 3
+        if byte >= len(self._bits):
+            self._bits.extend(bytes(byte + 1 - len(self._bits)))
+        self._bits[byte] |= 1 << (number & 7)
+        self._bits_set += 1
+
+    def discard(self, user_id: str) -> None:
+        self._guests.pop(user_id, None)
+        self._other_not_guests.pop(user_id, None)
+        number = self._number(user_id)
+        if number is not None and self._bit(number):
+            self._bits[number >> 3] &= ~(1 << (number & 7)) & 0xFF
+            self._bits_set -= 1
 
 
 class GuestOracle:
@@ -34,30 +116,14 @@ class GuestOracle:
         self.domain = domain
         self.exempt = exempt | {hs.bot_user_id}
         self.admin = False  # set by the app once it knows; without it, hints are all we have
-        self._max = max_entries
-        # user_id -> monotonic expiry for guests; float("inf") for known non-guests
-        self._guest_until: OrderedDict[str, tuple[bool, float]] = OrderedDict()
+        self._cache = VerdictCache(domain, max_entries)
         self.lookups = 0
 
     def invalidate(self, user_id: str) -> None:
-        self._guest_until.pop(user_id, None)
-
-    def _cached(self, user_id: str) -> bool | None:
-        entry = self._guest_until.get(user_id)
-        if entry is None:
-            return None
-        is_guest, until = entry
-        if until < time.monotonic():
-            del self._guest_until[user_id]
-            return None
-        return is_guest
+        self._cache.discard(user_id)
 
     def _remember(self, user_id: str, is_guest: bool) -> None:
-        until = time.monotonic() + GUEST_TTL if is_guest else float("inf")
-        self._guest_until[user_id] = (is_guest, until)
-        self._guest_until.move_to_end(user_id)
-        while len(self._guest_until) > self._max:
-            self._guest_until.popitem(last=False)
+        self._cache.put(user_id, is_guest)
 
     async def verdict(
         self, user_id: str, *, kind_guest: bool, new_join: bool, fresh: bool = False
@@ -75,7 +141,7 @@ class GuestOracle:
                 return Verdict.GUEST
             return Verdict.UNKNOWN
         if not fresh:
-            cached = self._cached(user_id)
+            cached = self._cache.get(user_id)
             if cached is not None:
                 return Verdict.GUEST if cached else Verdict.NOT_GUEST
         self.lookups += 1
