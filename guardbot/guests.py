@@ -19,6 +19,9 @@ from .triage import localpart_is_numeric
 log = logging.getLogger("guardbot.guests")
 
 GUEST_TTL = 30.0
+# A "guest" answer this young still counts as fresh: the check right before a kick then reuses
+# the look-up the decision made milliseconds earlier instead of asking the homeserver again.
+FRESH_FOR = 1.0
 # Canonical numeric localparts below this are kept as bits (2**27 bits: 16 MiB at most). The
 # homeserver numbers its guests 1, 2, 3... so real IDs stay far below it.
 BITMAP_LIMIT = 1 << 27
@@ -61,17 +64,22 @@ class VerdictCache:
         byte = number >> 3
         return byte < len(self._bits) and bool(self._bits[byte] >> (number & 7) & 1)
 
-    def get(self, user_id: str) -> bool | None:
-        """True (a guest), False (not one) or None (ask the homeserver)."""
-        number = self._number(user_id)
-        known = self._bit(number) if number is not None else user_id in self._other_not_guests
-        if known:
-            return False
+    def get(self, user_id: str, *, fresh: bool = False) -> bool | None:
+        """True (a guest), False (not one) or None (ask the homeserver). With `fresh`, only a
+        "guest" answer under FRESH_FOR seconds old counts."""
+        if not fresh:
+            number = self._number(user_id)
+            known = self._bit(number) if number is not None else user_id in self._other_not_guests
+            if known:
+                return False
         fetched = self._guests.get(user_id)
         if fetched is None:
             return None
-        if time.monotonic() - fetched >= GUEST_TTL:
+        age = time.monotonic() - fetched
+        if age >= GUEST_TTL:
             del self._guests[user_id]
+            return None
+        if fresh and age >= FRESH_FOR:
             return None
         return True
 
@@ -128,7 +136,8 @@ class GuestOracle:
     async def verdict(
         self, user_id: str, *, kind_guest: bool, new_join: bool, fresh: bool = False
     ) -> Verdict:
-        """GUEST only when guardbot is sure. `fresh` skips the cache (used right before a kick)."""
+        """GUEST only when guardbot is sure. `fresh` (right before a kick) asks the homeserver
+        again unless a "guest" answer is under FRESH_FOR seconds old."""
         if user_id in self.exempt:
             return Verdict.NOT_GUEST
         if not user_id.endswith(":" + self.domain):
@@ -140,10 +149,9 @@ class GuestOracle:
             if kind_guest and new_join:
                 return Verdict.GUEST
             return Verdict.UNKNOWN
-        if not fresh:
-            cached = self._cache.get(user_id)
-            if cached is not None:
-                return Verdict.GUEST if cached else Verdict.NOT_GUEST
+        cached = self._cache.get(user_id, fresh=fresh)
+        if cached is not None:
+            return Verdict.GUEST if cached else Verdict.NOT_GUEST
         self.lookups += 1
         info = await self.hs.admin_user(user_id)
         if info is None:

@@ -1,4 +1,5 @@
-"""The guest oracle's cache: final "not a guest" answers as bits, expiring "guest" answers."""
+"""The guest oracle's cache: final "not a guest" answers as bits, expiring "guest" answers, and
+the one-second window in which a "guest" answer still counts as fresh before a kick."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import pytest
 
 from guardbot import guests
-from guardbot.guests import GUEST_TTL, GuestOracle, VerdictCache
+from guardbot.guests import FRESH_FOR, GUEST_TTL, GuestOracle, VerdictCache
 from guardbot.policy import Verdict
 
 D = "example.org"
@@ -60,9 +61,13 @@ def test_other_ids_and_guests_are_bounded_oldest_first(clock: Clock) -> None:
     assert [cache.get(f"@{n + 1}:{D}") for n in range(5)] == [None, None, True, True, True]
 
 
-def test_guest_answers_expire(clock: Clock) -> None:
+def test_guest_answers_expire_and_count_as_fresh_only_briefly(clock: Clock) -> None:
     cache = VerdictCache(D, max_entries=10)
     cache.put(f"@5:{D}", True)
+    assert cache.get(f"@5:{D}") is True
+    assert cache.get(f"@5:{D}", fresh=True) is True
+    clock.now += FRESH_FOR
+    assert cache.get(f"@5:{D}", fresh=True) is None  # too old to skip the check before a kick
     assert cache.get(f"@5:{D}") is True
     clock.now += GUEST_TTL
     assert cache.get(f"@5:{D}") is None and len(cache) == 0
@@ -75,6 +80,7 @@ def test_answers_replace_each_other_and_can_be_dropped(clock: Clock) -> None:
     assert cache.get(f"@5:{D}") is True and len(cache) == 1
     cache.put(f"@5:{D}", False)
     assert cache.get(f"@5:{D}") is False and len(cache) == 1
+    assert cache.get(f"@5:{D}", fresh=True) is None  # fresh asks again unless a young "guest"
     cache.discard(f"@5:{D}")
     assert cache.get(f"@5:{D}") is None and len(cache) == 0
     cache.discard(f"@5:{D}")
@@ -93,7 +99,7 @@ class FakeHomeserver:
         return {"is_guest": user_id in self.guests}
 
 
-async def test_oracle_asks_once_and_again_before_a_kick(clock: Clock) -> None:
+async def test_oracle_asks_once_and_again_before_a_kick_unless_just_asked(clock: Clock) -> None:
     hs = FakeHomeserver()
     oracle = GuestOracle(hs, D, set())  # type: ignore[arg-type]
     oracle.admin = True
@@ -103,14 +109,18 @@ async def test_oracle_asks_once_and_again_before_a_kick(clock: Clock) -> None:
         return await oracle.verdict(user_id, kind_guest=True, new_join=True, fresh=fresh)
 
     assert await verdict(guest) is Verdict.GUEST
-    assert await verdict(guest) is Verdict.GUEST
+    assert await verdict(guest, fresh=True) is Verdict.GUEST  # the decision's answer, 0 s old
     assert hs.asked == [guest]
+    clock.now += FRESH_FOR
+    assert await verdict(guest, fresh=True) is Verdict.GUEST
+    assert hs.asked == [guest, guest]
     hs.guests.clear()  # upgraded
+    clock.now += FRESH_FOR
     assert await verdict(guest) is Verdict.GUEST  # cached, not yet expired
     assert await verdict(guest, fresh=True) is Verdict.NOT_GUEST
     assert await verdict(former) is Verdict.NOT_GUEST
     assert await verdict(former) is Verdict.NOT_GUEST
-    assert hs.asked == [guest, guest, former]
+    assert hs.asked == [guest, guest, guest, former]
     oracle.invalidate(former)
     assert await verdict(former) is Verdict.NOT_GUEST
-    assert hs.asked[-1] == former and len(hs.asked) == 4
+    assert hs.asked[-1] == former and len(hs.asked) == 5
