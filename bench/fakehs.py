@@ -1,8 +1,8 @@
-"""A stand-in homeserver for benchmark 3, in its own process: a directory of N listed rooms
-(/publicRooms, paginated like Synapse's, entries shaped like Synapse's) and one big room
-(/members, member state, kicks), and the admin API's user look-up. Every answer is computed
-before the clock starts, so the figures are guardbot's cost, not this server's; each request is
-counted by kind, so the benchmark can count admin calls.
+"""A stand-in homeserver for benchmarks 3 and 5, in its own process: a directory of N listed
+rooms (/publicRooms, paginated like Synapse's, entries shaped like Synapse's), one big room
+(/members, member state, kicks), the admin API's user look-up, and what guardbot asks at start.
+Every answer is computed before the clock starts, so the figures are guardbot's cost, not this
+server's; each request is counted by kind, so the benchmark can count admin calls.
 
 Run as `python -m bench.fakehs --rooms N --members M --guests G --former-guests F`: prints
 its port on the first line of stdout, serves until killed.
@@ -101,6 +101,11 @@ class FakeHomeserver:
         r.add_get("/_matrix/client/v3/rooms/{room}/state/m.room.member/{user}", self.member)
         r.add_post("/_matrix/client/v3/rooms/{room}/kick", self.kick)
         r.add_get("/_synapse/admin/v2/users/{user}", self.admin_user)
+        # What guardbot asks at start (benchmark 5): it is a registered, pingable admin.
+        r.add_get("/_matrix/client/versions", self.versions)
+        r.add_post("/_matrix/client/v3/register", self.in_use)
+        r.add_post("/_matrix/client/v1/appservice/{id}/ping", self.empty)
+        r.add_get("/_synapse/admin/v1/users/{user}/admin", self.is_admin)
         r.add_get("/_bench/calls", self.get_calls)
         r.add_post("/_bench/reset", self.reset)
         return app
@@ -134,6 +139,18 @@ class FakeHomeserver:
         user = unquote(request.match_info["user"])
         return web.json_response({"name": user, "is_guest": user in self.guests, "admin": False,
                                   "deactivated": False})  # fmt: skip
+
+    async def versions(self, _: web.Request) -> web.Response:
+        return web.json_response({"versions": ["v1.11"]})
+
+    async def in_use(self, _: web.Request) -> web.Response:
+        return web.json_response({"errcode": "M_USER_IN_USE", "error": "taken"}, status=400)
+
+    async def empty(self, _: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async def is_admin(self, _: web.Request) -> web.Response:
+        return web.json_response({"admin": True})
 
     async def get_calls(self, _: web.Request) -> web.Response:
         return web.json_response(dict(self.calls) | {"kicked": sorted(self.kicked)})
