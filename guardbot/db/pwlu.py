@@ -80,11 +80,12 @@ class PwluStore:
         )
 
     async def confirm(self, user_id: str, key_id: str, now: int, first_nag_at: int) -> None:
-        """The homeserver created the account: nagging starts."""
+        """The homeserver created the account with the derived password (so it is known to
+        work as of now): nagging starts."""
         await self.db.execute(
-            "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO UPDATE"
-            " SET state=$3, key_id=$2, created_at=$4, next_nag_at=$5, attempts=0"
+            "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at, checked_at)"
+            " VALUES ($1, $2, $3, $4, $5, $4) ON CONFLICT (user_id) DO UPDATE"
+            " SET state=$3, key_id=$2, created_at=$4, next_nag_at=$5, attempts=0, checked_at=$4"
             " WHERE pwlu.state=$6",
             user_id,
             key_id,
