@@ -114,6 +114,8 @@ class Accounts:
         """Set the user's own password. `token` is theirs (API); without one (claim page)
         guardbot logs in with the derived password for the change and logs out after."""
         row = await self.store.get(user_id)
+        if row is not None and row.state == UNCONFIRMED and await self.resolve_unconfirmed(row):
+            row = await self.store.get(user_id)
         if row is None or row.state == UNCONFIRMED:
             raise AccountError(
                 403, "M_FORBIDDEN", "Not a named guest: change the password in your Matrix app"
