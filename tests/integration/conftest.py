@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import pathlib
 import signal
@@ -19,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from ruamel.yaml import YAML
 
 from guardbot.local_synapse import LocalSynapse
 
@@ -62,10 +64,11 @@ async def homeserver(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 
 @contextlib.asynccontextmanager
 async def running_homeserver(
-    root: pathlib.Path, extra_config: dict[str, Any]
+    root: pathlib.Path, extra_config: dict[str, Any], registration: dict[str, Any] | None = None
 ) -> AsyncIterator[Homeserver]:
-    """A Synapse with guardbot's registration (made by `guardbot -g`) and an admin user, for
-    the session fixture or a test that needs a homeserver configured its own way."""
+    """A Synapse with guardbot's registration (made by `guardbot -g`, then `registration`'s keys
+    put over it, e.g. `rate_limited: True`) and an admin user, for the session fixture or a test
+    that needs a homeserver configured its own way."""
     synapse = LocalSynapse(
         root / "synapse", appservice_files=[root / "registration.yaml"], extra_config=extra_config
     )
@@ -77,6 +80,9 @@ async def running_homeserver(
          str(root / "registration.yaml")],
         check=True, capture_output=True, cwd=root,
     )  # fmt: skip
+    if registration:
+        path = root / "registration.yaml"  # JSON is YAML: Synapse reads it as it is
+        path.write_text(json.dumps({**YAML(typ="safe").load(path.read_text()), **registration}))
     config.load()
     await synapse.start()
     try:
