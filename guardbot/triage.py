@@ -179,6 +179,13 @@ def triage(
     return None
 
 
+def _in_rooms(event: dict[str, Any], rooms: Collection[str]) -> bool:
+    # Checked for type first: a list or object as room_id is unhashable, and a set lookup of it
+    # would raise TypeError, not MalformedEvent, failing the whole transaction.
+    room_id = event.get("room_id")
+    return isinstance(room_id, str) and room_id in rooms
+
+
 def _triage_message(
     event: dict[str, Any], bot_user_id: str, conversations: Collection[str]
 ) -> Message | None:
@@ -186,7 +193,7 @@ def _triage_message(
     body = content.get("body") if isinstance(content, dict) else None
     if not isinstance(body, str) or event.get("sender") == bot_user_id:
         return None
-    if event.get("room_id") not in conversations and not body.startswith(COMMAND_PREFIX):
+    if not _in_rooms(event, conversations) and not body.startswith(COMMAND_PREFIX):
         return None
     return Message(
         room_id=_str(event, "room_id"),
@@ -210,7 +217,7 @@ def _triage_member(
         return BotMembership(
             _str(event, "room_id"), _str(event, "event_id"), membership, _str(event, "sender")
         )
-    if event.get("room_id") in conversations:
+    if _in_rooms(event, conversations):
         return ConversationMember(
             _str(event, "room_id"), _str(event, "event_id"), user_id, membership
         )

@@ -1,0 +1,38 @@
+"""Intake against input the fault suite's fuzzing found hostile (tests/fault): each case here
+failed a whole transaction once, and a refused transaction is resent by the homeserver for
+ever, holding back every event after it."""
+
+from __future__ import annotations
+
+from guardbot.transactions import TransactionStats, parse_events
+from guardbot.triage import MemberChange
+
+DOMAIN = "example.org"
+BOT = "@guardbot:example.org"
+
+
+def guest_join(event_id: str = "$good") -> dict:
+    return {
+        "type": "m.room.member",
+        "room_id": "!r:example.org",
+        "event_id": event_id,
+        "sender": "@7:example.org",
+        "state_key": "@7:example.org",
+        "content": {"membership": "join", "kind": "guest"},
+    }
+
+
+def test_a_room_id_of_the_wrong_type_costs_only_its_own_event() -> None:
+    broken = [
+        guest_join("$list") | {"room_id": []},
+        guest_join("$dict") | {"room_id": {"a": 1}},
+        {"type": "m.room.message", "room_id": [1], "event_id": "$m", "sender": "@a:b",
+         "content": {"body": "hello"}},  # fmt: skip
+    ]
+    stats = TransactionStats()
+    observations = parse_events(
+        {"events": [*broken, guest_join()]}, DOMAIN, BOT, stats, {"!dm:example.org"}
+    )
+    assert [o.event_id for o in observations] == ["$good"]
+    assert isinstance(observations[0], MemberChange)
+    assert stats.malformed == 2  # the member events; the chat is simply not for guardbot
