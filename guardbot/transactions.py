@@ -98,7 +98,9 @@ class AppserviceAPI:
         token = bearer_token(request)
         if token is None:
             return matrix_error(401, "M_UNAUTHORIZED", "Missing homeserver token")
-        if not hmac.compare_digest(token.encode(), self._hs_token):
+        # surrogateescape: header bytes that are not UTF-8 reach us as lone surrogates, and
+        # must be refused like any wrong token, not raise.
+        if not hmac.compare_digest(token.encode("utf-8", "surrogateescape"), self._hs_token):
             return matrix_error(403, "M_FORBIDDEN", "Wrong homeserver token")
         return None
 

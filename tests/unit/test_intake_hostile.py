@@ -4,7 +4,10 @@ ever, holding back every event after it."""
 
 from __future__ import annotations
 
-from guardbot.transactions import TransactionStats, parse_events
+from types import SimpleNamespace
+from typing import Any
+
+from guardbot.transactions import AppserviceAPI, TransactionStats, parse_events
 from guardbot.triage import MemberChange
 
 DOMAIN = "example.org"
@@ -36,3 +39,18 @@ def test_a_room_id_of_the_wrong_type_costs_only_its_own_event() -> None:
     assert [o.event_id for o in observations] == ["$good"]
     assert isinstance(observations[0], MemberChange)
     assert stats.malformed == 2  # the member events; the chat is simply not for guardbot
+
+
+def test_a_token_that_is_not_utf8_is_refused_not_an_error() -> None:
+    """aiohttp hands undecodable header bytes over as lone surrogates; encoding those strictly
+    raised, and the homeserver's transaction got a 500 instead of a 403."""
+    api = AppserviceAPI("hs-token", DOMAIN, BOT, None, lambda: None)  # type: ignore[arg-type]
+    for token in ("\udc80", "hs-token\udcff", "h\udcc3\udca9"):
+        refused = api._refuse(with_auth(f"Bearer {token}"))
+        assert refused is not None and refused.status == 403
+    assert api._refuse(with_auth("Bearer hs-token")) is None
+
+
+def with_auth(header: str) -> Any:
+    # make_mocked_request encodes its headers, so it cannot carry what aiohttp's parser gives.
+    return SimpleNamespace(headers={"Authorization": header}, query={})
