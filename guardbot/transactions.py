@@ -34,6 +34,14 @@ class TransactionStats:
         self.malformed = 0
 
 
+LOGGED_MALFORMED = 3  # per transaction; the rest are counted
+
+
+def _event_id(event: Any) -> str:
+    event_id = event.get("event_id") if isinstance(event, dict) else None
+    return repr(event_id[:100]) if isinstance(event_id, str) else "(no event_id)"
+
+
 def parse_events(
     body: Any,
     domain: str,
@@ -44,17 +52,23 @@ def parse_events(
     """The observations in a transaction body; one bad event never costs the others."""
     events = body.get("events")
     observations: list[Observation] = []
+    malformed = 0
     for event in events:
         try:
             obs = triage(event, domain, bot_user_id, conversations)
         except MalformedEvent as e:
-            stats.malformed += 1
-            metrics.EVENTS_MALFORMED.inc()
-            event_id = event.get("event_id") if isinstance(event, dict) else None
-            log.warning("Skipping malformed event %r: %s", event_id, e)
+            malformed += 1
+            if malformed <= LOGGED_MALFORMED:
+                log.warning("Skipping malformed event %s: %s", _event_id(event), e)
             continue
         if obs is not None:
             observations.append(obs)
+    if malformed:
+        # A line per bad event let one body of junk block the event loop for minutes.
+        if malformed > LOGGED_MALFORMED:
+            log.warning("Skipped %d malformed events in one transaction", malformed)
+        stats.malformed += malformed
+        metrics.EVENTS_MALFORMED.inc(malformed)
     stats.events += len(events)
     stats.observed += len(observations)
     metrics.EVENTS_RECEIVED.inc(len(events))

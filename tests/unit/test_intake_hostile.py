@@ -4,8 +4,11 @@ ever, holding back every event after it."""
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 from typing import Any
+
+import pytest
 
 from guardbot.transactions import AppserviceAPI, TransactionStats, parse_events
 from guardbot.triage import MemberChange
@@ -54,3 +57,17 @@ def test_a_token_that_is_not_utf8_is_refused_not_an_error() -> None:
 def with_auth(header: str) -> Any:
     # make_mocked_request encodes its headers, so it cannot carry what aiohttp's parser gives.
     return SimpleNamespace(headers={"Authorization": header}, query={})
+
+
+def test_many_malformed_events_cost_a_few_log_lines(caplog: pytest.LogCaptureFixture) -> None:
+    """A body of junk events (the homeserver sends at most 100, but a broken or hostile one
+    may send a whole body of them) once logged a warning per event: millions of lines, and
+    minutes with the event loop blocked. The count is kept; the lines are a few."""
+    stats = TransactionStats()
+    junk = ["x", 0, guest_join("$bad") | {"state_key": 5}] * 2000
+    with caplog.at_level(logging.DEBUG, logger="guardbot"):
+        observations = parse_events({"events": [*junk, guest_join()]}, DOMAIN, BOT, stats)
+    assert [o.event_id for o in observations] == ["$good"]
+    assert stats.malformed == len(junk)
+    assert 1 <= len(caplog.records) <= 10
+    assert str(len(junk)) in caplog.text  # the summary says how many
