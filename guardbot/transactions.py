@@ -103,7 +103,9 @@ class AppserviceAPI:
         self.stats = TransactionStats()
 
     def register(self, app: web.Application) -> None:
-        app.router.add_put("/_matrix/app/v1/transactions/{txn_id}", self.transaction)
+        # Any characters but "/": aiohttp's default pattern also refuses "{" and "}", and a
+        # refused transaction is resent for ever.
+        app.router.add_put("/_matrix/app/v1/transactions/{txn_id:[^/]+}", self.transaction)
         app.router.add_post("/_matrix/app/v1/ping", self.ping)
         app.router.add_get("/_matrix/app/v1/users/{user_id}", self.not_ours)
         app.router.add_get("/_matrix/app/v1/rooms/{alias}", self.not_ours)
@@ -143,6 +145,10 @@ class AppserviceAPI:
             # dropped at triage, and the round trip cost 3-4x the parsing (docs/benchmarks.md).
             return web.json_response({})
         txn_id = request.match_info["txn_id"]
+        if not txn_id.isprintable():
+            # Kept escaped (NUL is no PostgreSQL text); an ID that happens to look the same is
+            # told apart by the body hash, as after a homeserver reset.
+            txn_id = txn_id.encode("unicode_escape").decode("ascii")
         digest = hashlib.sha256(raw).hexdigest()
         fresh = await self.inbox.record_transaction(txn_id, digest, observations, now_ms())
         if fresh:

@@ -142,6 +142,10 @@ def _str(event: dict[str, Any], key: str) -> str:
     value = event.get(key)
     if not isinstance(value, str) or not value:
         raise MalformedEvent(f"{key} is not a string")
+    # IDs become database keys: NUL (PostgreSQL refuses it) or a lone surrogate (no UTF-8 for
+    # it) would fail the whole transaction. No Matrix ID has control characters anyway.
+    if not value.isprintable():
+        raise MalformedEvent(f"{key} has unprintable characters")
     return value
 
 

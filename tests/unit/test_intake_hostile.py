@@ -71,3 +71,18 @@ def test_many_malformed_events_cost_a_few_log_lines(caplog: pytest.LogCaptureFix
     assert stats.malformed == len(junk)
     assert 1 <= len(caplog.records) <= 10
     assert str(len(junk)) in caplog.text  # the summary says how many
+
+
+def test_identifiers_no_database_can_store_make_their_event_malformed() -> None:
+    """A NUL (PostgreSQL refuses it in text) or a lone surrogate (no UTF-8 for it) in an ID
+    that becomes a database key failed the transaction with a 500."""
+    stats = TransactionStats()
+    broken = [
+        guest_join("$nul\x00"),
+        guest_join("$surrogate\ud800"),
+        guest_join("$room") | {"room_id": "!r\x00:example.org"},
+        guest_join("$control\x1b[31m"),
+    ]
+    observations = parse_events({"events": [*broken, guest_join()]}, DOMAIN, BOT, stats)
+    assert [o.event_id for o in observations] == ["$good"]
+    assert stats.malformed == len(broken)
