@@ -23,6 +23,10 @@ def _user_token(token: str) -> str:
     # token must never turn a user's request into one made as guardbot.
     if not token:
         raise HomeserverError(401, "M_MISSING_TOKEN", "Missing access token", {})
+    # No homeserver issues other tokens; Synapse answers a non-ASCII one with a 500, and a
+    # CR/LF (possible in a JSON guest_access_token) makes aiohttp raise. Unknown, not asked.
+    if not (token.isascii() and token.isprintable()):
+        raise HomeserverError(401, "M_UNKNOWN_TOKEN", "Unrecognised access token", {})
     return token
 
 
