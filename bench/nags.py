@@ -8,8 +8,10 @@ row, probe, record the check, make the DM, mark the nag in flight with its claim
 count it.
 
 Tables: N named guests, D of them due now, half of the rest waiting for a later reminder, the
-other half done. Compared: 100k/1k due against 10k/1k due (same work, ten times the table),
-and 100k/10 due against a hundredth of 100k/1k due.
+other half done. A few reminders are handled first, off the clock, so that each run starts
+with warm connections (a fresh PostgreSQL database's first statements cost milliseconds each).
+Compared: 100k/1k due against 10k/1k due (same work, ten times the table), and 100k/10 due
+against a hundredth of 100k/1k due.
 """
 
 from __future__ import annotations
@@ -51,13 +53,20 @@ class InstantHomeserver(Homeserver):
         return {}
 
 
+WARM = 5  # reminders handled before the clock starts: connections and statements warmed up
+LATER = 300 * DAY_MS  # marks the rows that become due only once the warm-up is done
+
+
 async def fill(store: PwluStore, total: int, due: int, key_id: str) -> None:
-    """`total` named guests: `due` due now, the rest half waiting, half done."""
+    """`total` named guests: WARM due now, `due` that become due after the warm-up, the rest
+    half waiting for a later reminder, half done."""
     now = now_ms()
     rows = []
     for n in range(total):
-        if n < due:
+        if n < WARM:
             state, next_at = ACTIVE, now - 1000 - n
+        elif n < WARM + due:
+            state, next_at = ACTIVE, now + LATER + n
         elif n % 2:
             state, next_at = ACTIVE, now + DAY_MS + n
         else:
@@ -69,6 +78,13 @@ async def fill(store: PwluStore, total: int, due: int, key_id: str) -> None:
             " VALUES ($1, $2, $3, $4, $5)",
             rows,
         )
+
+
+async def make_due(store: PwluStore) -> None:
+    now = now_ms()
+    await store.db.execute(
+        "UPDATE pwlu SET next_nag_at = $1 WHERE next_nag_at >= $2", now - 1000, now + LATER // 2
+    )
 
 
 async def due_plan(store: PwluStore, kind: str) -> str:
@@ -108,6 +124,12 @@ async def one_pass(
         nagger = Nagger(
             settings, client, store, keys, Accounts(client, store, keys, locks), locks, set()
         )
+        # A fresh database's first statements pay for plans and caches: not the scheduler's.
+        while await nagger.run_once():
+            pass
+        await make_due(store)
+        if kind == "postgres":
+            await database.execute("ANALYZE pwlu")
         if plans is not None:
             plans.append(f"4 {kind}, {total} rows: the due query {await due_plan(store, kind)}")
         started = time.perf_counter()
@@ -115,7 +137,7 @@ async def one_pass(
             pass
         next_at = await store.next_due_at()
         seconds = time.perf_counter() - started
-        if hs.sent != due or (next_at or 0) < now_ms():
+        if hs.sent != WARM + due or (next_at or 0) < now_ms():
             raise AssertionError(f"sent {hs.sent} of {due} due reminders")
         assert DM_MARK  # the DMs were made through the real code path
     return seconds
@@ -127,8 +149,11 @@ async def run(opts: Options) -> list[Row]:
     rows = []
     for kind in database_kinds(opts):
         idle = min([await one_pass(kind, opts.postgres, big, 0) for _ in range(3)])
-        big_many = await one_pass(kind, opts.postgres, big, many, opts.notes)
-        small_many = await one_pass(kind, opts.postgres, small, many)
+        repeats = 1 if opts.quick else 2
+        runs = [await one_pass(kind, opts.postgres, big, many, opts.notes)]  # notes its plan
+        runs += [await one_pass(kind, opts.postgres, big, many) for _ in range(repeats - 1)]
+        big_many = min(runs)
+        small_many = min([await one_pass(kind, opts.postgres, small, many) for _ in range(repeats)])
         big_few = min([await one_pass(kind, opts.postgres, big, few) for _ in range(3)])
         per_big, per_small = big_many / many, small_many / many
         rows.append(Row(

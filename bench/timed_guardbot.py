@@ -4,7 +4,8 @@ from the homeserver's:
 
 - "received": a transaction with a guest's member event reached the handler (its first line);
 - "kick": guardbot is about to send, and has got the answer to, the kick request;
-- "request": every call to the homeserver, to take the time spent waiting for it out.
+- "request": every call to the homeserver, to take the time spent waiting for it out;
+- "span": calls of the database stores and of the evaluator's and executor's passes.
 
 Only wrappers are added (no behaviour changes); wall-clock time, to line up with the
 homeserver's `origin_server_ts`.
@@ -20,6 +21,9 @@ from typing import Any
 
 from guardbot import homeserver, transactions
 from guardbot.__main__ import main
+from guardbot.actions import Executor
+from guardbot.db import ActionStore, InboxStore
+from guardbot.evaluator import Evaluator
 from guardbot.triage import MemberChange
 
 # Line-buffered and never closed: it lives as long as the process, a line per record.
@@ -67,6 +71,30 @@ async def request(self: homeserver.Homeserver, method: str, path: str, *a: Any, 
 
 
 homeserver.Homeserver.request = request  # type: ignore[method-assign]
+
+
+def _span(cls: type, name: str) -> None:
+    """Record each call of cls.name (a coroutine method) as a "span": where the time goes."""
+    original = getattr(cls, name)
+
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.time()
+        try:
+            return await original(*args, **kwargs)
+        finally:
+            _note(what="span", name=f"{cls.__name__}.{name}", t=started, answered=time.time())
+
+    setattr(cls, name, timed)
+
+
+for _cls, _names in (
+    (InboxStore, ("record_transaction", "take", "settle", "size")),
+    (ActionStore, ("due", "finish", "next_due_at", "pending")),
+    (Evaluator, ("run_once",)),
+    (Executor, ("run_once",)),
+):
+    for _name in _names:
+        _span(_cls, _name)
 transactions.AppserviceAPI.transaction = transaction  # type: ignore[method-assign]
 transactions.parse_events = parse_events
 homeserver.Homeserver.kick = kick  # type: ignore[method-assign]
