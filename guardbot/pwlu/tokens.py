@@ -40,4 +40,8 @@ def csrf_token(key: bytes, nonce: str, token_hash: str) -> str:
 def csrf_ok(key: bytes, nonce: str | None, token_hash: str, submitted: str | None) -> bool:
     if not nonce or not submitted:
         return False
+    # Both are ASCII when genuine; anything else (lone surrogates from undecodable cookie
+    # bytes, non-ASCII, which compare_digest refuses) made this raise: a 500, not a refusal.
+    if not (nonce.isascii() and submitted.isascii()):
+        return False
     return hmac.compare_digest(csrf_token(key, nonce, token_hash), submitted)

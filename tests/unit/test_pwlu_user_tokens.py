@@ -1,7 +1,10 @@
-"""A user's token that no homeserver could have issued (non-ASCII, control characters) is
+"""Tokens from clients that no one could have issued, found by the fault suite's fuzzing of
+/_guardbot/v1 and the claim page.
+
+A user's token that no homeserver could have issued (non-ASCII, control characters) is
 refused as unknown without asking the homeserver: Synapse answers such a header with a 500,
 which guardbot passed through, and a CR/LF in a guest_access_token made aiohttp raise (a 500
-too). Found by the fault suite's fuzzing of /_guardbot/v1."""
+too). A garbled claim form CSRF pair is refused, not a 500."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import pytest
 
 from guardbot.homeserver import HomeserverError
 from guardbot.pwlu.client import Client
+from guardbot.pwlu.tokens import csrf_ok, csrf_token
 
 
 class RecordingHomeserver:
@@ -38,3 +42,16 @@ async def test_an_ordinary_token_is_asked_about() -> None:
     hs = RecordingHomeserver()
     assert await Client(hs).whoami("syt_abc_DEF-123") == {"user_id": "@someone:example.org"}  # type: ignore[arg-type]
     assert len(hs.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("nonce", "submitted"),
+    [("\udc80", "0" * 64), ("nonce", "é" * 64), ("nonce\udcff", "é"), ("nonce", "\udc80")],
+)
+def test_a_garbled_csrf_pair_is_refused_not_an_error(nonce: str, submitted: str) -> None:
+    """Cookie bytes that are not UTF-8 arrive as lone surrogates, and compare_digest refuses
+    non-ASCII str: both raised, and the claim page answered 500."""
+    key = b"k" * 32
+    assert csrf_ok(key, nonce, "hash", submitted) is False
+    good_nonce = "abc"
+    assert csrf_ok(key, good_nonce, "hash", csrf_token(key, good_nonce, "hash")) is True
