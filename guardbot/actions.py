@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from . import metrics, policy, triage
 from .clock import now_ms
@@ -25,6 +25,9 @@ from .policy import Action, RoomFacts, Verdict
 log = logging.getLogger("guardbot.actions")
 
 MAX_BACKOFF_S = 300
+# After M_LIMIT_EXCEEDED, actions of that kind go out one at a time for this long after the
+# wait the homeserver named, so its limit can refill instead of meeting a burst again.
+RATE_LIMIT_CAUTION_MS = 30_000
 
 
 class Executor:
@@ -46,16 +49,46 @@ class Executor:
         self.bot = config.bot_user_id
         # Told of every finished action (management-room notices, metrics).
         self.listeners: list[Callable[[Action, str, str], None]] = []
+        # Action kind -> until when (ms) the homeserver asked to be left alone. Its limits are
+        # on guardbot as a user, so a 429 holds back every action of that kind, not just the
+        # one refused: each waiting only for itself sent them all again at once, window after
+        # window (n²/2 refusals for n actions).
+        self.limited_until: dict[str, int] = {}
 
     # -- the loop --------------------------------------------------------------------------
     async def run_once(self) -> int:
-        due = await self.store.due(now_ms())
+        now = now_ms()
         by_room: dict[str, list[QueuedAction]] = defaultdict(list)
-        for queued in due:
+        for queued in await self.store.due(now):
             by_room[queued.action.room_id].append(queued)
+        runs = self._not_held_back(by_room.values(), now)
         # Rooms run side by side; within a room, in the order decided (forbid before kick).
-        await asyncio.gather(*(self._run_room(items) for items in by_room.values()))
-        return len(due)
+        await asyncio.gather(*(self._run_room(items) for items in runs))
+        return sum(len(items) for items in runs)
+
+    def _not_held_back(
+        self, rooms: Iterable[list[QueuedAction]], now: int
+    ) -> list[list[QueuedAction]]:
+        """What may go out now: nothing of a kind the homeserver is limiting, and while it may
+        still be, one action of that kind per pass (the loop comes straight back for the
+        next). A room stops at its first held-back action, keeping its order."""
+        probing: set[str] = set()
+        runs = []
+        for items in rooms:
+            run: list[QueuedAction] = []
+            for queued in items:
+                kind = type(queued.action).__name__
+                until = self.limited_until.get(kind)
+                if until is not None and now >= until + RATE_LIMIT_CAUTION_MS:
+                    del self.limited_until[kind]
+                elif until is not None and (now < until or kind in probing):
+                    break
+                elif until is not None:
+                    probing.add(kind)
+                run.append(queued)
+            if run:
+                runs.append(run)
+        return runs
 
     async def _run_room(self, items: list[QueuedAction]) -> None:
         for queued in items:
@@ -68,6 +101,9 @@ class Executor:
                 while await self.run_once():
                     pass
                 next_at = await self.store.next_due_at()
+                if next_at is not None and next_at <= now_ms() and self.limited_until:
+                    # Still due yet not run: held back until a rate limit's wait is over.
+                    next_at = min(self.limited_until.values())
                 metrics.QUEUE_DEPTH.set(await self.store.pending())
             except Exception:
                 log.exception("Action queue failed; retrying")
@@ -235,6 +271,8 @@ class Executor:
         if e.status == 429:
             delay = e.retry_after_ms if e.retry_after_ms is not None else backoff_ms
             why = "rate-limited by the homeserver"
+            kind = type(action).__name__
+            self.limited_until[kind] = max(self.limited_until.get(kind, 0), now_ms() + delay)
         elif e.transient:
             delay, why = backoff_ms, f"homeserver trouble ({e})"
         elif e.not_in_room:
