@@ -46,7 +46,10 @@ class KeyRing:
         secret = self._secrets.get(kid or self.current)
         if secret is None:
             raise UnknownKey(kid)
-        mac = hmac.new(secret, b"guardbot-pwlu-password\x00" + user_id.encode(), "sha256")
+        # surrogatepass: a hostile username (a lone surrogate from JSON) is still only bytes
+        # to hash; the homeserver then refuses the name itself.
+        data = user_id.encode("utf-8", "surrogatepass")
+        mac = hmac.new(secret, b"guardbot-pwlu-password\x00" + data, "sha256")
         return _POLICY_PREFIX + base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
 
     def subkey(self, purpose: str) -> bytes:

@@ -94,6 +94,7 @@ async def test_bad_requests_get_matrix_error_json(
     cases = [
         (dict(raw=b"{not json"), 400, "M_NOT_JSON"),
         (dict(raw=b"[]"), 400, "M_BAD_JSON"),
+        (dict(raw=b'{"username": "\\ud800x"}'), 400, "M_INVALID_USERNAME"),  # the homeserver's
         (dict(body={}), 400, "M_BAD_JSON"),
         (dict(body={"username": 5}), 400, "M_BAD_JSON"),
         (dict(body={"username": "x" * 300}), 400, "M_BAD_JSON"),

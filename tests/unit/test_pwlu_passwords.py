@@ -48,6 +48,12 @@ def test_dropped_secret_is_an_unknown_key_not_a_wrong_password() -> None:
     assert OLD not in str(e.value)
 
 
+def test_any_username_a_client_can_send_derives_without_error() -> None:
+    ring = KeyRing(SECRET)
+    assert ring.password("@\ud800odd:x") != ring.password("@odd:x")  # lone surrogate (JSON)
+    assert ring.password("@ünïcode:x") == KeyRing(SECRET).password("@ünïcode:x")
+
+
 def test_key_id_does_not_reveal_the_secret() -> None:
     kid = key_id(SECRET)
     assert len(kid) == 12 and SECRET[:12] != kid
