@@ -48,8 +48,8 @@ class Arena:
     def bot(self) -> str:
         return self.hs.bot_user_id
 
-    async def retry(self, call: Callable[[], Awaitable[Any]], what: str) -> None:
-        await retrying(call, timeout=self.patience, what=what)
+    async def retry(self, call: Callable[[], Awaitable[Any]], what: str) -> Any:
+        return await retrying(call, timeout=self.patience, what=what)
 
 
 async def build_arena(hs: Homeserver, rooms: int = 3, members: int = 2) -> Arena:
@@ -65,7 +65,9 @@ async def build_arena(hs: Homeserver, rooms: int = 3, members: int = 2) -> Arena
 
 async def wait_out(arena: Arena, room_id: str, user_id: str) -> None:
     async def still_in() -> list[str]:
-        membership = await arena.owner.membership(room_id, user_id)
+        membership = await arena.retry(
+            lambda: arena.owner.membership(room_id, user_id), "membership"
+        )
         return [] if membership == "leave" else [f"{user_id} is {membership}"]
 
     await settle(still_in, timeout=arena.patience, what=f"{user_id} removed", every=0.2)
@@ -101,11 +103,14 @@ async def churn(arena: Arena, member: User, rng: random.Random) -> None:
     await arena.retry(lambda: member.join(room_id), "member join")
 
 
-async def guest_wave(
-    arena: Arena, count: int, rng: random.Random, *, upgrades: int = 0, concurrency: int = 8
+async def register_guests(arena: Arena, count: int, concurrency: int = 8) -> list[User]:
+    return await bounded((arena.hs.guest() for _ in range(count)), concurrency)
+
+
+async def let_loose(
+    arena: Arena, guests: list[User], rng: random.Random, *, upgrades: int = 0, concurrency: int = 8
 ) -> None:
-    """Register `count` guests, then let them all loose at once (with the members' churn)."""
-    guests = await bounded((arena.hs.guest() for _ in range(count)), concurrency)
+    """All the guests at once, each in its role, with the members' churn among them."""
     roles = [rng.choice(ROLES) for _ in guests]
     roles[:upgrades] = ["upgrade"] * min(upgrades, len(roles))
     rng.shuffle(roles)
@@ -113,6 +118,11 @@ async def guest_wave(
     plays += [churn(arena, m, rng) for m in arena.members]
     rng.shuffle(plays)
     await bounded(plays, concurrency)
+
+
+async def guest_wave(arena: Arena, count: int, rng: random.Random, *, upgrades: int = 0) -> None:
+    """Register `count` guests, then let them all loose at once."""
+    await let_loose(arena, await register_guests(arena, count), rng, upgrades=upgrades)
 
 
 async def kick_room_problems(arena: Arena) -> list[str]:

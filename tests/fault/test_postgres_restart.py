@@ -1,0 +1,80 @@
+"""PostgreSQL restarted (`pg_ctlcluster ... restart`) in the middle of a guest storm: guardbot,
+never restarted itself, reconnects and loses nothing. Every guest is removed once, nobody else
+is touched (counted from the rooms' timelines). Transactions that arrive while the database is
+away are refused with a 5xx on purpose: the homeserver keeps them and sends them again.
+
+This restarts the PostgreSQL server everyone on this machine shares, so it is short, and it is
+skipped when the server is not a local cluster this user may restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import subprocess
+import time
+
+import pytest
+from yarl import URL
+
+from tests.conftest import POSTGRES
+from tests.integration.conftest import Homeserver
+
+from .conftest import Launch, MakeDatabase
+from .harness import SCALE
+from .storm import build_arena, let_loose, register_guests, storm_until_settled
+
+pytestmark = [pytest.mark.fault, pytest.mark.integration]
+
+
+def local_cluster() -> tuple[str, str]:
+    """(version, name) of the local cluster serving GUARDBOT_TEST_POSTGRES, or skip."""
+    if not POSTGRES:
+        pytest.skip("GUARDBOT_TEST_POSTGRES is not set")
+    if not shutil.which("pg_ctlcluster") or not shutil.which("pg_lsclusters"):
+        pytest.skip("pg_ctlcluster is not available (not a Debian-style PostgreSQL)")
+    url = URL(POSTGRES)
+    if url.host not in ("127.0.0.1", "localhost", "::1"):
+        pytest.skip(f"PostgreSQL at {url.host} is not on this machine")
+    port = str(url.port or 5432)
+    listing = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True)
+    for line in listing.stdout.splitlines():
+        version, name, cluster_port, status, owner, datadir, *_ = line.split()
+        if cluster_port == port and status == "online":
+            if os.geteuid() != 0 and os.stat(datadir).st_uid != os.geteuid():
+                pytest.skip(f"not permitted to restart cluster {version}/{name} (owner {owner})")
+            return version, name
+    pytest.skip(f"no online local cluster on port {port}")
+
+
+def restart(version: str, name: str) -> float:
+    started = time.monotonic()
+    done = subprocess.run(
+        ["pg_ctlcluster", version, name, "restart"], capture_output=True, text=True, timeout=120
+    )
+    if done.returncode != 0:
+        pytest.skip(f"pg_ctlcluster {version} {name} restart failed: {done.stderr.strip()}")
+    return time.monotonic() - started
+
+
+async def test_postgres_restart_mid_storm_loses_nothing(
+    fault_hs: Homeserver, launch: Launch, make_database: MakeDatabase
+) -> None:
+    cluster = local_cluster()
+    seed = int(os.environ.get("GUARDBOT_FAULT_SEED", random.randrange(1 << 30)))
+    print(f"GUARDBOT_FAULT_SEED={seed}")
+    rng = random.Random(seed)
+    bot = await launch(fault_hs, await make_database("postgres"))
+    arena = await build_arena(fault_hs, rooms=2, members=1)
+    guests = await register_guests(arena, SCALE.pg_guests)
+
+    storm = asyncio.create_task(let_loose(arena, guests, rng, upgrades=1))
+    await asyncio.sleep(rng.uniform(0.2, 1.5))
+    took = await asyncio.to_thread(restart, *cluster)
+    await asyncio.wait_for(storm, arena.patience + 60)
+    removals = await storm_until_settled(arena, SCALE.converge_s)
+
+    assert bot.proc is not None and bot.proc.poll() is None, "guardbot died with its database"
+    print(f"PostgreSQL restart took {took:.1f}s; {len(arena.joined)} guests, {removals} removals")
