@@ -12,6 +12,7 @@ import asyncio
 import datetime
 import importlib
 import json
+import logging
 import os
 import platform
 import sys
@@ -85,6 +86,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON here")
     args = parser.parse_args()
+    # mautrix warns about statements over a second; the bulk inserts that set tables up are.
+    logging.getLogger("mau").setLevel(logging.ERROR)
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")

@@ -149,11 +149,11 @@ async def run(opts: Options) -> list[Row]:
     rows = []
     for kind in database_kinds(opts):
         idle = min([await one_pass(kind, opts.postgres, big, 0) for _ in range(3)])
-        repeats = 1 if opts.quick else 2
-        runs = [await one_pass(kind, opts.postgres, big, many, opts.notes)]  # notes its plan
-        runs += [await one_pass(kind, opts.postgres, big, many) for _ in range(repeats - 1)]
-        big_many = min(runs)
-        small_many = min([await one_pass(kind, opts.postgres, small, many) for _ in range(repeats)])
+        bigs, smalls = [], []
+        for r in range(1 if opts.quick else 3):  # interleaved: both sizes see the same noise
+            bigs.append(await one_pass(kind, opts.postgres, big, many, None if r else opts.notes))
+            smalls.append(await one_pass(kind, opts.postgres, small, many))
+        big_many, small_many = min(bigs), min(smalls)
         big_few = min([await one_pass(kind, opts.postgres, big, few) for _ in range(3)])
         per_big, per_small = big_many / many, small_many / many
         rows.append(Row(

@@ -14,15 +14,18 @@ From guardbot's side (bench.timed_guardbot's timestamps): from the transaction c
 join reaching its handler to the kick request leaving, which covers the inbox write,
 evaluation, queueing, and the homeserver calls guardbot makes before a kick (the guest's status
 from the admin API, their current member state). "guardbot's own" is that less the time spent
-waiting for those calls' answers: what guardbot itself costs. The "split" lines show where the
-end-to-end time goes: Synapse's part before guardbot hears of the join, guardbot's, and
-Synapse's part from the kick request to the kick event.
+waiting for those calls' answers: what guardbot itself costs in wall time (which includes
+waiting for a CPU that Synapse holds; the CPU time per removal does not, but counts all of
+guardbot's work while sampling, the reference room's events and directory polls too). The
+"split" lines show where the end-to-end time goes: Synapse's part before guardbot hears of the
+join, guardbot's, and Synapse's part from the kick request to the kick event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pathlib
 import tempfile
 import time
@@ -155,6 +158,13 @@ def _guardbot_side(timings: pathlib.Path) -> dict[str, Guardbot]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used, from /proc: what it cost whatever the
+    machine's load, unlike wall time."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
@@ -166,7 +176,7 @@ async def run(opts: Options) -> list[Row]:
         timings = root / "timings.jsonl"
         async with synapse_with_guardbot(root) as env, guardbot_process(
             env, root, timings, POLICY__LISTED_ROOMS="kick", DIRECTORY__POLL_INTERVAL="1"
-        ):  # fmt: skip
+        ) as proc:  # fmt: skip
             watcher = Watcher(env.admin)
             await watcher.start()
             listed = await _room(env, listed=True, with_bot=True)
@@ -175,10 +185,12 @@ async def run(opts: Options) -> list[Row]:
             await asyncio.sleep(2)  # and its directory poll has seen the room listed
             guests = [await env.guest() for _ in range(2 * (samples + warmup))]
             ours, theirs, refused = [], [], []
+            cpu_before = cpu_seconds(proc.pid)
             for i in range(samples + warmup):  # interleaved: both see the same noise
                 ours.append(await _guardbot_sample(env, watcher, listed, guests[2 * i]))
                 theirs.append(await _synapse_sample(env, watcher, unlisted, guests[2 * i + 1]))
                 refused.append(await _refused_sample(unlisted, guests[2 * i + 1]))
+            cpu = (cpu_seconds(proc.pid) - cpu_before) / (samples + warmup)
             ours, theirs, refused = ours[warmup:], theirs[warmup:], refused[warmup:]
             side = _guardbot_side(timings)
     e2e = [leave - started for _, started, leave in ours]
@@ -198,6 +210,10 @@ async def run(opts: Options) -> list[Row]:
             f"2 guardbot's own p{p}", _ms(o), f"{_ms(t)} incl. waiting for Synapse",
             f"{o / t:.2f}", "≤5 ms" if p == 50 else "(info)", o <= 0.005 if p == 50 else None,
         ))  # fmt: skip
+    rows.append(Row(
+        "2 guardbot CPU time per removal", _ms(cpu), "all its work while sampling, / samples",
+        "", "(info)", None,
+    ))  # fmt: skip
     rows.append(Row(
         "2 forbid policy: guest refused at the door p50", _ms(percentile(refused, 50)),
         "join request → 403", "", "(info)", None,
