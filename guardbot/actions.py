@@ -16,7 +16,7 @@ from . import metrics, policy, triage
 from .clock import now_ms
 from .config import Config
 from .db import ActionStore, QueuedAction
-from .db.actions import DONE, DRY_RUN, FAILED, SKIPPED
+from .db.actions import DONE, DRY_RUN, FAILED, SKIPPED, UNREACHABLE
 from .db.audit import AuditEntry
 from .guests import GuestOracle
 from .homeserver import Homeserver, HomeserverError
@@ -54,6 +54,12 @@ class Executor:
         # one refused: each waiting only for itself sent them all again at once, window after
         # window (n²/2 refusals for n actions).
         self.limited_until: dict[str, int] = {}
+        self._homeserver_back = False
+
+    def homeserver_back(self) -> None:
+        """The homeserver answers again (Homeserver.on_back): retry what waited for it."""
+        self._homeserver_back = True
+        self.wakeup.set()
 
     # -- the loop --------------------------------------------------------------------------
     async def run_once(self) -> int:
@@ -98,6 +104,9 @@ class Executor:
         while True:
             self.wakeup.clear()
             try:
+                if self._homeserver_back:
+                    self._homeserver_back = False
+                    await self.store.wake_unreachable(now_ms())
                 while await self.run_once():
                     pass
                 next_at = await self.store.next_due_at()
@@ -274,7 +283,7 @@ class Executor:
             kind = type(action).__name__
             self.limited_until[kind] = max(self.limited_until.get(kind, 0), now_ms() + delay)
         elif e.transient:
-            delay, why = backoff_ms, f"homeserver trouble ({e})"
+            delay, why = backoff_ms, f"{UNREACHABLE} ({e})"
         elif e.not_in_room:
             delay = backoff_ms
             why = f"guardbot is not in {action.room_id}"

@@ -140,6 +140,8 @@ class Guardbot(Program):
         self.executor = Executor(
             c, self.hs, self.action_store, self.guests, self.rooms.facts, self.action_wakeup
         )
+        # After an outage, the first answer (often the directory poll) restarts the backlog.
+        self.hs.on_back += [self.executor.homeserver_back, self.evaluator.wakeup.set]
         self.management = Management(
             c, self.hs, self.rooms, self.directory, self.guests, self.action_store, self.inbox,
             self.audit,

@@ -217,7 +217,11 @@ class Evaluator:
                     log.warning("Cannot gather facts (%s); retrying in %.0fs", e, backoff)
                 else:
                     log.exception("Evaluator failed; retrying in %.0fs", backoff)
-                await asyncio.sleep(backoff)
+                # A wake-up (new events, the homeserver answering again) ends the wait early.
+                try:
+                    await asyncio.wait_for(self.wakeup.wait(), timeout=backoff)
+                except TimeoutError:
+                    pass
                 backoff = min(backoff * 2, 60)
                 continue
             metrics.INBOX_DEPTH.set(await self.inbox.size())

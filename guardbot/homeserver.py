@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -61,6 +62,10 @@ class Homeserver:
         self._auth = {"Authorization": f"Bearer {as_token}"}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self.unreachable = False  # the last request found no homeserver (or only its proxy)
+        # Called when a request works again after that: whatever waits in backoff for the
+        # homeserver should go now, not minutes later when its own backoff runs out.
+        self.on_back: list[Callable[[], None]] = []
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -92,7 +97,9 @@ class Homeserver:
                 raw = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            self._reachable(False)
             raise HomeserverError(0, "M_CONNECTION_FAILED", str(e) or type(e).__name__, {}) from e
+        self._reachable(status not in (502, 503, 504))  # those: a proxy without its upstream
         try:
             data = json.loads(raw) if raw else {}
         except ValueError:
@@ -108,6 +115,13 @@ class Homeserver:
                 data,
             )
         return data
+
+    def _reachable(self, answered: bool) -> None:
+        was_unreachable, self.unreachable = self.unreachable, not answered
+        if answered and was_unreachable:
+            log.info("The homeserver answers again")
+            for callback in self.on_back:
+                callback()
 
     # -- appservice set-up -----------------------------------------------------------------
     async def versions(self) -> dict[str, Any]:

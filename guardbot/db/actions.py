@@ -13,6 +13,7 @@ from .codec import decode_action, encode
 
 PENDING, DONE, SKIPPED, FAILED = "pending", "done", "skipped", "failed"
 DRY_RUN = "dry_run"  # decided and recorded, deliberately not done
+UNREACHABLE = "homeserver trouble"  # how the outcome of an action waiting for it starts
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,15 @@ class ActionStore:
             " WHERE room_id=$1 AND state='pending' AND next_attempt_at > $2",
             room_id,
             now,
+        )
+
+    async def wake_unreachable(self, now: int) -> None:
+        """The homeserver is back: what waits only because it was not, goes now."""
+        await self.db.execute(
+            "UPDATE action SET next_attempt_at=$1 WHERE state = 'pending'"
+            " AND next_attempt_at > $1 AND outcome LIKE $2",
+            now,
+            UNREACHABLE + "%",
         )
 
     async def pending(self) -> int:

@@ -39,7 +39,9 @@ class Scale:
 
 
 SCALES = {
-    "ci": Scale("ci", 3, 24, False, 10, 30, 24, 150, 60, 120),
+    # ci: an outage of 30 s is the shortest after which backoffs alone would leave guests in
+    # listed rooms for long after the homeserver is back (the drain test's point).
+    "ci": Scale("ci", 3, 24, False, 30, 30, 24, 150, 60, 120),
     "full": Scale("full", 10, 40, True, 60, 150, 80, 1500, 400, 300),
 }
 SCALE_NAME = os.environ.get("GUARDBOT_FAULT_SCALE", "ci")
