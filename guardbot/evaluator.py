@@ -197,8 +197,13 @@ class Evaluator:
     async def _decide_row(self, row: InboxRow) -> list[Action]:
         try:
             return await self.decide(row.observation)
-        except HomeserverError:
-            raise  # facts unavailable: keep the row, try again later
+        except HomeserverError as e:
+            if e.transient or e.status == 401:
+                raise  # facts unavailable for now (or the token, till fixed): try again later
+            # Refused for good (not in that room, no such room...): kept, it would stay at the
+            # head of the inbox for ever and nothing after it would ever be decided.
+            log.warning("Cannot evaluate %s (%s); dropping it", row.observation, e)
+            return []
         except Exception:
             # A bug must not wedge the inbox behind one observation; drop it loudly.
             log.exception("Could not evaluate %s; dropping it", row.observation)
