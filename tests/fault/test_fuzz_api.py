@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from yarl import URL
 
 from guardbot.clock import now_ms
 from guardbot.config import Config
@@ -105,8 +106,31 @@ def send(
     raw_path = path.encode() if isinstance(path, str) else path
     answer = request(gb.port, method, raw_path, headers=headers or [], body=body)
     assert answer.status != NO_ANSWER, "connection dropped without an answer"
-    assert answer.status < 500, (method, path, answer.status, answer.body[:300])
+    if answer.status >= 500:
+        assert_relayed(int(URL(gb.config["homeserver.address"]).port or 0), answer, headers, body)
     return answer
+
+
+def assert_relayed(
+    hs_port: int, answer: Answer, headers: list[tuple[bytes, bytes]] | None, body: bytes
+) -> None:
+    """A 5xx is intended only where guardbot relays the homeserver's own answer (the PWLU API
+    passes them through by design): the homeserver must answer the same to the token checked.
+    Synapse 1.163 answers 500 to some tokens (e.g. "Bearer :": its guest-token parser)."""
+    tokens = [v[len(b"Bearer ") :] for k, v in headers or [] if v.startswith(b"Bearer ")]
+    try:
+        guest = json.loads(body).get("guest_access_token")
+        tokens += [guest.encode()] if isinstance(guest, str) and guest.isascii() else []
+    except (ValueError, AttributeError, RecursionError):
+        pass
+    for token in tokens:
+        path = b"/_matrix/client/v3/account/whoami"
+        if (
+            request(hs_port, b"GET", path, headers=[(b"Authorization", b"Bearer " + token)]).status
+            == answer.status
+        ):
+            return
+    raise AssertionError(f"guardbot's own {answer.status}: {answer.body[:300]!r}")
 
 
 def call(gb: InProcessGuardbot, method: bytes, path: str, body: Any) -> tuple[int, Any]:
