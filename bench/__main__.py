@@ -74,7 +74,9 @@ async def run_all(names: list[str], opts: Options) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Run guardbot's benchmarks and print one table."
+    )
     parser.add_argument(
         "names", nargs="*", metavar="name",
         help=f"benchmarks to run ({', '.join(BENCHMARKS)}); default all",

@@ -9,7 +9,6 @@ import pathlib
 import secrets
 import statistics
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -73,15 +72,6 @@ def pin_to_one_core() -> None:
 def unpin() -> None:
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-
-
-class Stopwatch:
-    def __enter__(self) -> Stopwatch:
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.seconds = time.perf_counter() - self.start
 
 
 @contextlib.asynccontextmanager
