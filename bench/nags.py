@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from guardbot.clock import now_ms
-from guardbot.db.pwlu import ACTIVE, DONE, PwluStore
+from guardbot.db.pwlu import ACTIVE, DONE, PwluRow, PwluStore
 from guardbot.homeserver import Homeserver
 from guardbot.pwlu.accounts import Accounts, UserLocks
 from guardbot.pwlu.client import Client
@@ -130,13 +130,27 @@ async def one_pass(
         await make_due(store)
         if kind == "postgres":
             await database.execute("ANALYZE pwlu")
-        if plans is not None:
-            plans.append(f"4 {kind}, {total} rows: the due query {await due_plan(store, kind)}")
+        plan = await due_plan(store, kind) if plans is not None else ""
+        read = [0, 0]  # rows the due queries handed back, queries
+        due_query = store.due
+
+        async def counted(now: int, limit: int = 50) -> list[PwluRow]:
+            rows = await due_query(now, limit)
+            read[0] += len(rows)
+            read[1] += 1
+            return rows
+
+        store.due = counted  # type: ignore[method-assign]
         started = time.perf_counter()
         while await nagger.run_once():
             pass
         next_at = await store.next_due_at()
         seconds = time.perf_counter() - started
+        if plans is not None:
+            plans.append(
+                f"4 {kind}, {total} rows, {due} due: the due query {plan}; the pass read"
+                f" {read[0]} rows in {read[1]} due queries"
+            )
         if hs.sent != WARM + due or (next_at or 0) < now_ms():
             raise AssertionError(f"sent {hs.sent} of {due} due reminders")
         assert DM_MARK  # the DMs were made through the real code path
