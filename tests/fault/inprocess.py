@@ -60,14 +60,16 @@ class InProcessGuardbot:
         # handler. Anything else (users' tokens, passwords) must simply never be logged.
         self.log.addFilter(RedactSecrets(secrets_of(self.config)))
         self._runner: web.AppRunner | None = None
+        self._level = logging.NOTSET
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def start(self) -> None:
         logger = logging.getLogger("guardbot")
+        self._level = logger.level
         logger.addHandler(self.log)
-        logger.setLevel(logging.DEBUG)
+        logger.setLevel(logging.DEBUG)  # the scan must see everything guardbot could log
         self.thread.start()
         self.run(self._start())
 
@@ -90,6 +92,7 @@ class InProcessGuardbot:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
             logging.getLogger("guardbot").removeHandler(self.log)
+            logging.getLogger("guardbot").setLevel(self._level)
 
     async def _stop(self) -> None:
         if self._runner is not None:
