@@ -184,6 +184,15 @@ class Guardbot(Program):
             await self._close()
             fail(str(e))
         await super().start()
+        # mautrix's Program turns SIGTERM into a KeyboardInterrupt wherever the loop happens to
+        # be; inside a request handler that cut stop() short, and the SQLite thread then kept
+        # the process alive for ever. Ask for a clean stop instead.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.loop.add_signal_handler(sig, self._request_stop)
+
+    def _request_stop(self) -> None:
+        if not self._stop_task.done():
+            self.manual_stop()
 
     async def _start(self) -> None:
         c = self.config
@@ -195,7 +204,8 @@ class Guardbot(Program):
         await self._check_homeserver()
         if self.pwlu is not None:
             await self.pwlu.load()  # its DMs are conversations before any transaction arrives
-        self.runner = web.AppRunner(self.web, access_log=None)
+        # Requests in flight get a few seconds at shutdown, well inside docker stop's 10.
+        self.runner = web.AppRunner(self.web, access_log=None, shutdown_timeout=5.0)
         await self.runner.setup()
         host, port = c["appservice.hostname"], c["appservice.port"]
         try:
@@ -296,8 +306,9 @@ class Guardbot(Program):
 
     def prepare_stop(self) -> None:
         # A second Ctrl-C or SIGTERM must not cut the clean shutdown off half-way.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
 
     async def stop(self) -> None:
         await self._close()
@@ -308,13 +319,16 @@ class Guardbot(Program):
 
     async def _close(self) -> None:
         self.ready = False
+        # The listener first, letting requests in flight finish: a background task cancelled
+        # inside a database transaction leaves mautrix's SQLite connection mid-transaction,
+        # and every request still using it would then fail with a 500.
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks = []
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
         await self.hs.close()
         try:
             await self.database.stop()

@@ -43,7 +43,8 @@ def describe(obs: triage.Observation) -> str:
         case triage.BotMembership():
             return f"guardbot {obs.membership} ({obs.event_id})"
         case triage.Message():
-            return f"{obs.sender} said {obs.body[:60]!r}"
+            # Never the text: in a named guest's DM it could be the password they meant to set.
+            return f"a message from {obs.sender} ({obs.event_id})"
     return type(obs).__name__
 
 

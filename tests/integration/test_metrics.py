@@ -6,6 +6,7 @@ import aiohttp
 import pytest
 
 from .conftest import Homeserver, StartGuardbot, free_port
+from .matrix_client import wait_for
 from .test_enforcement import listed_room, wait_removed
 
 pytestmark = pytest.mark.integration
@@ -30,9 +31,15 @@ async def test_metrics_and_health(homeserver: Homeserver, start_guardbot: StartG
     await guest.join(room_id)
     await wait_removed(alice, room_id, guest.user_id)
 
+    async def scrape() -> str | None:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                text = await resp.text()
+        # guardbot counts a removal just after the homeserver shows it
+        return text if sample(text, "guardbot_guests_removed_total") >= 1 else None
+
+    text = await wait_for(scrape, timeout=10, what="the removal to be counted")
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
-            text = await resp.text()
         for path in ("/_matrix/mau/live", "/_matrix/mau/ready"):
             async with session.get(bot.url + path) as resp:
                 assert resp.status == 200
