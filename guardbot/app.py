@@ -173,6 +173,7 @@ class Guardbot(Program):
             self.pwlu.register(self.web)
             self.evaluator.message_handlers.append(self.pwlu.on_message)
             self.evaluator.member_handlers.append(self.pwlu.on_member)
+            self.management.pwlu_command = self.pwlu.admin.command
         self.runner: web.AppRunner | None = None
         self.tasks: list[asyncio.Task[Any]] = []
         self.ready = False

@@ -252,3 +252,20 @@ class PwluStore:
         return int(
             await self.db.fetchval("SELECT COUNT(*) FROM pwlu_claim WHERE user_id=$1", user_id)
         )
+
+    # -- for server admins -----------------------------------------------------------------
+    async def listing(self, limit: int = 50) -> tuple[int, list[PwluRow]]:
+        """How many named guests guardbot knows, and the most recent ones."""
+        total = int(await self.db.fetchval("SELECT COUNT(*) FROM pwlu"))
+        rows = await self.db.fetch(
+            f"SELECT {_COLUMNS} FROM pwlu ORDER BY created_at DESC LIMIT $1", limit
+        )
+        return total, [PwluRow.from_record(r) for r in rows]
+
+    async def drop(self, user_id: str) -> PwluRow | None:
+        """Forget a named guest entirely: no more reminders, claim links dead."""
+        async with self.db.acquire() as conn, conn.transaction():
+            row = await self.get(user_id)
+            await conn.execute("DELETE FROM pwlu_claim WHERE user_id=$1", user_id)
+            await conn.execute("DELETE FROM pwlu WHERE user_id=$1", user_id)
+        return row

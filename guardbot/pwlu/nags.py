@@ -17,6 +17,7 @@ from collections.abc import MutableSet
 from dataclasses import dataclass
 from typing import Any
 
+from .. import metrics
 from ..clock import now_ms
 from ..db.pwlu import ACTIVE, UNCONFIRMED, PwluRow, PwluStore
 from ..homeserver import HomeserverError
@@ -169,6 +170,7 @@ class Nagger:
             log.info("Reminder %d for %s had gone out before a restart", n, user_id)
         else:
             await self._send(row, room_id, n)
+            metrics.NAGS_SENT.inc()
         await self.store.sent(user_id, n, self._next_at(row, n))
 
     def _next_at(self, row: PwluRow, n: int) -> int | None:

@@ -13,6 +13,7 @@ from ..db.pwlu import PwluStore
 from ..homeserver import Homeserver
 from ..triage import ConversationMember, Message
 from .accounts import Accounts, UserLocks
+from .admin import PwluAdmin
 from .api import PwluAPI
 from .claim import ClaimPage
 from .client import Client
@@ -61,6 +62,8 @@ class PwluService:
             self.store, self.accounts, self.keys.subkey("claim-csrf"), settings.public_url,
             RateLimiter(per_second, burst), address,
         )  # fmt: skip
+
+        self.admin = PwluAdmin(self.store, conversations)
 
     def register(self, app: web.Application) -> None:
         self.api.register(app)

@@ -3,6 +3,8 @@ and reports but never acts."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from .conftest import Homeserver, StartGuardbot
@@ -84,3 +86,28 @@ async def test_management_room_commands_and_dry_run(
 
 async def _contains(text: str, needle: str) -> bool:
     return needle in text
+
+
+async def test_pwlu_list_and_forget(homeserver: Homeserver, start_guardbot: StartGuardbot) -> None:
+    from .pwlu_client import EVERY, Api, as_user, dm_room, nags, pwlu_env, unique, wait_for_nags
+
+    admin, bot_id = homeserver.admin, homeserver.bot_user_id
+    mgmt = await admin.create_room(listed=False, guest_access="forbidden")
+    bot = await start_guardbot(**pwlu_env(homeserver, PWLU__NAG__MAX="5"), MANAGEMENT_ROOM=mgmt)
+    await admin.invite(mgmt, bot_id)
+    await wait_for(lambda: _is(admin, mgmt, bot_id, "join"), what="guardbot in the management room")
+
+    registered = await Api(bot.url).register_pwlu(unique("listed"))
+    user = as_user(homeserver, registered)
+    room = await dm_room(user, bot_id)
+    await wait_for_nags(user, room, bot_id, 1, timeout=30)
+
+    await say(admin, mgmt, "pwlu list")
+    listing = await notice_containing(admin, mgmt, bot_id, "Named guests (")
+    assert f"{registered['user_id']}: no password yet" in listing["content"]["body"]
+
+    await say(admin, mgmt, f"pwlu forget {registered['user_id']}")
+    await notice_containing(admin, mgmt, bot_id, f"Forgot {registered['user_id']}")
+    before = len(await nags(user, room, bot_id))
+    await asyncio.sleep(EVERY * 2 + 1)  # two more would be due by now
+    assert len(await nags(user, room, bot_id)) == before
