@@ -23,7 +23,6 @@ from urllib.parse import quote
 
 import aiohttp
 
-from guardbot.config import Config, create_from_example
 from guardbot.local_synapse import LocalSynapse
 
 # Joins, state changes and syncs as fast as the benchmark sends them.
@@ -91,14 +90,7 @@ async def synapse_with_guardbot(root: pathlib.Path) -> AsyncIterator[Env]:
     )
     port = free_port()
     config_path = root / "config.yaml"
-    create_from_example(str(config_path))
-    config = Config(str(config_path))
-    config.load()
-    config["homeserver.address"] = synapse.base_url
-    config["homeserver.domain"] = synapse.server_name
-    config["appservice.address"] = f"http://127.0.0.1:{port}"
-    config["appservice.port"] = port
-    config.save()
+    config = synapse.guardbot_config(config_path, port)
     subprocess.run(
         [sys.executable, "-m", "guardbot", "-c", str(config_path), "-g", "-r",
          str(root / "registration.yaml")],
@@ -110,12 +102,9 @@ async def synapse_with_guardbot(root: pathlib.Path) -> AsyncIterator[Env]:
         async with aiohttp.ClientSession() as session:
             admin_id, admin_token = await synapse.register_user("admin", "admin-pw", admin=True)
             admin = Client(session, synapse.base_url, admin_id, admin_token)
-            bot_user_id = f"@guardbot:{synapse.server_name}"
-            bot = Client(session, synapse.base_url, bot_user_id, config["appservice.as_token"])
-            await bot.request(
-                "POST", "/_matrix/client/v3/register",
-                {"type": "m.login.application_service", "username": "guardbot"},
-            )  # fmt: skip
+            bot_user_id = await synapse.register_appservice_user(
+                config["appservice.as_token"], "guardbot"
+            )
             await synapse.make_admin(admin_token, bot_user_id)
             yield Env(synapse, session, admin, bot_user_id, config_path, port)
     finally:
