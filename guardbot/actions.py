@@ -55,6 +55,9 @@ class Executor:
         # window (n²/2 refusals for n actions).
         self.limited_until: dict[str, int] = {}
         self._homeserver_back = False
+        # Set by the app: what to queue when the homeserver is back from an outage (given the
+        # time), e.g. a sweep of every listed room for the events it lost meanwhile.
+        self.after_outage: Callable[[int], list[Action]] | None = None
 
     def homeserver_back(self) -> None:
         """The homeserver answers again (Homeserver.on_back): retry what waited for it."""
@@ -106,7 +109,10 @@ class Executor:
             try:
                 if self._homeserver_back:
                     self._homeserver_back = False
-                    await self.store.wake_unreachable(now_ms())
+                    now = now_ms()
+                    await self.store.wake_unreachable(now)
+                    if self.after_outage is not None:
+                        await self.store.add(self.after_outage(now), now)
                 while await self.run_once():
                     pass
                 next_at = await self.store.next_due_at()

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from mautrix.util.program import Program
 
-from . import __version__, db, logs, metrics, registration
+from . import __version__, db, logs, metrics, policy, registration
 from .actions import Executor
 from .clock import now_ms
 from .commands import RoomCommands
@@ -142,6 +142,12 @@ class Guardbot(Program):
         )
         # After an outage, the first answer (often the directory poll) restarts the backlog.
         self.hs.on_back += [self.executor.homeserver_back, self.evaluator.wakeup.set]
+        # A homeserver can lose events across its own restart (Synapse drops those queued in
+        # memory for an appservice: element-hq/synapse#11637), so every listed room is swept.
+        self.executor.after_outage = lambda now: [
+            policy.Sweep(room_id, cause=f"homeserver back at {now}")
+            for room_id in sorted(self.directory.listed)
+        ]
         self.management = Management(
             c, self.hs, self.rooms, self.directory, self.guests, self.action_store, self.inbox,
             self.audit,
