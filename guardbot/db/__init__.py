@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mautrix.util.async_db import Database
 
 from .actions import ActionStore, QueuedAction
@@ -16,7 +18,13 @@ def create(url: str) -> Database:
     # mautrix spells the SQLite scheme "sqlite:"; accept "sqlite:///path" too.
     if url.startswith("sqlite:///"):
         url = "sqlite:" + url.removeprefix("sqlite:///")
-    return Database.create(url, upgrade_table=upgrade_table, db_args={"min_size": 1})
+    args: dict[str, Any] = {"min_size": 1}
+    if not url.startswith("sqlite:"):
+        # mautrix exits the process on an asyncpg internal client error, which a PostgreSQL
+        # restart can cause; the failed operation is retried like any other, and the pool
+        # drops a connection it cannot reset.
+        args["meow_exit_on_ice"] = False
+    return Database.create(url, upgrade_table=upgrade_table, db_args=args)
 
 
 __all__ = [

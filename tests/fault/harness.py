@@ -33,6 +33,7 @@ class Scale:
     outage_s: float  # how long the homeserver is down mid-storm
     outage_guests: int
     pg_guests: int
+    pg_restarts: int  # PostgreSQL restarts during that storm
     fuzz_examples: int  # per in-process property
     live_fuzz_examples: int  # against the real running guardbot
     converge_s: float  # how long the end state may take to settle
@@ -41,8 +42,8 @@ class Scale:
 SCALES = {
     # ci: an outage of 30 s is the shortest after which backoffs alone would leave guests in
     # listed rooms for long after the homeserver is back (the drain test's point).
-    "ci": Scale("ci", 3, 24, False, 30, 30, 24, 150, 60, 120),
-    "full": Scale("full", 10, 40, True, 60, 150, 80, 1500, 400, 300),
+    "ci": Scale("ci", 3, 24, False, 30, 30, 24, 2, 150, 60, 120),
+    "full": Scale("full", 10, 40, True, 60, 150, 80, 4, 1500, 400, 300),
 }
 SCALE_NAME = os.environ.get("GUARDBOT_FAULT_SCALE", "ci")
 if SCALE_NAME not in SCALES:
