@@ -90,13 +90,7 @@ async def synapse_with_guardbot(root: pathlib.Path) -> AsyncIterator[Env]:
     )
     port = free_port()
     config_path = root / "config.yaml"
-    config = synapse.guardbot_config(config_path, port)
-    subprocess.run(
-        [sys.executable, "-m", "guardbot", "-c", str(config_path), "-g", "-r",
-         str(root / "registration.yaml")],
-        check=True, capture_output=True, cwd=root,
-    )  # fmt: skip
-    config.load()
+    config = synapse.register_guardbot(config_path, port)
     await synapse.start()
     try:
         async with aiohttp.ClientSession() as session:

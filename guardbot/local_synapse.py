@@ -14,6 +14,7 @@ import pathlib
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -316,4 +317,17 @@ class LocalSynapse:
         config["appservice.address"] = f"http://127.0.0.1:{port}"
         config["appservice.port"] = port
         config.save()
+        return config
+
+    def register_guardbot(self, config_path: pathlib.Path, port: int) -> Config:
+        """guardbot_config, then `guardbot -g` as an operator runs it: fresh tokens in the
+        config and a registration at appservice_files[0] (for Synapse to load at its start)."""
+        self.guardbot_config(config_path, port)
+        subprocess.run(
+            [sys.executable, "-m", "guardbot", "-c", str(config_path), "-g", "-r",
+             str(self.appservice_files[0])],
+            check=True, capture_output=True, cwd=config_path.parent,
+        )  # fmt: skip
+        config = Config(str(config_path))
+        config.load()
         return config

@@ -74,16 +74,10 @@ async def running_homeserver(
     )
     port = free_port()
     config_path = root / "config.yaml"
-    config = synapse.guardbot_config(config_path, port)
-    subprocess.run(
-        [sys.executable, "-m", "guardbot", "-c", str(config_path), "-g", "-r",
-         str(root / "registration.yaml")],
-        check=True, capture_output=True, cwd=root,
-    )  # fmt: skip
+    config = synapse.register_guardbot(config_path, port)
     if registration:
         path = root / "registration.yaml"  # JSON is YAML: Synapse reads it as it is
         path.write_text(json.dumps({**YAML(typ="safe").load(path.read_text()), **registration}))
-    config.load()
     await synapse.start()
     try:
         admin_id, admin_token = await synapse.register_user("admin", "admin-pw", admin=True)
