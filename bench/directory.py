@@ -28,13 +28,14 @@ from typing import Any
 
 import aiohttp
 
-from guardbot import db, policy
-from guardbot.actions import Executor
-from guardbot.clock import now_ms
+from guardbot import db
 from guardbot.config import Config, create_from_example
-from guardbot.directory import Directory
-from guardbot.guests import GuestOracle
-from guardbot.homeserver import Homeserver
+from guardbot.core import policy
+from guardbot.core.clock import now_ms
+from guardbot.guard.directory import Directory
+from guardbot.guard.executor import Executor
+from guardbot.guard.guests import GuestOracle
+from guardbot.matrix.client import Homeserver
 
 from .common import Options, Row, database_url, fmt_ms, started_database
 from .fakehs import BIG_ROOM, DOMAIN

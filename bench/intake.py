@@ -23,7 +23,7 @@ from typing import Any, cast
 from aiohttp import web
 
 from guardbot import db
-from guardbot.transactions import AppserviceAPI, TransactionStats, parse_events
+from guardbot.guard.intake import AppserviceAPI, TransactionStats, parse_events
 
 from .common import (
     Options,

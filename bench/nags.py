@@ -20,9 +20,9 @@ import json
 import time
 from typing import Any
 
-from guardbot.clock import now_ms
-from guardbot.db.pwlu import ACTIVE, DONE, PwluRow, PwluStore
-from guardbot.homeserver import Homeserver
+from guardbot.core.clock import now_ms
+from guardbot.db.named_guests import ACTIVE, DONE, PwluRow, PwluStore
+from guardbot.matrix.client import Homeserver
 from guardbot.pwlu.accounts import Accounts, UserLocks
 from guardbot.pwlu.client import Client
 from guardbot.pwlu.nags import DM_MARK, Nagger, NagSettings

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from guardbot.local_synapse import LocalSynapse
+from devtools.local_synapse import LocalSynapse
 
 # Joins, state changes and syncs as fast as the benchmark sends them.
 LOOSE = {"per_second": 10000, "burst_count": 100000}

@@ -19,12 +19,13 @@ import os
 import time
 from typing import Any
 
-from guardbot import homeserver, transactions
 from guardbot.__main__ import main
-from guardbot.actions import Executor
+from guardbot.core.observations import MemberChange
 from guardbot.db import ActionStore, InboxStore
-from guardbot.evaluator import Evaluator
-from guardbot.triage import MemberChange
+from guardbot.guard import intake as transactions
+from guardbot.guard.evaluator import Evaluator
+from guardbot.guard.executor import Executor
+from guardbot.matrix import client as homeserver
 
 # Line-buffered and never closed: it lives as long as the process, a line per record.
 _out = open(os.environ["BENCH_TIMINGS"], "a", buffering=1)

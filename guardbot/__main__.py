@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # Tools that run once and exit; each module has main(argv) -> exit code.
-SUBCOMMANDS = {"doctor": "guardbot.doctor", "audit": "guardbot.audit"}
+SUBCOMMANDS = {"doctor": "guardbot.tools.doctor.cli", "audit": "guardbot.tools.audit"}
 
 
 def main() -> None:

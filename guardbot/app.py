@@ -19,20 +19,21 @@ from typing import Any
 from aiohttp import web
 from mautrix.util.program import Program
 
-from . import __version__, db, logs, metrics, policy, registration
-from .actions import Executor
-from .clock import now_ms
-from .commands import RoomCommands
-from .config import Config, ConfigError, create_from_example, load
-from .directory import Directory
-from .errors import error_middleware
-from .evaluator import Evaluator
-from .guests import GuestOracle
-from .homeserver import Homeserver, HomeserverError
-from .logs import redact_url
-from .management import Management
-from .rooms import Rooms
-from .transactions import AppserviceAPI
+from guardbot import __version__, db, logs, metrics, registration
+from guardbot.commands.management import Management
+from guardbot.commands.room import RoomCommands
+from guardbot.config import Config, ConfigError, create_from_example, load
+from guardbot.core import policy
+from guardbot.core.clock import now_ms
+from guardbot.guard.directory import Directory
+from guardbot.guard.evaluator import Evaluator
+from guardbot.guard.executor import Executor
+from guardbot.guard.facts import Rooms
+from guardbot.guard.guests import GuestOracle
+from guardbot.guard.intake import AppserviceAPI
+from guardbot.logs import redact_url
+from guardbot.matrix.client import Homeserver, HomeserverError
+from guardbot.matrix.errors import error_middleware
 
 log = logging.getLogger("guardbot")
 

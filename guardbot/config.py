@@ -18,8 +18,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from yarl import URL
 
-from .policy import Policy
-from .pwlu.templates import NAG_PLACEHOLDERS
+from guardbot.core.policy import Policy
+from guardbot.pwlu.templates import NAG_PLACEHOLDERS
 
 ENV_PREFIX = "GUARDBOT_"
 # GUARDBOT_* variables that belong to the tooling around guardbot, not to its config.

@@ -8,7 +8,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from .config import Config
+from guardbot.config import Config
 
 
 def build(config: Config) -> dict[str, Any]:

@@ -6,12 +6,12 @@ from typing import Any
 
 from mautrix.util.async_db import Database
 
-from .actions import ActionStore, QueuedAction
-from .audit import AuditEntry, AuditStore
-from .inbox import InboxRow, InboxStore
-from .rooms import RoomStore
-from .settings import SettingsStore
-from .upgrade import upgrade_table
+from guardbot.db.auditlog import AuditEntry, AuditStore
+from guardbot.db.inbox import InboxRow, InboxStore
+from guardbot.db.listing import RoomStore
+from guardbot.db.queue import ActionStore, QueuedAction
+from guardbot.db.room_settings import SettingsStore
+from guardbot.db.upgrade import upgrade_table
 
 
 def create(url: str) -> Database:

@@ -6,8 +6,8 @@ import dataclasses
 import json
 from typing import Any
 
-from ..policy import ACTIONS, Action
-from ..triage import OBSERVATIONS, Observation, RoomListed
+from guardbot.core.observations import OBSERVATIONS, Observation, RoomListed
+from guardbot.core.policy import ACTIONS, Action
 
 
 def encode(obj: Observation | Action) -> tuple[str, str]:

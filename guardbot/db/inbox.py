@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from mautrix.util.async_db import Database
 
-from ..policy import Action
-from ..triage import Observation
-from .actions import ActionStore
-from .audit import AuditEntry, AuditStore
-from .codec import decode_observation, encode, observation_key
+from guardbot.core.observations import Observation
+from guardbot.core.policy import Action
+from guardbot.db.auditlog import AuditEntry, AuditStore
+from guardbot.db.codec import decode_observation, encode, observation_key
+from guardbot.db.queue import ActionStore
 
 
 @dataclass(frozen=True)

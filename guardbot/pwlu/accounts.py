@@ -13,11 +13,11 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from ..clock import now_ms
-from ..db.pwlu import UNCONFIRMED, PwluRow, PwluStore
-from ..homeserver import HomeserverError
-from .client import Client
-from .passwords import KeyRing, Probe, UnknownKey, probe
+from guardbot.core.clock import now_ms
+from guardbot.db.named_guests import UNCONFIRMED, PwluRow, PwluStore
+from guardbot.matrix.client import HomeserverError
+from guardbot.pwlu.client import Client
+from guardbot.pwlu.passwords import KeyRing, Probe, UnknownKey, probe
 
 log = logging.getLogger("guardbot.pwlu")
 

@@ -14,13 +14,13 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import matrix_error
-from ..homeserver import HomeserverError
-from ..transactions import bearer_token
-from .accounts import AccountError, Accounts
-from .client import Client
-from .ratelimit import ClientAddress, RateLimiter
-from .registration import RegisterRequest, Registrar, homeserver_answer
+from guardbot.guard.intake import bearer_token
+from guardbot.matrix.client import HomeserverError
+from guardbot.matrix.errors import matrix_error
+from guardbot.pwlu.accounts import AccountError, Accounts
+from guardbot.pwlu.client import Client
+from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter
+from guardbot.pwlu.signup import RegisterRequest, Registrar, homeserver_answer
 
 log = logging.getLogger("guardbot.pwlu.api")
 

@@ -11,13 +11,13 @@ import logging
 from aiohttp import web
 from yarl import URL
 
-from ..clock import now_ms
-from ..db.pwlu import PwluStore
-from ..homeserver import HomeserverError
-from . import page
-from .accounts import AccountError, Accounts
-from .ratelimit import ClientAddress, RateLimiter
-from .tokens import csrf_ok, csrf_token, hash_token, new_csrf_nonce, plausible_token
+from guardbot.core.clock import now_ms
+from guardbot.db.named_guests import PwluStore
+from guardbot.matrix.client import HomeserverError
+from guardbot.pwlu import page
+from guardbot.pwlu.accounts import AccountError, Accounts
+from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter
+from guardbot.pwlu.tokens import csrf_ok, csrf_token, hash_token, new_csrf_nonce, plausible_token
 
 log = logging.getLogger("guardbot.pwlu.claim")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..homeserver import Homeserver, HomeserverError, q
+from guardbot.matrix.client import Homeserver, HomeserverError, q
 
 CS = "/_matrix/client/v3"
 # The login probe always uses this device, so a probe cut off before its logout leaves at most

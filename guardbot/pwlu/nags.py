@@ -17,16 +17,16 @@ from collections.abc import MutableSet
 from dataclasses import dataclass
 from typing import Any
 
-from .. import metrics
-from ..clock import now_ms
-from ..db.pwlu import ACTIVE, UNCONFIRMED, PwluRow, PwluStore
-from ..homeserver import HomeserverError
-from ..triage import ConversationMember, Message
-from .accounts import Accounts, UserLocks
-from .client import Client
-from .passwords import KeyRing, Probe, probe
-from .templates import render
-from .tokens import new_claim_token
+from guardbot import metrics
+from guardbot.core.clock import now_ms
+from guardbot.core.observations import ConversationMember, Message
+from guardbot.db.named_guests import ACTIVE, UNCONFIRMED, PwluRow, PwluStore
+from guardbot.matrix.client import HomeserverError
+from guardbot.pwlu.accounts import Accounts, UserLocks
+from guardbot.pwlu.client import Client
+from guardbot.pwlu.passwords import KeyRing, Probe, probe
+from guardbot.pwlu.templates import render
+from guardbot.pwlu.tokens import new_claim_token
 
 log = logging.getLogger("guardbot.pwlu.nags")
 

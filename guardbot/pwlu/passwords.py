@@ -15,8 +15,8 @@ import logging
 from collections.abc import Iterable
 from enum import StrEnum
 
-from ..homeserver import HomeserverError
-from .client import Client
+from guardbot.matrix.client import HomeserverError
+from guardbot.pwlu.client import Client
 
 log = logging.getLogger("guardbot.pwlu")
 

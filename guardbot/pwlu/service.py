@@ -8,19 +8,19 @@ from typing import Any
 from aiohttp import web
 from mautrix.util.async_db import Database
 
-from ..config import Config, parse_duration
-from ..db.pwlu import PwluStore
-from ..homeserver import Homeserver
-from ..triage import ConversationMember, Message
-from .accounts import Accounts, UserLocks
-from .admin import PwluAdmin
-from .api import PwluAPI
-from .claim import ClaimPage
-from .client import Client
-from .nags import Nagger, NagSettings
-from .passwords import KeyRing
-from .ratelimit import ClientAddress, RateLimiter
-from .registration import Registrar
+from guardbot.config import Config, parse_duration
+from guardbot.core.observations import ConversationMember, Message
+from guardbot.db.named_guests import PwluStore
+from guardbot.matrix.client import Homeserver
+from guardbot.pwlu.accounts import Accounts, UserLocks
+from guardbot.pwlu.admin_commands import PwluAdmin
+from guardbot.pwlu.api import PwluAPI
+from guardbot.pwlu.claim import ClaimPage
+from guardbot.pwlu.client import Client
+from guardbot.pwlu.nags import Nagger, NagSettings
+from guardbot.pwlu.passwords import KeyRing
+from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter
+from guardbot.pwlu.signup import Registrar
 
 
 def _ms(value: Any) -> int:

@@ -12,10 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from guardbot import db, policy
-from guardbot.actions import Executor
-from guardbot.clock import now_ms
-from guardbot.homeserver import Homeserver
+from guardbot import db
+from guardbot.core import policy
+from guardbot.core.clock import now_ms
+from guardbot.guard.executor import Executor
+from guardbot.matrix.client import Homeserver
 
 
 class Settings:

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from guardbot import db
-from guardbot.clock import now_ms
-from guardbot.evaluator import Evaluator
-from guardbot.homeserver import HomeserverError
-from guardbot.policy import Policy, RoomFacts
-from guardbot.triage import BotMembership, RoomPolicyChange
+from guardbot.core.clock import now_ms
+from guardbot.core.observations import BotMembership, RoomPolicyChange
+from guardbot.core.policy import Policy, RoomFacts
+from guardbot.guard.evaluator import Evaluator
+from guardbot.matrix.client import HomeserverError
 
 BOT = "@guardbot:example.org"
 

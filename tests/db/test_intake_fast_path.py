@@ -9,8 +9,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from guardbot import db
-from guardbot.errors import error_middleware
-from guardbot.transactions import AppserviceAPI
+from guardbot.guard.intake import AppserviceAPI
+from guardbot.matrix.errors import error_middleware
 
 TOKEN = "hs-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from guardbot import db
-from guardbot.clock import now_ms
-from guardbot.db.pwlu import PwluStore
-from guardbot.homeserver import HomeserverError
+from guardbot.core.clock import now_ms
+from guardbot.db.named_guests import PwluStore
+from guardbot.matrix.client import HomeserverError
 from guardbot.pwlu.accounts import Accounts, UserLocks
 from guardbot.pwlu.nags import Nagger, NagSettings, nag_txn_id
 from guardbot.pwlu.passwords import KeyRing

@@ -7,7 +7,7 @@ import pytest
 from mautrix.util.async_db import Scheme
 
 from guardbot import db
-from guardbot.db.pwlu import ACTIVE, DONE, UNCONFIRMED, PwluStore
+from guardbot.db.named_guests import ACTIVE, DONE, UNCONFIRMED, PwluStore
 
 A, B = "@a:example.org", "@b:example.org"
 

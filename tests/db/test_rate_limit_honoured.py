@@ -11,10 +11,11 @@ import asyncio
 import time
 from typing import Any
 
-from guardbot import db, policy
-from guardbot.actions import Executor
-from guardbot.clock import now_ms
-from guardbot.homeserver import HomeserverError
+from guardbot import db
+from guardbot.core import policy
+from guardbot.core.clock import now_ms
+from guardbot.guard.executor import Executor
+from guardbot.matrix.client import HomeserverError
 
 ROOMS = 10
 

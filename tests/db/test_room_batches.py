@@ -4,7 +4,7 @@ chunk holds): the same answers as room by room, on every supported database."""
 from __future__ import annotations
 
 from guardbot import db
-from guardbot.triage import RoomListed
+from guardbot.core.observations import RoomListed
 
 
 def rooms(start: int, stop: int) -> set[str]:

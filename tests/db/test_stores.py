@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import pytest
 
 from guardbot import db
-from guardbot.db.actions import DONE, PENDING, SKIPPED
-from guardbot.policy import ForbidGuestAccess, Kick, Sweep
-from guardbot.triage import GuestAccessChange, MemberChange, PowerChange, RoomListed
+from guardbot.core.observations import GuestAccessChange, MemberChange, PowerChange, RoomListed
+from guardbot.core.policy import ForbidGuestAccess, Kick, Sweep
+from guardbot.db.queue import DONE, PENDING, SKIPPED
 
 ROOM = "!room:example.org"
 OTHER = "!other:example.org"
@@ -231,8 +231,8 @@ async def test_a_killed_process_loses_nothing_it_recorded(database_url: str) -> 
         """
         import asyncio, os, sys
         from guardbot import db
-        from guardbot.policy import Kick
-        from guardbot.triage import PowerChange
+        from guardbot.core.policy import Kick
+        from guardbot.core.observations import PowerChange
 
         async def main():
             database = db.create(sys.argv[1])

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from guardbot.clock import now_ms
 from guardbot.config import Config
+from guardbot.core.clock import now_ms
 from guardbot.pwlu.claim import COOKIE
 from guardbot.pwlu.tokens import new_claim_token
 from tests.integration.conftest import Homeserver

@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 from ruamel.yaml import YAML
 
-from guardbot.local_synapse import LocalSynapse
+from devtools.local_synapse import LocalSynapse
 
 from .matrix_client import User
 

@@ -9,9 +9,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from guardbot import db
-from guardbot.errors import error_middleware
-from guardbot.transactions import AppserviceAPI
-from guardbot.triage import MemberChange
+from guardbot.core.observations import MemberChange
+from guardbot.guard.intake import AppserviceAPI
+from guardbot.matrix.errors import error_middleware
 
 TOKEN = "hs-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

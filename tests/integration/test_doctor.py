@@ -17,9 +17,9 @@ import pytest
 import pytest_asyncio
 from mautrix.util.async_db import UpgradeTable
 
+from devtools.local_synapse import LocalSynapse
 from guardbot import db
 from guardbot.config import Config, create_from_example
-from guardbot.local_synapse import LocalSynapse
 
 from .conftest import Homeserver, StartGuardbot, free_port
 from .matrix_client import User

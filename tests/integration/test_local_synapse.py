@@ -10,7 +10,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from guardbot.local_synapse import LocalSynapse
+from devtools.local_synapse import LocalSynapse
 
 
 @pytest.mark.asyncio

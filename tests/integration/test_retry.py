@@ -9,12 +9,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from guardbot import db
-from guardbot.actions import Executor
-from guardbot.clock import now_ms
 from guardbot.config import Config
-from guardbot.guests import GuestOracle
-from guardbot.homeserver import Homeserver
-from guardbot.policy import Kick, Policy, RoomFacts
+from guardbot.core.clock import now_ms
+from guardbot.core.policy import Kick, Policy, RoomFacts
+from guardbot.guard.executor import Executor
+from guardbot.guard.guests import GuestOracle
+from guardbot.matrix.client import Homeserver
 
 ROOM, GUEST, BOT = "!room:example.org", "@7:example.org", "@guardbot:example.org"
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from guardbot.triage import POLICY_EVENT
+from guardbot.core.observations import POLICY_EVENT
 
 from .conftest import Homeserver, StartGuardbot
 from .matrix_client import MatrixError, User, wait_for

@@ -13,7 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from guardbot.config import Config, ConfigError, create_from_example, load
-from guardbot.rooms import Rooms
+from guardbot.guard.facts import Rooms
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = resources.files("guardbot").joinpath("example-config.yaml").read_text()

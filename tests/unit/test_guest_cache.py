@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from guardbot import guests
-from guardbot.guests import FRESH_FOR, GUEST_TTL, GuestOracle, VerdictCache
-from guardbot.policy import Verdict
+from guardbot.core.policy import Verdict
+from guardbot.guard import guests
+from guardbot.guard.guests import FRESH_FOR, GUEST_TTL, GuestOracle, VerdictCache
 
 D = "example.org"
 BIG = guests.BITMAP_LIMIT + 5  # numeric, but past the bitmap

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from guardbot.transactions import AppserviceAPI, TransactionStats, parse_events
-from guardbot.triage import MemberChange
+from guardbot.core.observations import MemberChange
+from guardbot.guard.intake import AppserviceAPI, TransactionStats, parse_events
 
 DOMAIN = "example.org"
 BOT = "@guardbot:example.org"

@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from guardbot.policy import (
+from guardbot.core.observations import (
+    BotMembership,
+    GuestAccessChange,
+    MalformedEvent,
+    MemberChange,
+    PowerChange,
+    RoomListed,
+    triage,
+)
+from guardbot.core.policy import (
     ForbidGuestAccess,
     JoinRoom,
     Kick,
@@ -22,16 +31,7 @@ from guardbot.policy import (
     decide_member,
     decide_sweep_member,
 )
-from guardbot.transactions import TransactionStats, parse_events
-from guardbot.triage import (
-    BotMembership,
-    GuestAccessChange,
-    MalformedEvent,
-    MemberChange,
-    PowerChange,
-    RoomListed,
-    triage,
-)
+from guardbot.guard.intake import TransactionStats, parse_events
 
 DOMAIN = "example.org"
 BOT = "@guardbot:example.org"

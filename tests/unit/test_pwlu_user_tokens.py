@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from guardbot.homeserver import HomeserverError
+from guardbot.matrix.client import HomeserverError
 from guardbot.pwlu.client import Client
 from guardbot.pwlu.tokens import csrf_ok, csrf_token
 

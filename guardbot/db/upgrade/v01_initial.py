@@ -1,6 +1,6 @@
 from mautrix.util.async_db import Connection, Scheme
 
-from . import upgrade_table
+from guardbot.db.upgrade import upgrade_table
 
 
 @upgrade_table.register(description="transactions, inbox, listed rooms, action queue")

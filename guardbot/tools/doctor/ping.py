@@ -18,10 +18,10 @@ import secrets
 import aiohttp
 from aiohttp import web
 
-from .config import Config
-from .doctor_report import Report
-from .homeserver import Homeserver, HomeserverError, q
-from .transactions import bearer_token
+from guardbot.config import Config
+from guardbot.guard.intake import bearer_token
+from guardbot.matrix.client import Homeserver, HomeserverError, q
+from guardbot.tools.doctor.report import Report
 
 NAME = "ping"
 

@@ -11,12 +11,12 @@ import html
 import shlex
 from dataclasses import dataclass
 
-from .config import Config
-from .db import AuditStore
-from .homeserver import Homeserver
-from .policy import Action, Notice, Policy, SetRoomPolicy
-from .rooms import Rooms
-from .triage import COMMAND_PREFIX, POLICY_EVENT, Message
+from guardbot.config import Config
+from guardbot.core.observations import COMMAND_PREFIX, POLICY_EVENT, Message
+from guardbot.core.policy import Action, Notice, Policy, SetRoomPolicy
+from guardbot.db import AuditStore
+from guardbot.guard.facts import Rooms
+from guardbot.matrix.client import Homeserver
 
 ROOM_HELP = [
     "!guardbot help — this text",

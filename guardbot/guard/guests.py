@@ -12,11 +12,11 @@ import logging
 import time
 from collections import OrderedDict
 
-from .homeserver import Homeserver
-from .policy import Verdict
-from .triage import localpart_is_numeric
+from guardbot.core.observations import localpart_is_numeric
+from guardbot.core.policy import Verdict
+from guardbot.matrix.client import Homeserver
 
-log = logging.getLogger("guardbot.guests")
+log = logging.getLogger("guardbot.guard.guests")
 
 GUEST_TTL = 30.0
 # A "guest" answer this young still counts as fresh: the check right before a kick then reuses

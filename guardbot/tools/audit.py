@@ -9,8 +9,8 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from . import db
-from .config import ConfigError, load
+from guardbot import db
+from guardbot.config import ConfigError, load
 
 
 def parse_time(value: str) -> int:

@@ -12,17 +12,19 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 
-from . import metrics, policy, triage
-from .clock import now_ms
-from .config import Config
-from .db import ActionStore, QueuedAction
-from .db.actions import DONE, DRY_RUN, FAILED, SKIPPED, UNREACHABLE
-from .db.audit import AuditEntry
-from .guests import GuestOracle
-from .homeserver import Homeserver, HomeserverError
-from .policy import Action, RoomFacts, Verdict
+from guardbot import metrics
+from guardbot.config import Config
+from guardbot.core import observations as triage
+from guardbot.core import policy
+from guardbot.core.clock import now_ms
+from guardbot.core.policy import Action, RoomFacts, Verdict
+from guardbot.db import ActionStore, QueuedAction
+from guardbot.db.auditlog import AuditEntry
+from guardbot.db.queue import DONE, DRY_RUN, FAILED, SKIPPED, UNREACHABLE
+from guardbot.guard.guests import GuestOracle
+from guardbot.matrix.client import Homeserver, HomeserverError
 
-log = logging.getLogger("guardbot.actions")
+log = logging.getLogger("guardbot.guard.executor")
 
 MAX_BACKOFF_S = 300
 # After M_LIMIT_EXCEEDED, actions of that kind go out one at a time for this long after the

@@ -22,12 +22,12 @@ from typing import Any, TypeVar, cast
 from mautrix.util.async_db import Scheme
 from ruamel.yaml import YAML
 
-from . import db, logs
-from .config import Config, ConfigError, load
-from .doctor_homeserver import GUEST_SAMPLE, HomeserverChecks
-from .doctor_ping import check_ping
-from .doctor_report import Report
-from .homeserver import Homeserver, HomeserverError
+from guardbot import db, logs
+from guardbot.config import Config, ConfigError, load
+from guardbot.matrix.client import Homeserver, HomeserverError
+from guardbot.tools.doctor.homeserver import GUEST_SAMPLE, HomeserverChecks
+from guardbot.tools.doctor.ping import check_ping
+from guardbot.tools.doctor.report import Report
 
 DB_TIMEOUT = 15
 T = TypeVar("T")

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..clock import now_ms
-from ..db.pwlu import PwluStore
-from ..homeserver import HomeserverError
-from .client import Client
-from .passwords import KeyRing
+from guardbot.core.clock import now_ms
+from guardbot.db.named_guests import PwluStore
+from guardbot.matrix.client import HomeserverError
+from guardbot.pwlu.client import Client
+from guardbot.pwlu.passwords import KeyRing
 
 log = logging.getLogger("guardbot.pwlu")
 

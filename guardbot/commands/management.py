@@ -8,21 +8,21 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from . import policy
-from .clock import now_ms
-from .commands import Command, notice, parse
-from .config import Config
-from .db import ActionStore, AuditStore, InboxStore
-from .db.actions import DRY_RUN, FAILED
-from .db.settings import GLOBAL
-from .directory import Directory
-from .guests import GuestOracle
-from .homeserver import Homeserver, HomeserverError
-from .policy import Action, Verdict
-from .rooms import Rooms
-from .triage import Message
+from guardbot.commands.room import Command, notice, parse
+from guardbot.config import Config
+from guardbot.core import policy
+from guardbot.core.clock import now_ms
+from guardbot.core.observations import Message
+from guardbot.core.policy import Action, Verdict
+from guardbot.db import ActionStore, AuditStore, InboxStore
+from guardbot.db.queue import DRY_RUN, FAILED
+from guardbot.db.room_settings import GLOBAL
+from guardbot.guard.directory import Directory
+from guardbot.guard.facts import Rooms
+from guardbot.guard.guests import GuestOracle
+from guardbot.matrix.client import Homeserver, HomeserverError
 
-log = logging.getLogger("guardbot.management")
+log = logging.getLogger("guardbot.commands.management")
 
 HELP = [
     "Management commands (a leading !guardbot is optional here):",

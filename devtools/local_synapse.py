@@ -25,7 +25,7 @@ from urllib.parse import quote
 import aiohttp
 from signedjson.key import generate_signing_key, write_signing_keys
 
-from .config import Config, create_from_example
+from guardbot.config import Config, create_from_example
 
 # Tests hammer the server; Synapse's default limits would make them flaky.
 _LOOSE = {"per_second": 1000, "burst_count": 10000}

@@ -1,4 +1,4 @@
-"""`python -m guardbot.demo`: a throwaway Synapse on loopback with guardbot guarding it.
+"""`python -m devtools.demo`: a throwaway Synapse on loopback with guardbot guarding it.
 
 Shows guests being turned away from listed rooms, then keeps running so a person can try it
 with a Matrix client. Everything lives in ./demo-data (or the directory given) and on loopback.
@@ -21,9 +21,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from . import registration
-from .config import Config
-from .local_synapse import LocalSynapse
+from devtools.local_synapse import LocalSynapse
+from guardbot import registration
+from guardbot.config import Config
 
 
 def port_or_free(preferred: int) -> int:

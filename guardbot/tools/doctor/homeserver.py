@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import secrets
 
-from .config import Config
-from .doctor_report import Report
-from .homeserver import Homeserver, HomeserverError, q
+from guardbot.config import Config
+from guardbot.matrix.client import Homeserver, HomeserverError, q
+from guardbot.tools.doctor.report import Report
 
 # A guest-shaped ID nobody has: Synapse numbers guests from 1 up.
 GUEST_SAMPLE = "987654321987"

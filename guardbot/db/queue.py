@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from mautrix.util.async_db import Database
 
-from ..policy import Action
-from .audit import AuditEntry, AuditStore
-from .codec import decode_action, encode
+from guardbot.core.policy import Action
+from guardbot.db.auditlog import AuditEntry, AuditStore
+from guardbot.db.codec import decode_action, encode
 
 PENDING, DONE, SKIPPED, FAILED = "pending", "done", "skipped", "failed"
 DRY_RUN = "dry_run"  # decided and recorded, deliberately not done

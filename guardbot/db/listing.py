@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mautrix.util.async_db import Database
 
-from ..triage import RoomListed
-from .inbox import InboxStore
+from guardbot.core.observations import RoomListed
+from guardbot.db.inbox import InboxStore
 
 # Room IDs per look-up: well under SQLite's limit on a statement's parameters.
 _CHUNK = 500

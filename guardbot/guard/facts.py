@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 
-from .clock import now_ms
-from .config import Config
-from .db.settings import GLOBAL, RoomPolicySetting, SettingsStore
-from .directory import Directory
-from .policy import Policy, PolicyRuling, RoomFacts
-from .triage import RoomPolicyChange
+from guardbot.config import Config
+from guardbot.core.clock import now_ms
+from guardbot.core.observations import RoomPolicyChange
+from guardbot.core.policy import Policy, PolicyRuling, RoomFacts
+from guardbot.db.room_settings import GLOBAL, RoomPolicySetting, SettingsStore
+from guardbot.guard.directory import Directory
 
-log = logging.getLogger("guardbot.rooms")
+log = logging.getLogger("guardbot.guard.facts")
 
 
 class Rooms:

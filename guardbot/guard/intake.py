@@ -16,13 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
-from . import metrics
-from .clock import now_ms
-from .db import InboxStore
-from .errors import matrix_error
-from .triage import MalformedEvent, Observation, triage
+from guardbot import metrics
+from guardbot.core.clock import now_ms
+from guardbot.core.observations import MalformedEvent, Observation, triage
+from guardbot.db import InboxStore
+from guardbot.matrix.errors import matrix_error
 
-log = logging.getLogger("guardbot.transactions")
+log = logging.getLogger("guardbot.guard.intake")
 
 
 class TransactionStats:

@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .power import RoomPower
+from guardbot.core.power import RoomPower
 
-log = logging.getLogger("guardbot.homeserver")
+log = logging.getLogger("guardbot.matrix.client")
 
 
 @dataclass

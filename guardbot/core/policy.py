@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from .triage import (
+from guardbot.core.observations import (
     BotMembership,
     GuestAccessChange,
     MemberChange,

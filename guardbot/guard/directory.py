@@ -11,12 +11,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from . import metrics
-from .clock import now_ms
-from .db import RoomStore
-from .homeserver import Homeserver, HomeserverError
+from guardbot import metrics
+from guardbot.core.clock import now_ms
+from guardbot.db import RoomStore
+from guardbot.matrix.client import Homeserver, HomeserverError
 
-log = logging.getLogger("guardbot.directory")
+log = logging.getLogger("guardbot.guard.directory")
 
 
 class Directory:

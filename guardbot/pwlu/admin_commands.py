@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import MutableSet
 
-from ..commands import Command
-from ..db.pwlu import ACTIVE, PwluRow, PwluStore
-from ..triage import Message
+from guardbot.commands.room import Command
+from guardbot.core.observations import Message
+from guardbot.db.named_guests import ACTIVE, PwluRow, PwluStore
 
 
 def describe(row: PwluRow) -> str:

@@ -13,18 +13,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from . import metrics, policy, triage
-from .clock import now_ms
-from .config import Config
-from .db import ActionStore, InboxRow, InboxStore
-from .db.audit import AuditEntry
-from .guests import GuestOracle
-from .homeserver import Homeserver, HomeserverError
-from .policy import Action, Notice, RoomFacts, Verdict
-from .rooms import Rooms
-from .triage import POLICY_EVENT
+from guardbot import metrics
+from guardbot.config import Config
+from guardbot.core import observations as triage
+from guardbot.core import policy
+from guardbot.core.clock import now_ms
+from guardbot.core.observations import POLICY_EVENT
+from guardbot.core.policy import Action, Notice, RoomFacts, Verdict
+from guardbot.db import ActionStore, InboxRow, InboxStore
+from guardbot.db.auditlog import AuditEntry
+from guardbot.guard.facts import Rooms
+from guardbot.guard.guests import GuestOracle
+from guardbot.matrix.client import Homeserver, HomeserverError
 
-log = logging.getLogger("guardbot.evaluator")
+log = logging.getLogger("guardbot.guard.evaluator")
 
 ConversationHandler = Callable[[triage.Message], Awaitable[list[Action]]]
 MemberHandler = Callable[[triage.ConversationMember], Awaitable[list[Action]]]

@@ -1,0 +1,1 @@
+"""Test and demo tooling, used from the repository (tests, bench, scripts/demo); not installed."""

@@ -1,0 +1,1 @@
+"""Tools that run once and exit: `guardbot doctor` and `guardbot audit`."""

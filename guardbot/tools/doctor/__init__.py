@@ -1,0 +1,1 @@
+"""`guardbot doctor`: checks a set-up, one line per check (cli), grouped by what is checked."""
