@@ -27,7 +27,7 @@ BENCHMARKS = {
     "intake": "1. irrelevant events: transaction bytes → answered",
     "removal": "2. guest join → removal on a real Synapse",
     "directory": "3. directory scan and room sweep",
-    "nags": "4. nag scheduler: work per due reminder",
+    "nags": "4. nag scheduler: work per due reminder, reminder lateness on a real Synapse",
     "ready": "5. memory and time to ready",
 }
 HEADERS = ("benchmark", "figure", "reference", "ratio", "goal", "met?")
@@ -78,14 +78,18 @@ def main() -> None:
         prog="python -m bench", description="Run guardbot's benchmarks and print one table."
     )
     parser.add_argument(
-        "names", nargs="*", metavar="name",
+        "names",
+        nargs="*",
+        metavar="name",
         help=f"benchmarks to run ({', '.join(BENCHMARKS)}); default all",
-    )  # fmt: skip
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, a smoke run")
     parser.add_argument(
-        "--postgres", default=os.environ.get("GUARDBOT_TEST_POSTGRES", ""), metavar="URL",
+        "--postgres",
+        default=os.environ.get("GUARDBOT_TEST_POSTGRES", ""),
+        metavar="URL",
         help="PostgreSQL server for the database benchmarks (default $GUARDBOT_TEST_POSTGRES)",
-    )  # fmt: skip
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON here")
     args = parser.parse_args()
     # mautrix warns about statements over a second; the bulk inserts that set tables up are.
@@ -104,9 +108,17 @@ def main() -> None:
         print(f"  * {note}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"date": stamp, "machine": machine(), "quick": opts.quick,
-                       "rows": [asdict(r) | {"met": r.met} for r in rows],
-                       "notes": opts.notes}, f, indent=2)  # fmt: skip
+            json.dump(
+                {
+                    "date": stamp,
+                    "machine": machine(),
+                    "quick": opts.quick,
+                    "rows": [asdict(r) | {"met": r.met} for r in rows],
+                    "notes": opts.notes,
+                },
+                f,
+                indent=2,
+            )
     # A missed goal is in the table, not the exit code: benchmarks are not a pass/fail gate.
 
 

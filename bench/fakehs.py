@@ -44,8 +44,10 @@ def directory_pages(rooms: int, limit: int) -> dict[str, bytes]:
     entries = [room_entry(n) for n in range(rooms)]
     pages = {}
     for start in range(0, max(rooms, 1), limit):
-        page: dict[str, object] = {"chunk": entries[start : start + limit],
-                                   "total_room_count_estimate": rooms}  # fmt: skip
+        page: dict[str, object] = {
+            "chunk": entries[start : start + limit],
+            "total_room_count_estimate": rooms,
+        }
         if start + limit < rooms:
             page["next_batch"] = f"p{start + limit}"
         if start:
@@ -137,8 +139,9 @@ class FakeHomeserver:
     async def admin_user(self, request: web.Request) -> web.Response:
         self.calls["admin"] += 1
         user = unquote(request.match_info["user"])
-        return web.json_response({"name": user, "is_guest": user in self.guests, "admin": False,
-                                  "deactivated": False})  # fmt: skip
+        return web.json_response(
+            {"name": user, "is_guest": user in self.guests, "admin": False, "deactivated": False}
+        )
 
     async def versions(self, _: web.Request) -> web.Response:
         return web.json_response({"versions": ["v1.11"]})

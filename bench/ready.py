@@ -68,14 +68,20 @@ async def measure(rooms: int, cache_users: int) -> dict[str, Any]:
             port = free_port()
             _config(root / "config.yaml", hs_url, port)
             report = root / "report.json"
-            env = {**os.environ, "GUARDBOT_DATABASE": url, "BENCH_REPORT": str(report),
-                   "BENCH_CACHE_USERS": str(cache_users)}  # fmt: skip
+            env = {
+                **os.environ,
+                "GUARDBOT_DATABASE": url,
+                "BENCH_REPORT": str(report),
+                "BENCH_CACHE_USERS": str(cache_users),
+            }
             with (root / "guardbot.log").open("wb") as log:
                 started = time.perf_counter()
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "bench.ready", "-c", str(root / "config.yaml"), "-n"],
-                    env=env, stdout=log, stderr=subprocess.STDOUT,
-                )  # fmt: skip
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             result: dict[str, Any] = {}
             try:
                 ready = await _wait_ready(proc, port) - started
@@ -122,17 +128,47 @@ async def run(opts: Options) -> list[Row]:
     label = f"{rooms // 1000}k rooms, {users // 1000}k cached"
     ready, ready_ref = full["ready_seconds"], base["ready_seconds"]
     return [
-        Row(f"5 time to ready, {rooms // 1000}k rooms", f"{ready:.2f} s",
-            f"{ready_ref:.2f} s empty", f"{ready / ready_ref:.2f}x", "≤5 s", ready <= 5),
-        Row(f"5 RSS, {label}", f"{full['rss_cached']:.0f} MB", f"{base['rss_ready']:.0f} MB empty",
-            f"{full['rss_cached'] / base['rss_ready']:.2f}x", "≤150 MB", full["rss_cached"] <= 150),
-        Row(f"5 RSS at ready, {rooms // 1000}k rooms", f"{full['rss_ready']:.0f} MB",
-            f"{base['rss_ready']:.0f} MB empty", "", "(info)", None),
-        Row(f"5 guest cache, {users // 1000}k users", f"{per_entry:.1f} B/user",
-            f"filled in {full['fill_seconds']:.1f} s", "", "(info)", None),
-        Row(f"5 time to stop (SIGTERM), {label}", f"{full.get('stop_seconds', 0):.2f} s",
-            f"{base.get('stop_seconds', 0):.2f} s empty", "", "(info)", None),
-    ]  # fmt: skip
+        Row(
+            f"5 time to ready, {rooms // 1000}k rooms",
+            f"{ready:.2f} s",
+            f"{ready_ref:.2f} s empty",
+            f"{ready / ready_ref:.2f}x",
+            "≤5 s",
+            ready <= 5,
+        ),
+        Row(
+            f"5 RSS, {label}",
+            f"{full['rss_cached']:.0f} MB",
+            f"{base['rss_ready']:.0f} MB empty",
+            f"{full['rss_cached'] / base['rss_ready']:.2f}x",
+            "≤150 MB",
+            full["rss_cached"] <= 150,
+        ),
+        Row(
+            f"5 RSS at ready, {rooms // 1000}k rooms",
+            f"{full['rss_ready']:.0f} MB",
+            f"{base['rss_ready']:.0f} MB empty",
+            "",
+            "(info)",
+            None,
+        ),
+        Row(
+            f"5 guest cache, {users // 1000}k users",
+            f"{per_entry:.1f} B/user",
+            f"filled in {full['fill_seconds']:.1f} s",
+            "",
+            "(info)",
+            None,
+        ),
+        Row(
+            f"5 time to stop (SIGTERM), {label}",
+            f"{full.get('stop_seconds', 0):.2f} s",
+            f"{base.get('stop_seconds', 0):.2f} s empty",
+            "",
+            "(info)",
+            None,
+        ),
+    ]
 
 
 # -- child mode: guardbot itself --------------------------------------------------------------
@@ -159,8 +195,12 @@ def child() -> None:
                 number = k * 7919 % users + 1  # a permutation of 1..users (7919 is prime)
                 self.guests._remember(f"@{number}:{DOMAIN}", number % 50 == 0)
             filled = time.perf_counter() - started
-            report = {"rss_ready": rss_ready, "rss_cached": rss_mb(), "fill_seconds": filled,
-                      "listed": len(self.directory.listed)}  # fmt: skip
+            report = {
+                "rss_ready": rss_ready,
+                "rss_cached": rss_mb(),
+                "fill_seconds": filled,
+                "listed": len(self.directory.listed),
+            }
             pathlib.Path(os.environ["BENCH_REPORT"]).write_text(json.dumps(report) + "\n")
 
     Measured().run()

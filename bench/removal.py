@@ -58,8 +58,9 @@ class Watcher:
         self.seen: list[dict[str, Any]] = []
 
     async def start(self) -> None:
-        data = await self.admin.request("GET", "/_matrix/client/v3/sync", query={
-            "filter": SYNC_FILTER, "timeout": "0"})  # fmt: skip
+        data = await self.admin.request(
+            "GET", "/_matrix/client/v3/sync", query={"filter": SYNC_FILTER, "timeout": "0"}
+        )
         self.since = data["next_batch"]
 
     async def wait(self, user_id: str, membership: str, timeout: float = 30) -> dict[str, Any]:
@@ -82,9 +83,14 @@ async def _room(env: Env, *, listed: bool, with_bot: bool) -> str:
     body: dict[str, Any] = {
         "preset": "public_chat",
         "visibility": "public" if listed else "private",
-        "initial_state": [{"type": "m.room.guest_access", "state_key": "",
-                           "content": {"guest_access": "can_join"}}],
-    }  # fmt: skip
+        "initial_state": [
+            {
+                "type": "m.room.guest_access",
+                "state_key": "",
+                "content": {"guest_access": "can_join"},
+            }
+        ],
+    }
     if with_bot:
         body["invite"] = [env.bot_user_id]
         body["power_level_content_override"] = {"users": {env.bot_user_id: 50}}
@@ -174,9 +180,12 @@ async def run(opts: Options) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="guardbot-bench-") as tmp:
         root = pathlib.Path(tmp)
         timings = root / "timings.jsonl"
-        async with synapse_with_guardbot(root) as env, guardbot_process(
-            env, root, timings, POLICY__LISTED_ROOMS="kick", DIRECTORY__POLL_INTERVAL="1"
-        ) as proc:  # fmt: skip
+        async with (
+            synapse_with_guardbot(root) as env,
+            guardbot_process(
+                env, root, timings, POLICY__LISTED_ROOMS="kick", DIRECTORY__POLL_INTERVAL="1"
+            ) as proc,
+        ):
             watcher = Watcher(env.admin)
             await watcher.start()
             listed = await _room(env, listed=True, with_bot=True)
@@ -197,27 +206,51 @@ async def run(opts: Options) -> list[Row]:
     rows = []
     for p in (50, 95):
         a, b = percentile(e2e, p), percentile(theirs, p)
-        rows.append(Row(
-            f"2 join→removal p{p}", f"{a * 1000:.0f} ms", f"{b * 1000:.0f} ms Synapse's own",
-            f"{a / b:.2f}x", "≤1.5x" if p == 50 else "(info)", a <= 1.5 * b if p == 50 else None,
-        ))  # fmt: skip
+        rows.append(
+            Row(
+                f"2 join→removal p{p}",
+                f"{a * 1000:.0f} ms",
+                f"{b * 1000:.0f} ms Synapse's own",
+                f"{a / b:.2f}x",
+                "≤1.5x" if p == 50 else "(info)",
+                a <= 1.5 * b if p == 50 else None,
+            )
+        )
     gb = [side[user] for user, _, _ in ours]
     total = [g.kick - g.received for g in gb]
     own = [g.kick - g.received - g.waiting for g in gb]
     for p in (50, 95):
         t, o = percentile(total, p), percentile(own, p)
-        rows.append(Row(
-            f"2 guardbot's own p{p}", _ms(o), f"{_ms(t)} incl. waiting for Synapse",
-            f"{o / t:.2f}", "≤5 ms" if p == 50 else "(info)", o <= 0.005 if p == 50 else None,
-        ))  # fmt: skip
-    rows.append(Row(
-        "2 guardbot CPU time per removal", _ms(cpu), "all its work while sampling, / samples",
-        "", "(info)", None,
-    ))  # fmt: skip
-    rows.append(Row(
-        "2 forbid policy: guest refused at the door p50", _ms(percentile(refused, 50)),
-        "join request → 403", "", "(info)", None,
-    ))  # fmt: skip
+        rows.append(
+            Row(
+                f"2 guardbot's own p{p}",
+                _ms(o),
+                f"{_ms(t)} incl. waiting for Synapse",
+                f"{o / t:.2f}",
+                "≤5 ms" if p == 50 else "(info)",
+                o <= 0.005 if p == 50 else None,
+            )
+        )
+    rows.append(
+        Row(
+            "2 guardbot CPU time per removal",
+            _ms(cpu),
+            "all its work while sampling, / samples",
+            "",
+            "(info)",
+            None,
+        )
+    )
+    rows.append(
+        Row(
+            "2 forbid policy: guest refused at the door p50",
+            _ms(percentile(refused, 50)),
+            "join request → 403",
+            "",
+            "(info)",
+            None,
+        )
+    )
     # Where the end-to-end time goes, p50 of each part; the parts add up to about the whole.
     delivered = [side[user].received - started for user, started, _ in ours]
     kicked = [leave - side[user].kick for user, _, leave in ours]
@@ -227,8 +260,16 @@ async def run(opts: Options) -> list[Row]:
         ("guardbot: delivered → kick sent", total),
         ("Synapse: kick sent → kick event", kicked),
     ):
-        rows.append(Row(f"2 split p50, {label}", _ms(percentile(part, 50)),
-                        f"{median * 1000:.0f} ms end to end", "", "(info)", None))  # fmt: skip
+        rows.append(
+            Row(
+                f"2 split p50, {label}",
+                _ms(percentile(part, 50)),
+                f"{median * 1000:.0f} ms end to end",
+                "",
+                "(info)",
+                None,
+            )
+        )
     opts.notes.append(
         f"2: {len(ours)} samples each, after {warmup} warm-up; Synapse {_synapse_version()};"
         " origin_server_ts has 1 ms resolution"

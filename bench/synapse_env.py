@@ -1,7 +1,8 @@
-"""A real Synapse with guardbot registered, and guardbot as a real process, for benchmark 2.
+"""A real Synapse with guardbot registered, and guardbot as a real process, for benchmarks 2
+and 4.
 
-The same set-up as tests/integration/conftest.py (`guardbot -g` writes the registration, the bot
-registers and is made a server admin up front), kept here so the test fixtures stay as they are.
+The same set-up as tests/support/homeserver.py (`guardbot -g` writes the registration, the bot
+registers and is made a server admin up front), kept here so the test helpers stay as they are.
 guardbot runs through bench.timed_guardbot: the real CLI, plus timestamps at two points.
 """
 
@@ -79,11 +80,15 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def synapse_with_guardbot(root: pathlib.Path) -> AsyncIterator[Env]:
+async def synapse_with_guardbot(
+    root: pathlib.Path, extra_config: dict[str, Any] | None = None
+) -> AsyncIterator[Env]:
+    """Synapse (its config with `extra_config` put over it) with guardbot registered."""
     extra = {
         "rc_joins_per_room": LOOSE,
         "rc_message": LOOSE,
         "rc_joins": {"local": LOOSE, "remote": LOOSE},
+        **(extra_config or {}),
     }
     synapse = LocalSynapse(
         root / "synapse", appservice_files=[root / "registration.yaml"], extra_config=extra
@@ -119,8 +124,11 @@ async def guardbot_process(
     log = (workdir / "guardbot.log").open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.timed_guardbot", "-c", str(env.config_path), "-n"],
-        stdout=log, stderr=subprocess.STDOUT, env=variables, cwd=pathlib.Path.cwd(),
-    )  # fmt: skip
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=variables,
+        cwd=pathlib.Path.cwd(),
+    )
     try:
         url = f"http://127.0.0.1:{env.guardbot_port}/_matrix/mau/ready"
         deadline = time.monotonic() + 60

@@ -21,7 +21,7 @@ from typing import Any
 
 from guardbot.__main__ import main
 from guardbot.core.observations import MemberChange
-from guardbot.db import ActionStore, InboxStore
+from guardbot.db import ActionStore, DecisionStore, InboxStore
 from guardbot.guard import intake as transactions
 from guardbot.guard.evaluator import Evaluator
 from guardbot.guard.executor import Executor
@@ -89,7 +89,8 @@ def _span(cls: type, name: str) -> None:
 
 
 for _cls, _names in (
-    (InboxStore, ("record_transaction", "take", "settle", "size")),
+    (InboxStore, ("record_transaction", "take", "size")),
+    (DecisionStore, ("settle",)),
     (ActionStore, ("due", "finish", "next_due_at", "pending")),
     (Evaluator, ("run_once",)),
     (Executor, ("run_once",)),

@@ -111,8 +111,9 @@ async def demo(workdir: pathlib.Path) -> None:
         log_path = workdir / "guardbot.log"
         bot_proc = subprocess.Popen(
             [sys.executable, "-m", "guardbot", "-c", str(config_path), "-n"],
-            stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            stdout=log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
         say(f"✓ guardbot running as {bot_id}, a server admin (its log: {log_path})")
 
         # A listed room under the default policy, forbid.

@@ -197,10 +197,16 @@ class LocalSynapse:
         with self.log_path.open("ab") as log:
             # The child keeps its own copy of the fd; ours can close right away.
             self._proc = await asyncio.create_subprocess_exec(
-                self.python, "-m", "synapse.app.homeserver", "-c", str(config),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                self.python,
+                "-m",
+                "synapse.app.homeserver",
+                "-c",
+                str(config),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
                 cwd=str(self.workdir),
-            )  # fmt: skip
+            )
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:
             while True:
@@ -239,10 +245,6 @@ class LocalSynapse:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -324,10 +326,20 @@ class LocalSynapse:
         config and a registration at appservice_files[0] (for Synapse to load at its start)."""
         self.guardbot_config(config_path, port)
         subprocess.run(
-            [sys.executable, "-m", "guardbot", "-c", str(config_path), "-g", "-r",
-             str(self.appservice_files[0])],
-            check=True, capture_output=True, cwd=config_path.parent,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "guardbot",
+                "-c",
+                str(config_path),
+                "-g",
+                "-r",
+                str(self.appservice_files[0]),
+            ],
+            check=True,
+            capture_output=True,
+            cwd=config_path.parent,
+        )
         config = Config(str(config_path))
         config.load()
         return config

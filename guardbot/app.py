@@ -19,21 +19,24 @@ from typing import Any
 from aiohttp import web
 from mautrix.util.program import Program
 
-from guardbot import __version__, db, logs, metrics, registration
+from guardbot import __version__, background, db, logs, metrics, registration
+from guardbot.background import Wakeup
 from guardbot.commands.management import Management
+from guardbot.commands.reports import Reports
 from guardbot.commands.room import RoomCommands
 from guardbot.config import Config, ConfigError, create_from_example, load
-from guardbot.core import policy
-from guardbot.core.clock import now_ms
+from guardbot.core.clock import Clock
+from guardbot.guard.conversations import Conversations
 from guardbot.guard.directory import Directory
-from guardbot.guard.evaluator import Evaluator
+from guardbot.guard.evaluator import ConversationDecider, Evaluator
 from guardbot.guard.executor import Executor
-from guardbot.guard.facts import Rooms
+from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
 from guardbot.guard.intake import AppserviceAPI
 from guardbot.logs import redact_url
 from guardbot.matrix.client import Homeserver, HomeserverError
 from guardbot.matrix.errors import error_middleware
+from guardbot.pwlu.service import PwluService
 
 log = logging.getLogger("guardbot")
 
@@ -66,13 +69,18 @@ class Guardbot(Program):
     def prepare_arg_parser(self) -> None:
         super().prepare_arg_parser()
         self.parser.add_argument(
-            "-g", "--generate-registration", action="store_true",
+            "-g",
+            "--generate-registration",
+            action="store_true",
             help="write the appservice registration (new tokens) and exit",
-        )  # fmt: skip
+        )
         self.parser.add_argument(
-            "-r", "--registration", default="registration.yaml", metavar="<path>",
+            "-r",
+            "--registration",
+            default="registration.yaml",
+            metavar="<path>",
             help="where -g writes the registration (default: registration.yaml)",
-        )  # fmt: skip
+        )
 
     # -- before the event loop -------------------------------------------------------------
     def prepare_config(self) -> None:
@@ -115,72 +123,118 @@ class Guardbot(Program):
             fail(f"logging: invalid logging config ({e})")
         # On every handler, whatever the config's logging section says: tokens never get out.
         logs.install_redaction(logs.secrets_of(self.config))
-        self.log = logging.getLogger("guardbot.init")  # type: ignore[assignment]
+        self.log = logging.getLogger(__name__)  # type: ignore[assignment]
 
     # -- inside the event loop -------------------------------------------------------------
     def prepare(self) -> None:
+        """Every component built complete, in the order the flow runs: stores, the homeserver,
+        the fact sources, the deciders, the evaluator and executor, the HTTP listener."""
         c = self.config
+        clock = Clock()
+        server = c.server_policy()
+        bot, management_room = c.bot_user_id, c["management_room"]
+        # Wake-ups first: the homeserver's "I answer again" reaches the loops waiting for it.
+        self.inbox_wakeup, self.queue_wakeup, self.nag_wakeup = Wakeup(), Wakeup(), Wakeup()
+
+        def homeserver_back() -> None:
+            self.inbox_wakeup.homeserver_back()  # sweep every listed room for lost events
+            self.queue_wakeup.homeserver_back()  # retry what waited for the homeserver
+            self.nag_wakeup.set()
+
         self.database = db.create(c["database"])
-        self.action_store = db.ActionStore(self.database)
-        self.inbox = db.InboxStore(self.database, self.action_store)
-        self.room_store = db.RoomStore(self.database, self.inbox)
-        self.hs = Homeserver(c["homeserver.address"], c["appservice.as_token"], c.bot_user_id)
-        self.guests = GuestOracle(self.hs, c["homeserver.domain"], set(c["bot.exempt_users"]))
-        self.action_wakeup = asyncio.Event()
+        self.decisions = db.DecisionStore(self.database)
+        self.inbox = self.decisions.inbox
+        self.hs = Homeserver(
+            c["homeserver.address"], c["appservice.as_token"], bot, on_back=homeserver_back
+        )
+        self.guests = GuestOracle(
+            self.hs, c["homeserver.domain"], set(c["bot.exempt_users"]), clock
+        )
         self.directory = Directory(
-            self.hs, self.room_store, c["directory.poll_interval"], c["directory.page_size"]
+            self.hs,
+            self.decisions.rooms,
+            clock,
+            self.inbox_wakeup,
+            poll_interval=c["directory.poll_interval"],
+            page_size=c["directory.page_size"],
         )
-        self.settings = db.SettingsStore(self.database)
-        self.audit = db.AuditStore(self.database)
-        self.rooms = Rooms(c, self.directory, self.settings)
-        self.evaluator = Evaluator(
-            c, self.hs, self.inbox, self.action_store, self.rooms, self.guests,
-            self.action_wakeup,
-        )  # fmt: skip
-        self.directory.wake = self.evaluator.wakeup.set
-        self.executor = Executor(
-            c, self.hs, self.action_store, self.guests, self.rooms.facts, self.action_wakeup
-        )
-        # After an outage, the first answer (often the directory poll) restarts the backlog.
-        self.hs.on_back += [self.executor.homeserver_back, self.evaluator.wakeup.set]
-        # A homeserver can lose events across its own restart (Synapse drops those queued in
-        # memory for an appservice: element-hq/synapse#11637), so every listed room is swept.
-        self.executor.after_outage = lambda now: [
-            policy.Sweep(room_id, cause=f"homeserver back at {now}")
-            for room_id in sorted(self.directory.listed)
-        ]
-        self.management = Management(
-            c, self.hs, self.rooms, self.directory, self.guests, self.action_store, self.inbox,
-            self.audit,
-        )  # fmt: skip
-        self.evaluator.message_handlers += [
-            RoomCommands(c, self.hs, self.rooms, self.audit).handle,
-            self.management.handle,
-        ]
-        self.executor.listeners.append(self.management.note)
+        self.rooms = RoomFactSource(server, self.directory, self.decisions.settings)
         # Rooms where guardbot talks with people (management room, PWLU DMs): every message
         # there reaches the evaluator, not only `!guardbot` commands.
-        self.conversations: set[str] = {c["management_room"]} - {""}
+        self.conversations = Conversations([management_room])
+        self.pwlu: PwluService | None = None
+        if c["pwlu.enabled"]:
+            self.pwlu = PwluService(
+                c, self.hs, self.database, self.conversations, clock, self.nag_wakeup
+            )
+        self.management = Management(
+            room_id=management_room,
+            bot_user_id=bot,
+            hs=self.hs,
+            rooms=self.rooms,
+            directory=self.directory,
+            guests=self.guests,
+            actions=self.decisions.actions,
+            inbox=self.inbox,
+            audit=self.decisions.audit,
+            pwlu=self.pwlu.admin if self.pwlu else None,
+            clock=clock,
+        )
+        room_commands = RoomCommands(
+            bot_user_id=bot,
+            management_room=management_room,
+            server=server,
+            rooms=self.rooms,
+            hs=self.hs,
+            audit=self.decisions.audit,
+        )
+        deciders: list[ConversationDecider] = [room_commands, self.management]
+        if self.pwlu is not None:
+            deciders.append(self.pwlu.replies)
+        self.evaluator = Evaluator(
+            server=server,
+            bot_user_id=bot,
+            management_room=management_room,
+            decisions=self.decisions,
+            rooms=self.rooms,
+            guests=self.guests,
+            hs=self.hs,
+            conversations=deciders,
+            remember=[self.rooms.remember, self.conversations.remember],
+            clock=clock,
+            wakeup=self.inbox_wakeup,
+            queue_wakeup=self.queue_wakeup,
+        )
+        self.reports = Reports(self.hs, management_room, clock)
+        self.executor = Executor(
+            hs=self.hs,
+            store=self.decisions.actions,
+            guests=self.guests,
+            rooms=self.rooms,
+            clock=clock,
+            wakeup=self.queue_wakeup,
+            inbox_wakeup=self.inbox_wakeup,
+            auto_join=bool(c["bot.auto_join_listed_rooms"]),
+            on_finished=[self.reports.note],
+        )
         self.appservice = AppserviceAPI(
-            c["appservice.hs_token"], c["homeserver.domain"], c.bot_user_id, self.inbox,
-            self.evaluator.wakeup.set, self.conversations,
-        )  # fmt: skip
+            c["appservice.hs_token"],
+            c["homeserver.domain"],
+            bot,
+            self.inbox,
+            self.inbox_wakeup,
+            self.conversations,
+            clock,
+        )
         self.web = web.Application(
             middlewares=[error_middleware], client_max_size=int(c["appservice.max_body_size"])
         )
         self.appservice.register(self.web)
         self.web.router.add_get("/_matrix/mau/live", self._live)
         self.web.router.add_get("/_matrix/mau/ready", self._ready)
-        # Named guests (PWLU): HTTP routes, DM handlers, and the reminder scheduler in _start.
-        self.pwlu = None
-        if c["pwlu.enabled"]:
-            from .pwlu.service import PwluService  # imported only when the feature is on
-
-            self.pwlu = PwluService(c, self.hs, self.database, self.conversations)
+        if self.pwlu is not None:
             self.pwlu.register(self.web)
-            self.evaluator.message_handlers.append(self.pwlu.on_message)
-            self.evaluator.member_handlers.append(self.pwlu.on_member)
-            self.management.pwlu_command = self.pwlu.admin.command
+        self.clock = clock
         self.runner: web.AppRunner | None = None
         self.tasks: list[asyncio.Task[Any]] = []
         self.ready = False
@@ -226,14 +280,22 @@ class Guardbot(Program):
         await self.directory.load()
         await self.rooms.load()
         self.tasks = [
-            asyncio.create_task(self.management.report_loop(), name="reports"),
-            asyncio.create_task(self.evaluator.run(), name="evaluator"),
-            asyncio.create_task(self.executor.run(), name="executor"),
-            asyncio.create_task(self.directory.run(), name="directory"),
-            asyncio.create_task(self._prune_transactions(), name="prune"),
+            background.start("reports", self.reports.step),
+            background.start(
+                "evaluator", self.evaluator.step, self.inbox_wakeup, expected=(HomeserverError,)
+            ),
+            background.start("executor", self.executor.step, self.queue_wakeup, max_backoff=5),
+            background.start(
+                "directory",
+                self.directory.poll_step,
+                expected=(HomeserverError,),
+                max_backoff=float(c["directory.poll_interval"]),
+            ),
+            background.start("prune", self._prune_transactions),
         ]
         if self.pwlu is not None:
-            self.tasks.append(asyncio.create_task(self.pwlu.run(), name="pwlu-nags"))
+            nagger = self.pwlu.nagger
+            self.tasks.append(background.start("pwlu-nags", nagger.step, self.nag_wakeup))
         self.ready = True
         log.info("guardbot %s is running as %s", __version__, c.bot_user_id)
 
@@ -278,7 +340,7 @@ class Guardbot(Program):
 
     async def _check_admin(self) -> None:
         try:
-            self.guests.admin = await self.hs.is_server_admin()
+            self.guests.set_admin(await self.hs.is_server_admin())
         except HomeserverError as e:
             log.warning("Could not check whether guardbot is a server admin: %s", e)
         if self.guests.admin:
@@ -297,14 +359,10 @@ class Guardbot(Program):
             bot,
         )
 
-    async def _prune_transactions(self) -> None:
+    async def _prune_transactions(self) -> float:
         week_ms = 7 * 24 * 3600 * 1000
-        while True:
-            try:
-                await self.inbox.prune_transactions(now_ms() - week_ms)
-            except Exception:
-                log.exception("Pruning old transaction IDs failed")
-            await asyncio.sleep(3600)
+        await self.inbox.prune_transactions(self.clock.now_ms() - week_ms)
+        return 3600.0
 
     async def _live(self, _: web.Request) -> web.Response:
         return web.json_response({})

@@ -18,8 +18,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from yarl import URL
 
-from guardbot.core.policy import Policy
-from guardbot.pwlu.templates import NAG_PLACEHOLDERS
+from guardbot.core.nag_text import NAG_PLACEHOLDERS
+from guardbot.core.policy import Policy, ServerPolicy
 
 ENV_PREFIX = "GUARDBOT_"
 # GUARDBOT_* variables that belong to the tooling around guardbot, not to its config.
@@ -103,6 +103,17 @@ class Config(BaseFileConfig):
         return f"@{self['appservice.bot_username']}:{self['homeserver.domain']}"
 
     # -- validation ------------------------------------------------------------------------
+    def server_policy(self) -> ServerPolicy:
+        """The server admin's policy choices, as the core reads them."""
+        return ServerPolicy(
+            default=Policy(self["policy.listed_rooms"]),
+            rooms={r: Policy(p) for r, p in (self["policy.rooms"] or {}).items()},
+            room_admins_may=tuple(self["policy.room_admins_may"]),
+            kick_reason=self["policy.kick_reason"],
+            restore_notice=self["policy.restore_notice"],
+            dry_run=bool(self["policy.dry_run"]),
+        )
+
     def validate(self) -> None:
         for key, check in _CHECKS.items():
             try:

@@ -12,6 +12,10 @@ EVENTS_MALFORMED = Counter("guardbot_events_malformed_total", "Events with a bro
 EVENTS_ACTED_ON = Counter(
     "guardbot_events_acted_on_total", "Observations whose evaluation queued at least one action"
 )
+TRANSACTIONS_REPEATED = Counter(
+    "guardbot_transactions_repeated_total",
+    "Transactions the homeserver sent again (same ID and body): answered, nothing stored twice",
+)
 TRANSACTION_SECONDS = Histogram(
     "guardbot_transaction_seconds",
     "Time from a transaction's arrival to its answer (parsed, stored durably)",

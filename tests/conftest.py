@@ -1,19 +1,79 @@
-"""Shared fixtures. A fresh guardbot database per test: an SQLite file, and PostgreSQL when
-GUARDBOT_TEST_POSTGRES holds a server URL (a throwaway database is created on it and dropped)."""
+"""Shared fixtures, and the suites' markers.
+
+A fresh guardbot database per test: an SQLite file, and PostgreSQL when GUARDBOT_TEST_POSTGRES
+holds a server URL (a throwaway database is created on it and dropped).
+
+Markers follow from the directory a test lives in: tests/unit -> unit, tests/db -> db,
+tests/integration -> integration, tests/fault -> fault, and a fault test that uses a homeserver
+(a fixture in HOMESERVER_FIXTURES, itself or through its own fixtures) is integration too. So
+`-m "not integration"` starts no homeserver; a test not marked integration that starts a Synapse
+anyway fails, saying where it belongs.
+"""
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from yarl import URL
 
+from devtools.local_synapse import LocalSynapse
 from guardbot import db
+from tests.support.postgres import POSTGRES
 
-POSTGRES = os.environ.get("GUARDBOT_TEST_POSTGRES")
+TESTS = Path(__file__).resolve().parent
+SUITES = ("unit", "db", "integration", "fault")
+# Fixtures that start a Synapse, or a guardbot process against one.
+HOMESERVER_FIXTURES = frozenset({"homeserver", "start_guardbot", "fault_hs", "launch"})
+
+
+def suite_of(path: Path) -> str | None:
+    """The suite (its directory's name) of a test file, or None outside tests/<suite>/."""
+    try:
+        parts = path.resolve().relative_to(TESTS).parts
+    except ValueError:
+        return None
+    return parts[0] if len(parts) > 1 and parts[0] in SUITES else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        suite = suite_of(item.path)
+        if suite is None:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a test lives in one of tests/{{{','.join(SUITES)}}}/"
+            )
+        item.add_marker(suite)
+        if suite == "fault" and HOMESERVER_FIXTURES.intersection(item.fixturenames):
+            item.add_marker("integration")
+
+
+# -- no homeserver outside the integration tests ----------------------------------------------
+_running: list[pytest.Item] = []  # the test being set up or run
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _running[:] = [item]
+
+
+_start_synapse = LocalSynapse.start
+
+
+async def _start_only_for_integration(self: LocalSynapse, *args: Any, **kwargs: Any) -> Any:
+    item = _running[0] if _running else None
+    if item is not None and item.get_closest_marker("integration") is None:
+        raise RuntimeError(
+            f"{item.nodeid} starts a Synapse but is not an integration test: move it to "
+            "tests/integration (or, in tests/fault, use a fixture from HOMESERVER_FIXTURES)"
+        )
+    return await _start_synapse(self, *args, **kwargs)
+
+
+LocalSynapse.start = _start_only_for_integration  # type: ignore[method-assign]
 
 
 @pytest.fixture(

@@ -1,28 +1,27 @@
-"""The management room: server admins ask guardbot about its state and steer it; guardbot
-reports what it did there, batched so that a join storm is one message, not hundreds."""
+"""The management room: server admins ask guardbot about its state and steer it.
+
+Each command gathers what its answer needs (reads), then a pure step writes the answer and
+what it changes (a dry-run switch, a sweep, a named guest forgotten) as a decision.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from guardbot.commands.room import Command, notice, parse
-from guardbot.config import Config
+from guardbot.commands.parsing import Command, answer, parse
 from guardbot.core import policy
-from guardbot.core.clock import now_ms
-from guardbot.core.observations import Message
-from guardbot.core.policy import Action, Verdict
+from guardbot.core.actions import ActionState
+from guardbot.core.clock import Clock
+from guardbot.core.decision import GLOBAL, NOTHING, AuditRecord, Decision, DryRunSwitch
+from guardbot.core.observations import ConversationMember, Message
+from guardbot.core.policy import RoomFacts, Verdict
 from guardbot.db import ActionStore, AuditStore, InboxStore
-from guardbot.db.queue import DRY_RUN, FAILED
-from guardbot.db.room_settings import GLOBAL
 from guardbot.guard.directory import Directory
-from guardbot.guard.facts import Rooms
+from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
 from guardbot.matrix.client import Homeserver, HomeserverError
-
-log = logging.getLogger("guardbot.commands.management")
 
 HELP = [
     "Management commands (a leading !guardbot is optional here):",
@@ -33,23 +32,58 @@ HELP = [
     "• dryrun on|off [room] — decide and report but never act, everywhere or in one room",
     "• pwlu list | pwlu forget <user> — named guests guardbot reminds to set a password",
 ]
-PwluCommand = Callable[[Message, Command], Awaitable[list[str]]]
+ROOMS_SHOWN = 50
+
+
+class PwluCommands(Protocol):
+    """`pwlu …` here, when named guests are on (pwlu.admin_commands)."""
+
+    async def gather(self, command: Command) -> Any: ...
+
+    def decide(self, command: Command, facts: Any) -> tuple[list[str], Decision]: ...
+
+
+@dataclass(frozen=True)
+class Member:
+    """One user in one room, for `explain`."""
+
+    user_id: str
+    membership: str | None
+    verdict: Verdict
+    missing: list[str]
+    history: list[AuditRecord]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ManagementFacts:
+    command: Command
+    lines: list[str] = field(default_factory=list)  # an answer that only reports state
+    room: RoomFacts | None = None
+    room_id: str = ""
+    member: Member | None = None
+    pwlu: Any = None
 
 
 class Management:
     def __init__(
         self,
-        config: Config,
+        *,
+        room_id: str,
+        bot_user_id: str,
         hs: Homeserver,
-        rooms: Rooms,
+        rooms: RoomFactSource,
         directory: Directory,
         guests: GuestOracle,
         actions: ActionStore,
         inbox: InboxStore,
         audit: AuditStore,
+        pwlu: PwluCommands | None,
+        clock: Clock,
     ) -> None:
-        self.config = config
-        self.room_id: str = config["management_room"]
+        self.clock = clock
+        self.room_id = room_id
+        self.bot = bot_user_id
         self.hs = hs
         self.rooms = rooms
         self.directory = directory
@@ -57,41 +91,33 @@ class Management:
         self.actions = actions
         self.inbox = inbox
         self.audit = audit
-        self.pwlu_command: PwluCommand | None = None  # set when PWLU support is on
-        self._pending: list[str] = []
+        self.pwlu = pwlu
 
-    async def handle(self, msg: Message) -> list[Action]:
-        if not self.room_id or msg.room_id != self.room_id:
-            return []
-        command = parse(msg.body, prefix_required=False)
+    # -- gather ----------------------------------------------------------------------------
+    async def gather(self, obs: Message | ConversationMember) -> ManagementFacts | None:
+        if not self.room_id or not isinstance(obs, Message) or obs.room_id != self.room_id:
+            return None
+        command = parse(obs.body, prefix_required=False)
         if command is None:
-            return []
-        lines = await self._answer(msg, command)
-        return [notice(msg.room_id, lines, msg.event_id)] if lines else []
-
-    async def _answer(self, msg: Message, command: Command) -> list[str]:
+            return None
         args = command.args
         match command.name, len(args):
-            case "help", _:
-                return HELP
             case "status", _:
-                return await self.status()
+                return ManagementFacts(command, lines=await self.status())
             case "rooms", _:
-                return await self.list_rooms()
+                return ManagementFacts(command, lines=self.list_rooms())
             case "sweep", 1:
-                return await self.sweep(await self._room(args[0]), msg)
+                room_id = await self._room(args[0])
+                return ManagementFacts(command, room=await self.rooms.facts(room_id))
             case "explain", 2:
-                return await self.explain(args[0], await self._room(args[1]))
-            case "dryrun", 1 | 2 if args[0] in ("on", "off"):
-                room = await self._room(args[1]) if len(args) == 2 else GLOBAL
-                await self.rooms.set_dry_run(room, args[0] == "on", msg.sender)
-                where = f"in {room}" if room else "everywhere (rooms set one by one keep theirs)"
-                return [f"Dry-run is now {args[0]} {where}."]
-            case "pwlu", _ if self.pwlu_command is not None:
-                return await self.pwlu_command(msg, command)
-            case "pwlu", _:
-                return ["PWLU support is not enabled on this guardbot."]
-        return [f"Unknown or incomplete command {msg.body.strip()!r}; try help"]
+                room_id = await self._room(args[1])
+                room = await self.rooms.facts(room_id)
+                return ManagementFacts(command, room=room, member=await self._member(args[0], room))
+            case "dryrun", 2 if args[0] in ("on", "off"):
+                return ManagementFacts(command, room_id=await self._room(args[1]))
+            case "pwlu", _ if self.pwlu is not None:
+                return ManagementFacts(command, pwlu=await self.pwlu.gather(command))
+        return ManagementFacts(command)
 
     async def _room(self, room: str) -> str:
         """A room ID, or an alias resolved to one."""
@@ -103,102 +129,142 @@ class Management:
         return room
 
     async def status(self) -> list[str]:
-        midnight = int(time.time() // 86400 * 86400 * 1000)
+        now = self.clock.now_ms()
+        midnight = now // 86_400_000 * 86_400_000
         poll = self.directory.last_poll_at
         poll_text = (
-            f"{time.time() - poll:.0f} s ago, took {self.directory.last_poll_seconds:.2f} s"
+            f"{(now - poll) / 1000:.0f} s ago, took {self.directory.last_poll_seconds:.2f} s"
             if poll is not None and self.directory.last_poll_seconds is not None
             else "not yet"
         )
+        failed = await self.actions.count(ActionState.FAILED)
+        held = await self.actions.count(ActionState.DRY_RUN)
         return [
             "guardbot status",
             f"• listed rooms: {len(self.directory.listed)}",
             f"• guests removed today (UTC): {await self.audit.count_done('Kick', since=midnight)}",
-            f"• actions waiting: {await self.actions.pending()}, failed for good:"
-            f" {await self.actions.count(FAILED)}, dry-run: {await self.actions.count(DRY_RUN)}",
+            f"• actions waiting: {await self.actions.pending()}, failed for good: {failed},"
+            f" dry-run: {held}",
             f"• events waiting to be evaluated: {await self.inbox.size()}",
             f"• last directory poll: {poll_text}",
             "• server admin rights: "
             + ("yes" if self.guests.admin else "NO — guest checks fall back to kind: guest"),
-            f"• dry-run everywhere: {'on' if self.rooms.dry_run(GLOBAL) else 'off'}",
+            f"• dry-run everywhere: {'on' if self.rooms.dry_run_everywhere() else 'off'}",
         ]
 
-    async def list_rooms(self, limit: int = 50) -> list[str]:
-        listed = sorted(self.directory.listed)
-        more = f", the first {limit} here" if len(listed) > limit else ""
+    def list_rooms(self) -> list[str]:
+        listed = self.rooms.listed_rooms()
+        more = f", the first {ROOMS_SHOWN} here" if len(listed) > ROOMS_SHOWN else ""
         lines = [f"Listed rooms ({len(listed)}{more}):"]
-        for room_id in listed[:limit]:
-            choice, _, source = self.rooms.policy(room_id)
-            dry = ", dry-run" if self.rooms.dry_run(room_id) else ""
-            lines.append(f"• {room_id}: {choice} (from {source}){dry}")
+        for room in listed[:ROOMS_SHOWN]:
+            dry = ", dry-run" if room.dry_run else ""
+            lines.append(f"• {room.room_id}: {room.policy} (from {room.source_text}){dry}")
         return lines
 
-    async def sweep(self, room_id: str, msg: Message) -> list[str]:
-        facts = await self.rooms.facts(room_id)
-        if not policy.enforces(facts):
-            why = "not listed" if not facts.listed else "under the policy off"
-            return [f"{room_id} is {why}: there is nothing to sweep."]
-        queued = await self.actions.add(policy.close_and_sweep(facts, cause=msg.event_id), now_ms())
-        return [f"Sweeping {room_id} ({facts.policy}); {queued} actions queued."]
-
-    async def explain(self, user_id: str, room_id: str) -> list[str]:
-        facts = await self.rooms.facts(room_id)
+    async def _member(self, user_id: str, room: RoomFacts) -> Member:
+        note = ""
         try:
-            member = await self.hs.state_event(room_id, "m.room.member", user_id)
+            event = await self.hs.state_event(room.room_id, "m.room.member", user_id)
         except HomeserverError as e:
-            member, note = None, f" (guardbot cannot see the room: {e.error})"
-        else:
-            note = ""
-        membership = member.get("membership") if member else None
-        kind_guest = bool(member and member.get("kind") == "guest")
+            event, note = None, f" (guardbot cannot see the room: {e.error})"
+        membership = event.get("membership") if event else None
         verdict = await self.guests.verdict(
-            user_id, kind_guest=kind_guest, new_join=membership == "join", fresh=True
+            user_id,
+            kind_guest=bool(event and event.get("kind") == "guest"),
+            new_join=membership == "join",
+            fresh=True,
         )
         try:
-            missing = (await self.hs.room_power(room_id)).missing_for_bot(
-                self.config.bot_user_id, facts.policy is policy.Policy.FORBID
-            )
+            power = await self.hs.room_power(room.room_id)
+            missing = power.missing_for_bot(self.bot, room.policy is policy.Policy.FORBID)
         except HomeserverError:
             missing = ["to be in the room"]
-        why_not = policy.confirm_kick(facts, membership, verdict)
-        if why_not is None and facts.dry_run:
-            why_not = "dry-run is on for this room"
-        if why_not is None and missing:
-            why_not = f"guardbot is missing {', '.join(missing)}"
-        lines = [
-            f"{user_id} in {room_id}",
-            f"• membership: {membership or 'none'}{note}",
-            f"• guest: {verdict.value}"
-            + ("" if verdict is not Verdict.UNKNOWN else " (no admin rights, no kind: guest)"),
-            f"• room listed: {'yes' if facts.listed else 'no'}",
-            f"• policy: {facts.policy} (from {facts.policy_source})",
-            f"• dry-run: {'on' if facts.dry_run else 'off'}",
-            f"• guardbot's power: {'enough' if not missing else 'missing ' + ', '.join(missing)}",
-            "• verdict: guardbot removes them" if why_not is None else f"• verdict: no — {why_not}",
-        ]
-        history = await self.audit.find(room_id=room_id, user_id=user_id)
-        lines += [f"• {e.what} at {_when(e.at)}: {e.result}" for e in history[-5:]]
-        return lines
+        history = await self.audit.find(room_id=room.room_id, user_id=user_id)
+        return Member(user_id, membership, verdict, missing, history[-5:], note)
 
-    # -- batched reports -------------------------------------------------------------------
-    def note(self, action: Action, state: str, outcome: str) -> None:
-        """Executor listener: remember what was done, for the next batched report."""
-        if self.room_id and isinstance(action, policy.ENFORCING) and state in ("done", DRY_RUN):
-            self._pending.append(f"• {action.room_id}: {outcome}")
+    # -- decide (pure) ---------------------------------------------------------------------
+    def decide(
+        self, msg: Message | ConversationMember, facts: ManagementFacts, now: int
+    ) -> Decision:
+        if not isinstance(msg, Message):
+            return NOTHING
+        command, args = facts.command, facts.command.args
+        match command.name:
+            case "help":
+                return answer(msg.room_id, HELP, msg.event_id)
+            case "status" | "rooms":
+                return answer(msg.room_id, facts.lines, msg.event_id)
+            case "sweep" if facts.room is not None:
+                return self.sweep(msg, facts.room, now)
+            case "explain" if facts.room is not None and facts.member is not None:
+                return answer(msg.room_id, explain(facts.member, facts.room), msg.event_id)
+            case "dryrun" if args and args[0] in ("on", "off") and len(args) <= 2:
+                return self.dry_run(msg, args[0] == "on", facts.room_id or GLOBAL, now)
+            case "pwlu" if self.pwlu is not None:
+                lines, decision = self.pwlu.decide(command, facts.pwlu)
+                return answer(msg.room_id, lines, msg.event_id) + decision
+            case "pwlu":
+                return answer(
+                    msg.room_id, ["PWLU support is not enabled on this guardbot."], msg.event_id
+                )
+        reply = f"Unknown or incomplete command {msg.body.strip()!r}; try help"
+        return answer(msg.room_id, [reply], msg.event_id)
 
-    async def report_loop(self, every: float = 5.0) -> None:
-        while True:
-            await asyncio.sleep(every)
-            if not self._pending:
-                continue
-            batch, self._pending = self._pending, []
-            shown = batch[:20] + ([f"• … and {len(batch) - 20} more"] if len(batch) > 20 else [])
-            message = notice(self.room_id, [f"guardbot acted {len(batch)} times:", *shown], "")
-            try:
-                txn_id = f"report-{time.time_ns()}"
-                await self.hs.send_message(self.room_id, message.text, message.html, txn_id)
-            except HomeserverError as e:
-                log.warning("Could not report to the management room: %s", e)
+    def sweep(self, msg: Message, room: RoomFacts, now: int) -> Decision:
+        if not policy.enforces(room):
+            why = "not listed" if not room.listed else "under the policy off"
+            return answer(
+                msg.room_id, [f"{room.room_id} is {why}: there is nothing to sweep."], msg.event_id
+            )
+        actions = policy.close_and_sweep(room, cause=msg.event_id)
+        audit = tuple(
+            AuditRecord(
+                now,
+                msg.sender,
+                f"decide {type(a).__name__}",
+                room.room_id,
+                None,
+                f"sweep command ({msg.event_id})",
+                "queued",
+            )
+            for a in actions
+        )
+        reply = f"Sweeping {room.room_id} ({room.policy}); {len(actions)} actions queued."
+        return answer(msg.room_id, [reply], msg.event_id) + Decision(tuple(actions), audit)
+
+    def dry_run(self, msg: Message, enabled: bool, room_id: str, now: int) -> Decision:
+        switch = DryRunSwitch(room_id, enabled, msg.sender, now)
+        audit = AuditRecord(
+            now,
+            msg.sender,
+            "dryrun",
+            room_id or None,
+            None,
+            f"dryrun command ({msg.event_id})",
+            "on" if enabled else "off",
+        )
+        where = f"in {room_id}" if room_id else "everywhere (rooms set one by one keep theirs)"
+        reply = f"Dry-run is now {'on' if enabled else 'off'} {where}."
+        return answer(msg.room_id, [reply], msg.event_id) + Decision(
+            audit=(audit,), records=(switch,)
+        )
+
+
+def explain(member: Member, room: RoomFacts) -> list[str]:
+    why_not = policy.explain_kick(room, member.membership, member.verdict, member.missing)
+    unknown = " (no admin rights, no kind: guest)" if member.verdict is Verdict.UNKNOWN else ""
+    power = "enough" if not member.missing else "missing " + ", ".join(member.missing)
+    lines = [
+        f"{member.user_id} in {room.room_id}",
+        f"• membership: {member.membership or 'none'}{member.note}",
+        f"• guest: {member.verdict.value}{unknown}",
+        f"• room listed: {'yes' if room.listed else 'no'}",
+        f"• policy: {room.policy} (from {room.source_text})",
+        f"• dry-run: {'on' if room.dry_run else 'off'}",
+        f"• guardbot's power: {power}",
+        "• verdict: guardbot removes them" if why_not is None else f"• verdict: no — {why_not}",
+    ]
+    return lines + [f"• {e.what} at {_when(e.at)}: {e.result}" for e in member.history]
 
 
 def _when(ms: int) -> str:

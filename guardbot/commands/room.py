@@ -7,15 +7,17 @@ then takes effect the same way as if a room admin had sent that event.
 
 from __future__ import annotations
 
-import html
-import shlex
 from dataclasses import dataclass
 
-from guardbot.config import Config
-from guardbot.core.observations import COMMAND_PREFIX, POLICY_EVENT, Message
-from guardbot.core.policy import Action, Notice, Policy, SetRoomPolicy
+from guardbot.commands.parsing import Command, answer, parse
+from guardbot.core import policy
+from guardbot.core.actions import SetRoomPolicy
+from guardbot.core.decision import NOTHING, Decision
+from guardbot.core.observations import COMMAND_PREFIX, POLICY_EVENT, ConversationMember, Message
+from guardbot.core.policy import Policy, RoomFacts, ServerPolicy
+from guardbot.core.power import RoomPower
 from guardbot.db import AuditStore
-from guardbot.guard.facts import Rooms
+from guardbot.guard.facts import RoomFactSource
 from guardbot.matrix.client import Homeserver
 
 ROOM_HELP = [
@@ -27,114 +29,108 @@ ROOM_HELP = [
 
 
 @dataclass(frozen=True)
-class Command:
-    name: str
-    args: tuple[str, ...]
-    rest: str  # everything after the name, as typed
-
-
-def parse(body: str, *, prefix_required: bool) -> Command | None:
-    """`!guardbot policy kick no guests please` → Command("policy", ("kick", ...), "kick ...")."""
-    text = body.strip()
-    if text.startswith(COMMAND_PREFIX):
-        text = text[len(COMMAND_PREFIX) :].strip()
-    elif prefix_required:
-        return None
-    if not text:
-        return Command("help", (), "")
-    name, _, rest = text.partition(" ")
-    try:
-        args = tuple(shlex.split(rest))
-    except ValueError:
-        args = tuple(rest.split())
-    return Command(name.lower(), args, rest.strip())
-
-
-def notice(room_id: str, lines: list[str], cause: str) -> Notice:
-    """Plain text, and HTML with the first line as a heading."""
-    text = "\n".join(lines)
-    head, *rest = [html.escape(line) for line in lines]
-    items = "".join(f"<li>{line.lstrip('• ')}</li>" for line in rest)
-    body = f"<p><strong>{head}</strong></p>" + (f"<ul>{items}</ul>" if items else "")
-    return Notice(room_id, text, body, cause)
+class RoomCommandFacts:
+    command: Command
+    room: RoomFacts | None = None
+    power: RoomPower | None = None
+    removed: int = 0  # guests removed here so far
 
 
 class RoomCommands:
-    def __init__(self, config: Config, hs: Homeserver, rooms: Rooms, audit: AuditStore) -> None:
-        self.config = config
-        self.hs = hs
+    def __init__(
+        self,
+        *,
+        bot_user_id: str,
+        management_room: str,
+        server: ServerPolicy,
+        rooms: RoomFactSource,
+        hs: Homeserver,
+        audit: AuditStore,
+    ) -> None:
+        self.bot = bot_user_id
+        self.management_room = management_room
+        self.server = server
         self.rooms = rooms
+        self.hs = hs
         self.audit = audit
-        self.bot = config.bot_user_id
 
-    async def handle(self, msg: Message) -> list[Action]:
-        if msg.room_id == self.config["management_room"]:
-            return []  # the management room has commands of its own
-        command = parse(msg.body, prefix_required=True)
+    async def gather(self, obs: Message | ConversationMember) -> RoomCommandFacts | None:
+        if not isinstance(obs, Message) or obs.room_id == self.management_room:
+            return None  # the management room has commands of its own
+        command = parse(obs.body, prefix_required=True)
         if command is None:
-            return []
+            return None
         match command.name:
-            case "help":
-                return [notice(msg.room_id, ["guardbot commands:", *ROOM_HELP], msg.event_id)]
             case "status":
-                return [notice(msg.room_id, await self.status(msg.room_id), msg.event_id)]
+                return RoomCommandFacts(
+                    command,
+                    room=await self.rooms.facts(obs.room_id),
+                    power=await self.hs.room_power(obs.room_id),
+                    removed=await self.audit.count_done("Kick", room_id=obs.room_id),
+                )
             case "policy":
-                return await self.set_policy(msg, command)
-        answer = f"Unknown command {command.name!r}. Try {COMMAND_PREFIX} help"
-        return [notice(msg.room_id, [answer], msg.event_id)]
+                return RoomCommandFacts(command, power=await self.hs.room_power(obs.room_id))
+        return RoomCommandFacts(command)
 
-    async def status(self, room_id: str) -> list[str]:
-        facts = await self.rooms.facts(room_id)
-        power = await self.hs.room_power(room_id)
-        removed = await self.audit.count_done("Kick", room_id=room_id)
-        missing = power.missing_for_bot(self.bot, facts.policy is Policy.FORBID)
-        setting = self.rooms.policies.get(room_id)
-        reason = f", reason: {setting.reason}" if setting and setting.reason else ""
-        if not facts.listed:
+    def decide(
+        self, msg: Message | ConversationMember, facts: RoomCommandFacts, now: int
+    ) -> Decision:
+        if not isinstance(msg, Message):
+            return NOTHING
+        match facts.command.name:
+            case "help":
+                return answer(msg.room_id, ["guardbot commands:", *ROOM_HELP], msg.event_id)
+            case "status" if facts.room and facts.power:
+                lines = self.status(facts.room, facts.power, facts.removed)
+                return answer(msg.room_id, lines, msg.event_id)
+            case "policy" if facts.power:
+                return self.set_policy(msg, facts.command, facts.power)
+        reply = f"Unknown command {facts.command.name!r}. Try {COMMAND_PREFIX} help"
+        return answer(msg.room_id, [reply], msg.event_id)
+
+    def status(self, room: RoomFacts, power: RoomPower, removed: int) -> list[str]:
+        missing = power.missing_for_bot(self.bot, room.policy is Policy.FORBID)
+        reason = f", reason: {room.reason}" if room.reason else ""
+        if not room.listed:
             applies = "nothing: guests may join rooms that are not listed"
-        elif facts.policy is Policy.OFF:
+        elif room.policy is Policy.OFF:
             applies = "nothing: the policy is off"
         else:
-            applies = f"{facts.policy} guests"
+            applies = f"{room.policy} guests"
         return [
             "guardbot status for this room",
-            f"• listed in the public room directory: {'yes' if facts.listed else 'no'}",
-            f"• policy: {facts.policy}, from {facts.policy_source}{reason}",
+            f"• listed in the public room directory: {'yes' if room.listed else 'no'}",
+            f"• policy: {room.policy}, from {room.source_text}{reason}",
             f"• what guardbot does here now: {applies}",
-            f"• dry-run: {'on (decides and reports, never acts)' if facts.dry_run else 'off'}",
+            f"• dry-run: {'on (decides and reports, never acts)' if room.dry_run else 'off'}",
             f"• guests removed here: {removed}",
             "• guardbot has the power it needs"
             if not missing
             else f"• guardbot is missing: {', '.join(missing)}",
         ]
 
-    async def set_policy(self, msg: Message, command: Command) -> list[Action]:
+    def set_policy(self, msg: Message, command: Command, power: RoomPower) -> Decision:
         if not command.args or command.args[0] not in Policy.values():
             usage = f"Usage: {COMMAND_PREFIX} policy forbid|kick|off [reason]"
-            return [notice(msg.room_id, [usage], msg.event_id)]
+            return answer(msg.room_id, [usage], msg.event_id)
         choice = command.args[0]
         reason = command.rest[len(choice) :].strip()
-        power = await self.hs.room_power(msg.room_id)
         if not power.may_send_state(msg.sender, POLICY_EVENT):
             need = power.needed_for_state(POLICY_EVENT)
-            answer = f"You need power level {need} to change guardbot's policy in this room."
-            return [notice(msg.room_id, [answer], msg.event_id)]
-        allowed = list(self.config["policy.room_admins_may"])
-        if choice not in allowed:
-            answer = (
-                f"The server admin does not let rooms choose {choice!r}"
-                f" (allowed: {', '.join(allowed)})."
-            )
-            return [notice(msg.room_id, [answer], msg.event_id)]
+            reply = f"You need power level {need} to change guardbot's policy in this room."
+            return answer(msg.room_id, [reply], msg.event_id)
+        refusal = policy.refuse_choice(choice, self.server.room_admins_may)
+        if refusal:
+            return answer(msg.room_id, [refusal[0].upper() + refusal[1:] + "."], msg.event_id)
         if not power.may_send_state(self.bot, POLICY_EVENT):
             need = power.needed_for_state(POLICY_EVENT)
-            answer = (
+            reply = (
                 f"guardbot needs power level {need} to write the policy event. Give it that, or"
                 f" send the state event {POLICY_EVENT} yourself: "
                 f'{{"listed_rooms": "{choice}", "reason": "…"}}'
             )
-            return [notice(msg.room_id, [answer], msg.event_id)]
+            return answer(msg.room_id, [reply], msg.event_id)
         content = {"listed_rooms": choice, "set_by": msg.sender}
         if reason:
             content["reason"] = reason
-        return [SetRoomPolicy(msg.room_id, content, cause=msg.event_id)]
+        return Decision(actions=(SetRoomPolicy(msg.room_id, content, cause=msg.event_id),))

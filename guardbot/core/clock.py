@@ -1,7 +1,16 @@
-"""Wall-clock milliseconds, the unit of every timestamp guardbot stores."""
+"""Time, injected: components get a Clock so that tests can hand them one they control."""
+
+from __future__ import annotations
 
 import time
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+class Clock:
+    """Wall-clock milliseconds (the unit of every stored timestamp) and a monotonic reading
+    for durations and cache ages."""
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def monotonic(self) -> float:
+        return time.monotonic()

@@ -1,4 +1,6 @@
-"""From raw homeserver events to observations: the few events guardbot cares about.
+"""Observations: what guardbot saw, as typed values. Every input becomes one of these before
+anything is decided: homeserver events (through `triage`), directory changes, members found by
+a sweep, the homeserver answering again after an outage, messages people send.
 
 `triage` must stay cheap: every event of every room a guest sits in passes through it, and
 almost all of them are chat that guardbot drops at the first check.
@@ -67,6 +69,27 @@ class RoomListed:
 
 
 @dataclass(frozen=True)
+class MemberFound:
+    """A member seen while sweeping a room (not a new join: a stale `kind` alone never
+    condemns anyone found this way)."""
+
+    room_id: str
+    user_id: str
+    event_id: str
+    membership: str
+    kind_guest: bool
+
+
+@dataclass(frozen=True)
+class HomeserverBack:
+    """The homeserver answers again after an outage. It can lose events across its own
+    restart (Synapse drops those queued in memory for an appservice: element-hq/synapse#11637),
+    so every listed room is swept."""
+
+    at: int  # ms; one sweep per outage
+
+
+@dataclass(frozen=True)
 class Message:
     """Something said to guardbot: a `!guardbot` command anywhere, or any message in a room
     where guardbot holds a conversation (the management room, a PWLU's DM)."""
@@ -103,6 +126,8 @@ Observation = (
     | BotMembership
     | PowerChange
     | RoomListed
+    | MemberFound
+    | HomeserverBack
     | Message
     | ConversationMember
     | RoomPolicyChange
@@ -115,6 +140,8 @@ OBSERVATIONS: dict[str, type] = {
         BotMembership,
         PowerChange,
         RoomListed,
+        MemberFound,
+        HomeserverBack,
         Message,
         ConversationMember,
         RoomPolicyChange,
@@ -241,3 +268,37 @@ def _triage_member(
         prev_membership=prev_membership if isinstance(prev_membership, str) else None,
         kind_guest=kind_guest,
     )
+
+
+def observation_key(obs: Observation) -> str:
+    """Identifies an observation while it waits in the inbox: the same one twice is kept once."""
+    match obs:
+        case RoomListed():
+            return f"listed|{obs.room_id}|{obs.listed_at}"
+        case MemberFound():
+            return f"found|{obs.room_id}|{obs.user_id}|{obs.event_id}"
+        case HomeserverBack():
+            return f"back|{obs.at}"
+    return obs.event_id
+
+
+def describe(obs: Observation) -> str:
+    """One line for the audit log: what happened. Never a message's text: in a named guest's
+    DM it could be the password they meant to set."""
+    match obs:
+        case MemberChange():
+            hint = ", kind: guest" if obs.kind_guest else ""
+            return f"{obs.user_id} {obs.membership} ({obs.event_id}{hint})"
+        case MemberFound():
+            return f"{obs.user_id} found {obs.membership} by a sweep ({obs.event_id})"
+        case RoomListed():
+            return "room appeared in the public directory"
+        case HomeserverBack():
+            return "the homeserver answers again after an outage"
+        case GuestAccessChange():
+            return f"{obs.sender} set guest_access to {obs.guest_access} ({obs.event_id})"
+        case BotMembership():
+            return f"guardbot {obs.membership} ({obs.event_id})"
+        case Message():
+            return f"a message from {obs.sender} ({obs.event_id})"
+    return type(obs).__name__

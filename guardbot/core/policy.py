@@ -1,22 +1,45 @@
-"""The core: what guardbot should do, decided from an observation and known facts. No I/O here.
-
-The adapters turn homeserver events into observations (triage.py) and gather facts (is the room
-listed? is the user a guest?); the `decide_*` functions here return Actions. `confirm_*` re-check
-a queued action against fresh facts right before it is carried out.
+"""The policy: what guardbot should do, decided from an observation and the facts gathered for
+it. Every rule exists here once; the evaluator (deciding), the executor (the re-check right
+before acting), `explain` and the commands all call it. No I/O.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from guardbot.core.actions import (
+    ENFORCING,
+    Action,
+    ForbidGuestAccess,
+    JoinRoom,
+    Kick,
+    Notice,
+    Sweep,
+)
+from guardbot.core.decision import (
+    GLOBAL,
+    NOTHING,
+    AuditRecord,
+    Decision,
+    RoomClassified,
+    RoomPolicySetting,
+    RoomWoken,
+)
 from guardbot.core.observations import (
+    POLICY_EVENT,
     BotMembership,
     GuestAccessChange,
+    HomeserverBack,
     MemberChange,
+    MemberFound,
+    Observation,
+    PowerChange,
     RoomListed,
     RoomPolicyChange,
+    describe,
 )
 
 
@@ -38,85 +61,24 @@ class Verdict(StrEnum):
     UNKNOWN = "unknown"
 
 
-# -- actions --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Kick:
-    room_id: str
-    user_id: str
-    reason: str
-    cause: str  # the member event that made the user a target
+class PolicySource(StrEnum):
+    """Who chose the policy that applies to a room, in the order they win."""
 
-    @property
-    def key(self) -> str:
-        return f"kick|{self.room_id}|{self.user_id}|{self.cause}"
+    SERVER_ROOM = "server_room"  # the server admin's per-room setting (policy.rooms)
+    ROOM_ADMINS = "room_admins"  # the room's own policy state event
+    SERVER_DEFAULT = "server_default"  # policy.listed_rooms
 
 
 @dataclass(frozen=True)
-class ForbidGuestAccess:
-    room_id: str
-    cause: str
-    notice: str | None = None  # said in the room when guardbot undoes someone's change
+class ServerPolicy:
+    """The server admin's choices, from the config file."""
 
-    @property
-    def key(self) -> str:
-        return f"forbid|{self.room_id}|{self.cause}"
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """Look at everyone in the room and queue a Kick per guest."""
-
-    room_id: str
-    cause: str
-
-    @property
-    def key(self) -> str:
-        return f"sweep|{self.room_id}|{self.cause}"
-
-
-@dataclass(frozen=True)
-class JoinRoom:
-    room_id: str
-    cause: str
-
-    @property
-    def key(self) -> str:
-        return f"join|{self.room_id}|{self.cause}"
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Say something in a room (a command's answer, an explanation)."""
-
-    room_id: str
-    text: str
-    html: str
-    cause: str
-
-    @property
-    def key(self) -> str:
-        return f"notice|{self.room_id}|{self.cause}"
-
-
-@dataclass(frozen=True)
-class SetRoomPolicy:
-    """Write the room's policy state event, on behalf of a room admin's command."""
-
-    room_id: str
-    content: dict[str, Any]
-    cause: str
-
-    @property
-    def key(self) -> str:
-        return f"setpolicy|{self.room_id}|{self.cause}"
-
-
-Action = Kick | ForbidGuestAccess | Sweep | JoinRoom | Notice | SetRoomPolicy
-ACTIONS: dict[str, type] = {
-    cls.__name__: cls for cls in (Kick, ForbidGuestAccess, Sweep, JoinRoom, Notice, SetRoomPolicy)
-}
-# Actions that change who is in a room or who may enter: the ones dry-run holds back.
-ENFORCING = (Kick, ForbidGuestAccess)
+    default: Policy = Policy.FORBID
+    rooms: Mapping[str, Policy] = field(default_factory=dict)
+    room_admins_may: tuple[str, ...] = tuple(Policy.values())
+    kick_reason: str = "Guests may not join rooms listed in the public room directory"
+    restore_notice: str = "Guest access was turned back off: this room is listed"
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,26 +88,104 @@ class RoomFacts:
     policy: Policy
     kick_reason: str
     restore_notice: str
-    policy_source: str = "server default"
+    source: PolicySource = PolicySource.SERVER_DEFAULT
+    set_by: str | None = None  # the room admin who chose it (ROOM_ADMINS)
+    reason: str | None = None  # the room admins' reason, if they gave one
     dry_run: bool = False
 
+    @property
+    def source_text(self) -> str:
+        match self.source:
+            case PolicySource.SERVER_ROOM:
+                return "the server admin's per-room setting"
+            case PolicySource.ROOM_ADMINS:
+                return f"the room's admins ({self.set_by})"
+        return "the server default"
 
-# -- decisions ------------------------------------------------------------------------------
+
+def room_facts(
+    server: ServerPolicy,
+    room_id: str,
+    listed: bool,
+    setting: RoomPolicySetting | None,
+    dry_runs: Mapping[str, bool],
+) -> RoomFacts:
+    """What applies to a room. The policy comes from, in order: the server admin's per-room
+    setting, the room admins' policy event, the server default. Dry-run: the room's own
+    switch, else the global one, else the config."""
+    policy, source, set_by, reason = server.default, PolicySource.SERVER_DEFAULT, None, None
+    if room_id in server.rooms:
+        policy, source = Policy(server.rooms[room_id]), PolicySource.SERVER_ROOM
+    elif setting is not None:
+        policy, source = Policy(setting.policy), PolicySource.ROOM_ADMINS
+        set_by, reason = setting.set_by, setting.reason
+    dry_run = dry_runs.get(room_id, dry_runs.get(GLOBAL, server.dry_run))
+    return RoomFacts(
+        room_id=room_id,
+        listed=listed,
+        policy=policy,
+        kick_reason=reason or server.kick_reason,
+        restore_notice=server.restore_notice,
+        source=source,
+        set_by=set_by,
+        reason=reason,
+        dry_run=dry_run,
+    )
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the evaluator gathered for one observation (reads only) before deciding."""
+
+    now: int
+    bot_user_id: str
+    room: RoomFacts | None = None
+    # The directory look-up made for this observation, if the room was never classified.
+    classified: RoomClassified | None = None
+    verdict: Verdict = Verdict.UNKNOWN
+    sender_may_set_policy: bool = False  # RoomPolicyChange
+    inviter_is_admin: bool = False  # an invite to the management room
+    management_room: str = ""
+    dry_runs: Mapping[str, bool] = field(default_factory=dict)
+    listed_rooms: tuple[RoomFacts, ...] = ()  # HomeserverBack
+
+
+# -- the rules ------------------------------------------------------------------------------
 def enforces(room: RoomFacts) -> bool:
     return room.listed and room.policy is not Policy.OFF
 
 
+def removable(membership: str | None) -> bool:
+    """Only someone in the room or invited into it is removed."""
+    return membership in ("join", "invite")
+
+
+def close_and_sweep(room: RoomFacts, cause: str) -> list[Action]:
+    """Apply the room's policy to everyone already in it."""
+    if not enforces(room):
+        return []
+    sweep = Sweep(room.room_id, cause=cause)
+    if room.policy is Policy.FORBID:
+        return [ForbidGuestAccess(room.room_id, cause=cause), sweep]
+    return [sweep]
+
+
 def decide_member(change: MemberChange, room: RoomFacts, verdict: Verdict) -> list[Action]:
     """A guest joined or was invited into a room."""
-    if not enforces(room) or verdict is not Verdict.GUEST:
-        return []
-    if change.membership not in ("join", "invite"):
+    if not enforces(room) or verdict is not Verdict.GUEST or not removable(change.membership):
         return []
     kick = Kick(room.room_id, change.user_id, room.kick_reason, cause=change.event_id)
     if room.policy is Policy.FORBID:
         # Close the door first, so the next guest is refused by the homeserver itself.
         return [ForbidGuestAccess(room.room_id, cause=change.event_id), kick]
     return [kick]
+
+
+def decide_found(found: MemberFound, room: RoomFacts, verdict: Verdict) -> list[Action]:
+    """One member found while sweeping a room."""
+    if not enforces(room) or verdict is not Verdict.GUEST or not removable(found.membership):
+        return []
+    return [Kick(room.room_id, found.user_id, room.kick_reason, cause=found.event_id)]
 
 
 def decide_guest_access(
@@ -160,50 +200,85 @@ def decide_guest_access(
     return [ForbidGuestAccess(room.room_id, cause=change.event_id, notice=room.restore_notice)]
 
 
-def decide_listed(listing: RoomListed, room: RoomFacts) -> list[Action]:
-    """A room became listed: the guests already inside are handled by its policy."""
-    return close_and_sweep(room, cause=f"listed:{listing.listed_at}")
+def decide_invite(change: BotMembership, facts: Facts) -> Decision:
+    """Any room may invite guardbot; the management room only a server admin."""
+    if change.room_id == facts.management_room and not facts.inviter_is_admin:
+        refused = AuditRecord(
+            facts.now,
+            change.sender,
+            "invite",
+            change.room_id,
+            change.sender,
+            f"invite to the management room ({change.event_id})",
+            "refused: the inviter is not a server admin",
+        )
+        return Decision(audit=(refused,))
+    return Decision(actions=(JoinRoom(change.room_id, cause=change.event_id),))
 
 
-def close_and_sweep(room: RoomFacts, cause: str) -> list[Action]:
-    """Apply the room's policy to everyone already in it."""
-    if not enforces(room):
-        return []
-    sweep = Sweep(room.room_id, cause=cause)
-    if room.policy is Policy.FORBID:
-        return [ForbidGuestAccess(room.room_id, cause=cause), sweep]
-    return [sweep]
-
-
-def decide_bot_membership(change: BotMembership, room: RoomFacts) -> list[Action]:
-    """Accept invites; once in a listed room, look at who is already there."""
-    if change.membership == "invite":
-        return [JoinRoom(room.room_id, cause=change.event_id)]
+def decide_bot_membership(change: BotMembership, room: RoomFacts) -> Decision:
+    """Once in a room, look at who is already there."""
     if change.membership == "join":
         # Caused by this join event, so a later re-join closes the room and sweeps it again.
-        return close_and_sweep(room, cause=change.event_id)
-    return []
+        sweep = close_and_sweep(room, cause=change.event_id)
+        return Decision(actions=tuple(sweep), records=(RoomWoken(room.room_id),))
+    return NOTHING
 
 
-def decide_sweep_member(
-    room: RoomFacts, user_id: str, event_id: str, membership: str, verdict: Verdict
-) -> list[Action]:
-    """One member found while sweeping a room."""
-    if not enforces(room) or verdict is not Verdict.GUEST or membership not in ("join", "invite"):
-        return []
-    return [Kick(room.room_id, user_id, room.kick_reason, cause=event_id)]
+def decide_after_outage(back: HomeserverBack, listed_rooms: tuple[RoomFacts, ...]) -> list[Action]:
+    """Whatever the homeserver lost while it was down: sweep every listed room, once."""
+    cause = f"homeserver back at {back.at}"
+    return [Sweep(room.room_id, cause=cause) for room in listed_rooms if enforces(room)]
 
 
+# -- the re-checks right before acting ------------------------------------------------------
 def confirm_kick(room: RoomFacts, membership: str | None, verdict: Verdict) -> str | None:
-    """Right before kicking: None if the kick still stands, else why it no longer does."""
+    """None if the kick still stands, else why it no longer does."""
     if not room.listed:
         return "room is no longer listed"
     if room.policy is Policy.OFF:
         return "room policy is off"
-    if membership not in ("join", "invite"):
+    if not removable(membership):
         return f"user already gone ({membership or 'never joined'})"
     if verdict is not Verdict.GUEST:
         return f"user is not certainly a guest ({verdict.value})"
+    return None
+
+
+def confirm_forbid(room: RoomFacts) -> str | None:
+    if not enforces(room) or room.policy is not Policy.FORBID:
+        return "room no longer under the forbid policy"
+    return None
+
+
+def confirm_sweep(room: RoomFacts) -> str | None:
+    if not enforces(room):
+        return "room no longer listed or policy off"
+    return None
+
+
+def explain_kick(
+    room: RoomFacts, membership: str | None, verdict: Verdict, missing: list[str]
+) -> str | None:
+    """For `explain`: None if guardbot removes this member now, else why not."""
+    why_not = confirm_kick(room, membership, verdict)
+    if why_not is None and room.dry_run:
+        why_not = "dry-run is on for this room"
+    if why_not is None and missing:
+        why_not = f"guardbot is missing {', '.join(missing)}"
+    return why_not
+
+
+# -- room admins' choices -------------------------------------------------------------------
+def refuse_choice(choice: str, allowed: tuple[str, ...] | list[str]) -> str | None:
+    """None if rooms may choose this policy, else why not."""
+    if choice not in Policy.values():
+        return f"listed_rooms must be one of {', '.join(Policy.values())}"
+    if choice not in allowed:
+        return (
+            f"the server admin does not let rooms choose {choice!r} here"
+            f" (allowed: {', '.join(allowed)})"
+        )
     return None
 
 
@@ -218,7 +293,7 @@ class PolicyRuling:
 
 
 def judge_room_policy(
-    change: RoomPolicyChange, sender_may: bool, allowed: list[str], bot_user_id: str
+    change: RoomPolicyChange, sender_may: bool, allowed: tuple[str, ...], bot_user_id: str
 ) -> PolicyRuling:
     """A room's policy state event: from someone allowed to send it, naming a choice the
     server admin lets rooms make? guardbot writes the event itself for a command, after
@@ -229,19 +304,101 @@ def judge_room_policy(
         set_by = content["set_by"]
     elif not sender_may:
         return PolicyRuling(None, None, set_by, f"{set_by} may not set guardbot's policy here")
-    choice = content.get("listed_rooms")
-    if choice not in Policy.values():
-        return PolicyRuling(
-            None, None, set_by, f"listed_rooms must be one of {', '.join(Policy.values())}"
-        )
-    if choice not in allowed:
-        return PolicyRuling(
-            None,
-            None,
-            set_by,
-            f"the server admin does not let rooms choose {choice!r} here"
-            f" (allowed: {', '.join(allowed)})",
-        )
+    choice: Any = content.get("listed_rooms")
+    refusal = refuse_choice(choice if isinstance(choice, str) else "", allowed)
+    if refusal:
+        return PolicyRuling(None, None, set_by, refusal)
     reason = content.get("reason")
     reason = reason.strip() if isinstance(reason, str) and reason.strip() else None
     return PolicyRuling(Policy(choice), reason, set_by, f"policy is now {choice}, set by {set_by}")
+
+
+def decide_room_policy(
+    change: RoomPolicyChange, facts: Facts, room: RoomFacts, server: ServerPolicy
+) -> Decision:
+    ruling = judge_room_policy(
+        change, facts.sender_may_set_policy, server.room_admins_may, facts.bot_user_id
+    )
+    audit = AuditRecord(
+        facts.now,
+        ruling.set_by,
+        "policy",
+        change.room_id,
+        ruling.set_by,
+        f"{POLICY_EVENT} {change.content.get('listed_rooms')!r} ({change.event_id})",
+        "refused" if ruling.policy is None else "accepted",
+    )
+    if ruling.policy is None:
+        text = f"guardbot ignores this policy change: {ruling.explanation}."
+        notice = Notice(change.room_id, text, text, cause=change.event_id)
+        return Decision(actions=(notice,), audit=(audit,))
+    setting = RoomPolicySetting(
+        change.room_id,
+        ruling.policy.value,
+        ruling.reason,
+        ruling.set_by,
+        change.event_id,
+        facts.now,
+    )
+    after = room_facts(server, room.room_id, room.listed, setting, facts.dry_runs)
+    text = f"guardbot: {ruling.explanation}."
+    if after.source is PolicySource.SERVER_ROOM:
+        text += f" The server admin's setting for this room ({after.policy}) still applies."
+    # Switching a listed room to an enforcing policy applies it to who is already there.
+    actions = [Notice(change.room_id, text, text, cause=change.event_id)]
+    actions += close_and_sweep(after, cause=change.event_id)
+    return Decision(actions=tuple(actions), audit=(audit,), records=(setting,))
+
+
+# -- one observation, one decision ----------------------------------------------------------
+def decide(obs: Observation, facts: Facts, server: ServerPolicy) -> Decision:
+    """The guest policy's answer to one observation (conversations are decided by theirs)."""
+    decision = _decide(obs, facts, server)
+    if facts.classified is not None:
+        learned = Decision(records=(facts.classified,))
+        if facts.classified.listed and facts.room is not None:
+            # Met before the poller saw it listed: its guests are handled now, not at the poll.
+            listing = close_and_sweep(facts.room, cause=f"listed:{facts.classified.at}")
+            learned += Decision(actions=tuple(listing))
+        decision = learned + decision
+    why = describe(obs)
+    audit = tuple(
+        AuditRecord(
+            facts.now,
+            "guardbot",
+            f"decide {type(a).__name__}",
+            a.room_id,
+            getattr(a, "user_id", None),
+            why,
+            "queued",
+        )
+        for a in decision.actions
+        if isinstance(a, (*ENFORCING, Sweep))
+    )
+    return decision + Decision(audit=audit)
+
+
+def _decide(obs: Observation, facts: Facts, server: ServerPolicy) -> Decision:
+    if isinstance(obs, PowerChange):
+        return Decision(records=(RoomWoken(obs.room_id),))
+    if isinstance(obs, HomeserverBack):
+        return Decision(actions=tuple(decide_after_outage(obs, facts.listed_rooms)))
+    if isinstance(obs, BotMembership) and obs.membership == "invite":
+        return decide_invite(obs, facts)
+    room = facts.room
+    if room is None:
+        return NOTHING
+    match obs:
+        case MemberChange():
+            return Decision(actions=tuple(decide_member(obs, room, facts.verdict)))
+        case MemberFound():
+            return Decision(actions=tuple(decide_found(obs, room, facts.verdict)))
+        case GuestAccessChange():
+            return Decision(actions=tuple(decide_guest_access(obs, room, facts.bot_user_id)))
+        case RoomListed():
+            return Decision(actions=tuple(close_and_sweep(room, cause=f"listed:{obs.listed_at}")))
+        case BotMembership():
+            return decide_bot_membership(obs, room)
+        case RoomPolicyChange():
+            return decide_room_policy(obs, facts, room, server)
+    return NOTHING

@@ -1,4 +1,9 @@
-"""guardbot's database: one store per table group; schema steps in upgrade/."""
+"""guardbot's database: one store per table group, schema steps in upgrade/.
+
+Stores run SQL and nothing else: they take and return the core's values (observations,
+actions, decisions, records). A store called inside another's transaction shares it (mautrix
+keeps the connection in a context variable), so DecisionStore.settle is one transaction.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ from typing import Any
 
 from mautrix.util.async_db import Database
 
-from guardbot.db.auditlog import AuditEntry, AuditStore
+from guardbot.db.auditlog import AuditStore
+from guardbot.db.decisions import DecisionStore
 from guardbot.db.inbox import InboxRow, InboxStore
 from guardbot.db.listing import RoomStore
 from guardbot.db.queue import ActionStore, QueuedAction
@@ -29,13 +35,13 @@ def create(url: str) -> Database:
 
 __all__ = [
     "ActionStore",
-    "AuditEntry",
     "AuditStore",
-    "SettingsStore",
     "Database",
+    "DecisionStore",
     "InboxRow",
     "InboxStore",
     "QueuedAction",
     "RoomStore",
+    "SettingsStore",
     "create",
 ]

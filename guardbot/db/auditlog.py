@@ -1,35 +1,22 @@
-"""The audit log: every decision and action guardbot took, and why."""
+"""The audit log: every decision and action guardbot took, and why (core.decision.AuditRecord)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 from mautrix.util.async_db import Database
 
+from guardbot.core.actions import ActionState
+from guardbot.core.decision import AuditRecord
 
-@dataclass(frozen=True)
-class AuditEntry:
-    at: int
-    actor: str  # who decided or did it: guardbot, or the user whose command it was
-    what: str  # e.g. "decide Kick", "Kick", "policy", "dryrun"
-    room_id: str | None
-    user_id: str | None
-    why: str
-    result: str
-    dry_run: bool = False
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+_COLUMNS = "at, actor, what, room_id, user_id, why, result, dry_run, state"
 
 
 class AuditStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, entry: AuditEntry) -> None:
+    async def add(self, entry: AuditRecord) -> None:
         await self.db.execute(
-            "INSERT INTO audit (at, actor, what, room_id, user_id, why, result, dry_run)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            f"INSERT INTO audit ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             entry.at,
             entry.actor,
             entry.what,
@@ -38,6 +25,7 @@ class AuditStore:
             entry.why,
             entry.result,
             entry.dry_run,
+            entry.state.value if entry.state else None,
         )
 
     async def find(
@@ -48,7 +36,7 @@ class AuditStore:
         since: int | None = None,
         until: int | None = None,
         limit: int = 10_000,
-    ) -> list[AuditEntry]:
+    ) -> list[AuditRecord]:
         clauses, args = [], []
         for column, op, value in (
             ("room_id", "=", room_id),
@@ -62,12 +50,10 @@ class AuditStore:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         args.append(limit)
         rows = await self.db.fetch(
-            "SELECT at, actor, what, room_id, user_id, why, result, dry_run FROM audit"
-            f"{where} ORDER BY id LIMIT ${len(args)}",
-            *args,
+            f"SELECT {_COLUMNS} FROM audit{where} ORDER BY id LIMIT ${len(args)}", *args
         )
         return [
-            AuditEntry(
+            AuditRecord(
                 r["at"],
                 r["actor"],
                 r["what"],
@@ -76,13 +62,14 @@ class AuditStore:
                 r["why"],
                 r["result"],
                 bool(r["dry_run"]),
-            )  # fmt: skip
+                ActionState(r["state"]) if r["state"] else None,
+            )
             for r in rows
         ]
 
     async def count_done(self, what: str, *, room_id: str | None = None, since: int = 0) -> int:
         """How many times `what` was really done (not in dry-run), e.g. guests kicked."""
-        query = "SELECT COUNT(*) FROM audit WHERE what=$1 AND at >= $2 AND result LIKE 'done%'"
+        query = "SELECT COUNT(*) FROM audit WHERE what=$1 AND at >= $2 AND state = 'done'"
         args: list = [what, since]
         if room_id is not None:
             query += " AND room_id=$3"

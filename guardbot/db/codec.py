@@ -6,8 +6,8 @@ import dataclasses
 import json
 from typing import Any
 
-from guardbot.core.observations import OBSERVATIONS, Observation, RoomListed
-from guardbot.core.policy import ACTIONS, Action
+from guardbot.core.actions import ACTIONS, Action
+from guardbot.core.observations import OBSERVATIONS, Observation
 
 
 def encode(obj: Observation | Action) -> tuple[str, str]:
@@ -24,9 +24,3 @@ def decode_observation(kind: str, payload: str) -> Observation:
 
 def decode_action(kind: str, payload: str) -> Action:
     return decode(kind, payload, ACTIONS)
-
-
-def observation_key(obs: Observation) -> str:
-    if isinstance(obs, RoomListed):
-        return f"listed|{obs.room_id}|{obs.listed_at}"
-    return obs.event_id

@@ -6,16 +6,13 @@ answer loses nothing; a redelivered transaction (same txn ID, same body) adds no
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mautrix.util.async_db import Database
 
-from guardbot.core.observations import Observation
-from guardbot.core.policy import Action
-from guardbot.db.auditlog import AuditEntry, AuditStore
-from guardbot.db.codec import decode_observation, encode, observation_key
-from guardbot.db.queue import ActionStore
+from guardbot.core.observations import Observation, observation_key
+from guardbot.db.codec import decode_observation, encode
 
 
 @dataclass(frozen=True)
@@ -25,10 +22,8 @@ class InboxRow:
 
 
 class InboxStore:
-    def __init__(self, db: Database, actions: ActionStore) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.actions = actions
-        self.audit = AuditStore(db)
 
     async def record_transaction(
         self, txn_id: str, body_hash: str, observations: Iterable[Observation], now: int
@@ -75,15 +70,8 @@ class InboxStore:
         )
         return [InboxRow(r["id"], decode_observation(r["kind"], r["payload"])) for r in rows]
 
-    async def settle(
-        self, row_id: int, actions: list[Action], now: int, audit: Sequence[AuditEntry] = ()
-    ) -> None:
-        """Queue what was decided, audit it and drop the observation, atomically."""
-        async with self.db.acquire() as conn, conn.transaction():
-            await self.actions.add(actions, now)
-            for entry in audit:
-                await self.audit.add(entry)
-            await conn.execute("DELETE FROM inbox WHERE id=$1", row_id)
+    async def drop(self, row_id: int) -> None:
+        await self.db.execute("DELETE FROM inbox WHERE id=$1", row_id)
 
     async def size(self) -> int:
         return int(await self.db.fetchval("SELECT COUNT(*) FROM inbox"))

@@ -12,9 +12,9 @@ _CHUNK = 500
 
 
 class RoomStore:
-    def __init__(self, db: Database, inbox: InboxStore) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.inbox = inbox
+        self.inbox = InboxStore(db)
 
     async def listed(self) -> set[str]:
         rows = await self.db.fetch("SELECT room_id FROM room WHERE listed")
@@ -24,6 +24,17 @@ class RoomStore:
         """True/False if classified, None if guardbot has never looked."""
         value = await self.db.fetchval("SELECT listed FROM room WHERE room_id=$1", room_id)
         return None if value is None else bool(value)
+
+    async def classify(self, room_id: str, listed: bool, now: int) -> None:
+        """One room looked up on its own, before the next poll (its decision sweeps it)."""
+        await self.db.execute(
+            "INSERT INTO room (room_id, listed, listed_at, checked_at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (room_id) DO UPDATE SET listed=$2, listed_at=$3, checked_at=$4",
+            room_id,
+            listed,
+            now if listed else None,
+            now,
+        )
 
     async def apply(self, listed: set[str], unlisted: set[str], now: int) -> list[str]:
         """Record a directory change; each newly listed room also goes to the inbox, in the same

@@ -9,11 +9,19 @@ n+1 and never a second copy (the send is idempotent on the homeserver's side).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from mautrix.util.async_db import Database
 
-UNCONFIRMED, ACTIVE, DONE = "unconfirmed", "active", "done"
+
+class NamedGuestState(StrEnum):
+    UNCONFIRMED = "unconfirmed"
+    ACTIVE = "active"
+    DONE = "done"
+
+
+UNCONFIRMED, ACTIVE, DONE = NamedGuestState
 
 _COLUMNS = (
     "user_id, key_id, state, done_reason, password_set, created_at, nags_sent, sending,"
@@ -25,7 +33,7 @@ _COLUMNS = (
 class PwluRow:
     user_id: str
     key_id: str
-    state: str
+    state: NamedGuestState
     done_reason: str | None
     password_set: bool
     created_at: int
@@ -44,7 +52,7 @@ class PwluRow:
         return cls(
             user_id=r["user_id"],
             key_id=r["key_id"],
-            state=r["state"],
+            state=NamedGuestState(r["state"]),
             done_reason=r["done_reason"],
             password_set=bool(r["password_set"]),
             created_at=r["created_at"],

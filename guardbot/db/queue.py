@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mautrix.util.async_db import Database
 
-from guardbot.core.policy import Action
-from guardbot.db.auditlog import AuditEntry, AuditStore
+from guardbot.core.actions import Action, ActionState, Outcome, WaitingOn
+from guardbot.core.decision import AuditRecord
+from guardbot.core.observations import Observation
+from guardbot.db.auditlog import AuditStore
 from guardbot.db.codec import decode_action, encode
-
-PENDING, DONE, SKIPPED, FAILED = "pending", "done", "skipped", "failed"
-DRY_RUN = "dry_run"  # decided and recorded, deliberately not done
-UNREACHABLE = "homeserver trouble"  # how the outcome of an action waiting for it starts
+from guardbot.db.inbox import InboxStore
 
 
 @dataclass(frozen=True)
@@ -27,6 +26,7 @@ class ActionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.audit = AuditStore(db)
+        self.inbox = InboxStore(db)
 
     async def add(self, actions: Iterable[Action], now: int) -> int:
         """Queue actions; one already queued under the same key (ever) is not queued again."""
@@ -43,7 +43,7 @@ class ActionStore:
                     action.room_id,
                     getattr(action, "user_id", None),
                     payload,
-                    PENDING,
+                    ActionState.PENDING.value,
                     now,
                 )
                 added += row_id is not None
@@ -67,17 +67,24 @@ class ActionStore:
         )
 
     async def finish(
-        self, action_id: int, state: str, outcome: str, now: int, audit: AuditEntry | None = None
+        self,
+        action_id: int,
+        outcome: Outcome,
+        now: int,
+        audit: AuditRecord | None = None,
+        found: Sequence[Observation] = (),
     ) -> None:
+        """Record how an action ended, its audit entry, and what it found out (a sweep's
+        members, for the evaluator), atomically."""
         async with self.db.acquire() as conn, conn.transaction():
             await conn.execute(
-                "UPDATE action SET state=$2, outcome=$3, done_at=$4 WHERE id=$1",
+                "UPDATE action SET state=$2, outcome=$3, done_at=$4, waiting_on=NULL WHERE id=$1",
                 action_id,
-                state,
-                outcome,
+                outcome.state.value,
+                outcome.text,
                 now,
             )
-            if state == DRY_RUN:
+            if outcome.state is ActionState.DRY_RUN:
                 # Held back, not done: free its key so the same decision can be taken for
                 # real once dry-run is off (a sweep, or the event seen again).
                 await conn.execute(
@@ -86,13 +93,16 @@ class ActionStore:
                 )
             if audit is not None:
                 await self.audit.add(audit)
+            await self.inbox.add(found, now)
 
-    async def retry_at(self, action_id: int, at: int, outcome: str) -> None:
+    async def retry_at(self, action_id: int, at: int, waiting_on: WaitingOn, why: str) -> None:
         await self.db.execute(
-            "UPDATE action SET attempts=attempts+1, next_attempt_at=$2, outcome=$3 WHERE id=$1",
+            "UPDATE action SET attempts=attempts+1, next_attempt_at=$2, waiting_on=$3, outcome=$4"
+            " WHERE id=$1",
             action_id,
             at,
-            outcome,
+            waiting_on.value,
+            why,
         )
 
     async def wake_room(self, room_id: str, now: int) -> None:
@@ -104,25 +114,30 @@ class ActionStore:
             now,
         )
 
-    async def wake_unreachable(self, now: int) -> None:
-        """The homeserver is back: what waits only because it was not, goes now."""
+    async def wake_waiting_on(self, waiting_on: WaitingOn, now: int) -> None:
+        """What waits only for this (e.g. the homeserver to answer again) goes now."""
         await self.db.execute(
             "UPDATE action SET next_attempt_at=$1 WHERE state = 'pending'"
-            " AND next_attempt_at > $1 AND outcome LIKE $2",
+            " AND next_attempt_at > $1 AND waiting_on = $2",
             now,
-            UNREACHABLE + "%",
+            waiting_on.value,
         )
 
     async def pending(self) -> int:
         # The literal lets the partial index on pending actions answer, not a table scan.
         return int(await self.db.fetchval("SELECT COUNT(*) FROM action WHERE state = 'pending'"))
 
-    async def count(self, state: str) -> int:
-        return int(await self.db.fetchval("SELECT COUNT(*) FROM action WHERE state=$1", state))
+    async def count(self, state: ActionState) -> int:
+        return int(
+            await self.db.fetchval("SELECT COUNT(*) FROM action WHERE state=$1", state.value)
+        )
 
     async def history(self, room_id: str | None = None) -> list[dict]:
         """Finished and pending actions, oldest first, for status and tests."""
-        query = "SELECT id, dedup_key, kind, room_id, user_id, state, attempts, outcome FROM action"
+        query = (
+            "SELECT id, dedup_key, kind, room_id, user_id, state, attempts, waiting_on, outcome"
+            " FROM action"
+        )
         rows = await (
             self.db.fetch(query + " WHERE room_id=$1 ORDER BY id", room_id)
             if room_id

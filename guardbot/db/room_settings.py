@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mautrix.util.async_db import Database
 
-GLOBAL = ""  # the dry_run row that applies to every room
-
-
-@dataclass(frozen=True)
-class RoomPolicySetting:
-    room_id: str
-    policy: str
-    reason: str | None
-    set_by: str
-    event_id: str
-    set_at: int
+from guardbot.core.decision import DryRunSwitch, RoomPolicySetting
 
 
 class SettingsStore:
@@ -42,19 +30,16 @@ class SettingsStore:
             setting.set_at,
         )
 
-    async def clear_room_policy(self, room_id: str) -> None:
-        await self.db.execute("DELETE FROM room_policy WHERE room_id=$1", room_id)
-
     async def dry_runs(self) -> dict[str, bool]:
         rows = await self.db.fetch("SELECT room_id, enabled FROM dry_run")
         return {r["room_id"]: bool(r["enabled"]) for r in rows}
 
-    async def set_dry_run(self, room_id: str, enabled: bool, set_by: str, now: int) -> None:
+    async def set_dry_run(self, switch: DryRunSwitch) -> None:
         await self.db.execute(
             "INSERT INTO dry_run (room_id, enabled, set_by, set_at) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (room_id) DO UPDATE SET enabled=$2, set_by=$3, set_at=$4",
-            room_id,
-            enabled,
-            set_by,
-            now,
+            switch.room_id,
+            switch.enabled,
+            switch.set_by,
+            switch.set_at,
         )

@@ -1,37 +1,46 @@
 """The listed-room set: the rooms in this server's public room directory.
 
 Publishing a room sends no event to appservices, so guardbot polls /publicRooms and diffs it
-against what it knew; a room it meets before the next poll is looked up on its own.
+against what it knew; each newly listed room goes to the inbox with the poll's record, in one
+transaction. A room met before the next poll is looked up on its own (`classify`, a read);
+the evaluator stores what it learned with its decision and then tells the directory.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Callable
 
 from guardbot import metrics
-from guardbot.core.clock import now_ms
+from guardbot.background import Wakeup
+from guardbot.core.clock import Clock
+from guardbot.core.decision import RoomClassified
 from guardbot.db import RoomStore
-from guardbot.matrix.client import Homeserver, HomeserverError
+from guardbot.matrix.client import Homeserver
 
-log = logging.getLogger("guardbot.guard.directory")
+log = logging.getLogger(__name__)
 
 
 class Directory:
     def __init__(
-        self, hs: Homeserver, rooms: RoomStore, poll_interval: float, page_size: int
+        self,
+        hs: Homeserver,
+        rooms: RoomStore,
+        clock: Clock,
+        inbox_wakeup: Wakeup,
+        *,
+        poll_interval: float,
+        page_size: int,
     ) -> None:
         self.hs = hs
         self.rooms = rooms
+        self.clock = clock
+        self.inbox_wakeup = inbox_wakeup  # newly listed rooms wait there to be decided on
         self.poll_interval = poll_interval
         self.page_size = page_size
         self.listed: set[str] = set()
         self._classified: dict[str, bool] = {}
-        self.last_poll_at: float | None = None
+        self.last_poll_at: int | None = None  # ms
         self.last_poll_seconds: float | None = None
-        self.wake: Callable[[], None] = lambda: None  # new inbox rows to evaluate
 
     async def load(self) -> None:
         self.listed = await self.rooms.listed()
@@ -52,51 +61,45 @@ class Directory:
         return found
 
     async def poll_once(self) -> tuple[list[str], set[str]]:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         found = await self.scan()
         gone = self.listed - found
-        newly = await self.rooms.apply(found - self.listed, gone, now_ms())
+        newly = await self.rooms.apply(found - self.listed, gone, self.clock.now_ms())
         self.listed = found
         for room_id in gone:
             self._classified[room_id] = False
         for room_id in found:
             self._classified[room_id] = True
-        self.last_poll_at = time.time()
-        self.last_poll_seconds = time.monotonic() - started
+        self.last_poll_at = self.clock.now_ms()
+        self.last_poll_seconds = self.clock.monotonic() - started
         metrics.DIRECTORY_POLL_SECONDS.observe(self.last_poll_seconds)
         metrics.LISTED_ROOMS.set(len(self.listed))
         if newly or gone:
             log.info("Directory: %d newly listed, %d unlisted", len(newly), len(gone))
         if newly:
-            self.wake()
+            self.inbox_wakeup.set()
         return newly, gone
 
-    async def is_listed(self, room_id: str) -> bool:
-        """Listed? A room never seen is looked up at once rather than at the next poll."""
+    async def poll_step(self) -> float:
+        await self.poll_once()
+        return self.poll_interval
+
+    async def classify(self, room_id: str) -> tuple[bool, RoomClassified | None]:
+        """Listed? A room never seen is looked up at once rather than at the next poll; what
+        that look-up learned comes back as a record for the decision to store."""
         known = self._classified.get(room_id)
         if known is not None:
-            return known
+            return known, None
         stored = await self.rooms.known(room_id)
-        if stored is None:
-            listed = await self.hs.directory_visibility(room_id) == "public"
-            now = now_ms()
-            if listed:
-                await self.rooms.apply({room_id}, set(), now)
-                self.listed.add(room_id)
-                metrics.LISTED_ROOMS.set(len(self.listed))
-                self.wake()
-            else:
-                await self.rooms.apply(set(), {room_id}, now)
-            stored = listed
-        self._classified[room_id] = stored
-        return stored
+        if stored is not None:
+            self._classified[room_id] = stored
+            return stored, None
+        listed = await self.hs.directory_visibility(room_id) == "public"
+        return listed, RoomClassified(room_id, listed, self.clock.now_ms())
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.poll_once()
-            except HomeserverError as e:
-                log.warning("Directory poll failed, trying again in %ss: %s", self.poll_interval, e)
-            except Exception:
-                log.exception("Directory poll failed unexpectedly")
-            await asyncio.sleep(self.poll_interval)
+    def remember(self, classified: RoomClassified) -> None:
+        """A stored decision's look-up: the directory knows the room from now on."""
+        self._classified[classified.room_id] = classified.listed
+        if classified.listed:
+            self.listed.add(classified.room_id)
+            metrics.LISTED_ROOMS.set(len(self.listed))

@@ -1,203 +1,182 @@
-"""Turns inbox observations into queued actions: gathers facts, asks the policy core, records.
+"""Turns inbox observations into stored decisions: gather facts (reads), decide (pure), store.
 
-Every input (homeserver events, directory changes, commands) arrives through the inbox, so the
-one loop here sees them in order. An observation leaves the inbox only in the same database
-transaction that queues its actions and audits the decision, so a crash at any point
-re-evaluates it rather than losing it; the actions' dedup keys keep a re-evaluation from
-queueing anything twice.
+Every input (homeserver events, directory changes, members found by sweeps, the homeserver
+coming back, commands, named guests' replies) arrives through the inbox, so the one loop here
+sees them in order. An observation leaves the inbox only in the same database transaction that
+stores its decision, so a crash at any point re-evaluates it rather than losing it; the
+actions' dedup keys keep a re-evaluation from queueing anything twice.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import Any, Protocol
 
 from guardbot import metrics
-from guardbot.config import Config
-from guardbot.core import observations as triage
+from guardbot.background import Wakeup
 from guardbot.core import policy
-from guardbot.core.clock import now_ms
-from guardbot.core.observations import POLICY_EVENT
-from guardbot.core.policy import Action, Notice, RoomFacts, Verdict
-from guardbot.db import ActionStore, InboxRow, InboxStore
-from guardbot.db.auditlog import AuditEntry
-from guardbot.guard.facts import Rooms
+from guardbot.core.clock import Clock
+from guardbot.core.decision import NOTHING, Decision, Record, RoomWoken
+from guardbot.core.observations import (
+    POLICY_EVENT,
+    BotMembership,
+    ConversationMember,
+    HomeserverBack,
+    MemberChange,
+    MemberFound,
+    Message,
+    Observation,
+    RoomPolicyChange,
+    describe,
+)
+from guardbot.core.policy import Facts, ServerPolicy, Verdict
+from guardbot.db import DecisionStore, InboxRow
+from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
 from guardbot.matrix.client import Homeserver, HomeserverError
 
-log = logging.getLogger("guardbot.guard.evaluator")
+log = logging.getLogger(__name__)
 
-ConversationHandler = Callable[[triage.Message], Awaitable[list[Action]]]
-MemberHandler = Callable[[triage.ConversationMember], Awaitable[list[Action]]]
+Conversational = Message | ConversationMember
 
 
-def describe(obs: triage.Observation) -> str:
-    """One line for the audit log: what happened."""
-    match obs:
-        case triage.MemberChange():
-            hint = ", kind: guest" if obs.kind_guest else ""
-            return f"{obs.user_id} {obs.membership} ({obs.event_id}{hint})"
-        case triage.RoomListed():
-            return "room appeared in the public directory"
-        case triage.GuestAccessChange():
-            return f"{obs.sender} set guest_access to {obs.guest_access} ({obs.event_id})"
-        case triage.BotMembership():
-            return f"guardbot {obs.membership} ({obs.event_id})"
-        case triage.Message():
-            # Never the text: in a named guest's DM it could be the password they meant to set.
-            return f"a message from {obs.sender} ({obs.event_id})"
-    return type(obs).__name__
+class ConversationDecider(Protocol):
+    """Decides on what people say or do where guardbot talks with them (commands, a named
+    guest's DM). `gather` reads what the decision needs, None if the observation is not for
+    this decider; `decide` is pure."""
+
+    async def gather(self, obs: Conversational) -> Any: ...
+
+    def decide(self, obs: Conversational, facts: Any, now: int) -> Decision: ...
 
 
 class Evaluator:
     def __init__(
         self,
-        config: Config,
-        hs: Homeserver,
-        inbox: InboxStore,
-        actions: ActionStore,
-        rooms: Rooms,
+        *,
+        server: ServerPolicy,
+        bot_user_id: str,
+        management_room: str,
+        decisions: DecisionStore,
+        rooms: RoomFactSource,
         guests: GuestOracle,
-        on_queued: asyncio.Event,
+        hs: Homeserver,
+        conversations: Sequence[ConversationDecider],
+        remember: Sequence[Callable[[Iterable[Record]], None]],
+        clock: Clock,
+        wakeup: Wakeup,
+        queue_wakeup: Wakeup,
     ) -> None:
-        self.config = config
-        self.hs = hs
-        self.inbox = inbox
-        self.actions = actions
+        self.server = server
+        self.bot_user_id = bot_user_id
+        self.management_room = management_room
+        self.decisions = decisions
+        self.inbox = decisions.inbox
         self.rooms = rooms
         self.guests = guests
-        self.bot_user_id = config.bot_user_id
-        self.wakeup = asyncio.Event()
-        self.on_queued = on_queued
-        # Conversation handlers (commands, PWLU DMs) plug in here; each may return actions.
-        self.message_handlers: list[ConversationHandler] = []
-        self.member_handlers: list[MemberHandler] = []
-        self._audit: list[AuditEntry] = []  # decisions made while evaluating the current row
+        self.hs = hs
+        self.conversations = conversations
+        self.remember = remember  # told what each stored decision recorded (in-memory views)
+        self.clock = clock
+        self.wakeup = wakeup
+        self.queue_wakeup = queue_wakeup
 
-    async def decide(self, obs: triage.Observation) -> list[Action]:
-        match obs:
-            case triage.Message():
-                return [a for h in self.message_handlers for a in await h(obs)]
-            case triage.ConversationMember():
-                return [a for h in self.member_handlers for a in await h(obs)]
-            case triage.PowerChange():
-                await self.actions.wake_room(obs.room_id, now_ms())
-                self.on_queued.set()
-                return []
-            case triage.BotMembership() if obs.membership == "invite":
-                return await self._decide_invite(obs)
-        room = await self.rooms.facts(obs.room_id)
-        match obs:
-            case triage.MemberChange():
-                return await self._decide_member(obs, room)
-            case triage.GuestAccessChange():
-                return policy.decide_guest_access(obs, room, self.bot_user_id)
-            case triage.RoomListed():
-                return policy.decide_listed(obs, room)
-            case triage.BotMembership():
-                if obs.membership == "join":
-                    await self.actions.wake_room(obs.room_id, now_ms())
-                return policy.decide_bot_membership(obs, room)
-            case triage.RoomPolicyChange():
-                return await self._decide_room_policy(obs)
-        return []
-
-    async def _decide_member(self, obs: triage.MemberChange, room: RoomFacts) -> list[Action]:
-        if not policy.enforces(room):
-            return []
-        if obs.new_join and not obs.kind_guest:
-            # A join without the hint: an upgraded guest, or a guest's rename is later.
-            self.guests.invalidate(obs.user_id)
-        verdict = await self.guests.verdict(
-            obs.user_id, kind_guest=obs.kind_guest, new_join=obs.new_join
+    # -- gather (reads only) ---------------------------------------------------------------
+    async def gather(self, obs: Observation) -> Facts:
+        now = self.clock.now_ms()
+        base = Facts(
+            now=now,
+            bot_user_id=self.bot_user_id,
+            management_room=self.management_room,
+            dry_runs=dict(self.rooms.dry_runs),
         )
-        if verdict is Verdict.UNKNOWN:
+        match obs:
+            case HomeserverBack():
+                return replace(base, listed_rooms=self.rooms.listed_rooms())
+            case BotMembership() if obs.membership == "invite":
+                return replace(base, inviter_is_admin=await self._admin(obs))
+        room_id = getattr(obs, "room_id", None)
+        if room_id is None or isinstance(obs, Conversational):
+            return base
+        room, classified = await self.rooms.room(room_id)
+        facts = replace(base, room=room, classified=classified)
+        match obs:
+            case MemberChange() if policy.enforces(room):
+                if obs.new_join and not obs.kind_guest:
+                    # A join without the hint: an upgraded guest, or a guest's rename is later.
+                    self.guests.invalidate(obs.user_id)
+                verdict = await self._verdict(obs, obs.kind_guest, obs.new_join)
+                return replace(facts, verdict=verdict)
+            case MemberFound() if policy.enforces(room):
+                # Not a new join: a stale `kind` alone never condemns anyone found by a sweep.
+                return replace(facts, verdict=await self._verdict(obs, obs.kind_guest, False))
+            case RoomPolicyChange():
+                power = await self.hs.room_power(room_id)
+                may = power.may_send_state(obs.sender, POLICY_EVENT)
+                return replace(facts, sender_may_set_policy=may)
+        return facts
+
+    async def _verdict(
+        self, obs: MemberChange | MemberFound, kind_guest: bool, new_join: bool
+    ) -> Verdict:
+        verdict = await self.guests.verdict(obs.user_id, kind_guest=kind_guest, new_join=new_join)
+        if verdict is Verdict.UNKNOWN and obs.membership in ("join", "invite"):
             log.info(
                 "Not acting on %s in %s: cannot tell whether they are a guest",
                 obs.user_id,
                 obs.room_id,
             )
-        return policy.decide_member(obs, room, verdict)
+        return verdict
 
-    async def _decide_invite(self, obs: triage.BotMembership) -> list[Action]:
-        """Any room may invite guardbot; the management room only by a server admin."""
-        if obs.room_id == self.config["management_room"]:
-            inviter = await self.hs.admin_user(obs.sender) if self.guests.admin else None
-            if not inviter or not inviter.get("admin"):
-                log.warning(
-                    "Ignoring an invite to the management room from %s, not a server admin",
-                    obs.sender,
-                )
-                return []
-        return [policy.JoinRoom(obs.room_id, cause=obs.event_id)]
-
-    async def _decide_room_policy(self, obs: triage.RoomPolicyChange) -> list[Action]:
-        power = await self.hs.room_power(obs.room_id)
-        ruling = policy.judge_room_policy(
-            obs,
-            sender_may=power.may_send_state(obs.sender, POLICY_EVENT),
-            allowed=list(self.config["policy.room_admins_may"]),
-            bot_user_id=self.bot_user_id,
+    async def _admin(self, invite: BotMembership) -> bool:
+        """Is whoever invited guardbot into the management room a server admin?"""
+        if invite.room_id != self.management_room:
+            return False
+        inviter = await self.hs.admin_user(invite.sender) if self.guests.admin else None
+        if inviter and inviter.get("admin"):
+            return True
+        log.warning(
+            "Ignoring an invite to the management room from %s, not a server admin",
+            invite.sender,
         )
-        text = f"guardbot: {ruling.explanation}."
-        self._audit.append(
-            AuditEntry(
-                now_ms(),
-                ruling.set_by,
-                "policy",
-                obs.room_id,
-                ruling.set_by,
-                f"{POLICY_EVENT} {obs.content.get('listed_rooms')!r} ({obs.event_id})",
-                "refused" if ruling.policy is None else "accepted",
-            )  # fmt: skip
-        )
-        if ruling.policy is None:
-            text = f"guardbot ignores this policy change: {ruling.explanation}."
-            log.warning("Room %s: %s", obs.room_id, text)
-            return [Notice(obs.room_id, text, text, cause=obs.event_id)]
-        await self.rooms.record_policy(obs, ruling)
-        room = await self.rooms.facts(obs.room_id)
-        if room.policy_source.startswith("the server admin"):
-            text += f" The server admin's setting for this room ({room.policy}) still applies."
-        # Switching a listed room to an enforcing policy applies it to who is already there.
-        sweep = policy.close_and_sweep(room, cause=obs.event_id)
-        return [Notice(obs.room_id, text, text, cause=obs.event_id), *sweep]
+        return False
 
-    # -- the loop --------------------------------------------------------------------------
+    # -- decide and store ------------------------------------------------------------------
+    async def decide(self, obs: Observation) -> Decision:
+        """Gather, then the pure decision for this observation."""
+        if isinstance(obs, Conversational):
+            now = self.clock.now_ms()
+            decision = NOTHING
+            for decider in self.conversations:
+                facts = await decider.gather(obs)
+                if facts is not None:
+                    decision += decider.decide(obs, facts, now)
+            return decision
+        return policy.decide(obs, await self.gather(obs), self.server)
+
     async def run_once(self) -> int:
         """Evaluate what is in the inbox; returns how many observations were settled."""
         settled = 0
         for row in await self.inbox.take():
-            self._audit = []
-            actions = await self._decide_row(row)
-            now = now_ms()
-            audit = self._audit + [
-                AuditEntry(
-                    now,
-                    "guardbot",
-                    f"decide {type(a).__name__}",
-                    a.room_id,
-                    getattr(a, "user_id", None),
-                    describe(row.observation),
-                    "queued",
-                )  # fmt: skip
-                for a in actions
-                if isinstance(a, policy.ENFORCING + (policy.Sweep,))
-            ]
-            await self.inbox.settle(row.id, actions, now, audit)
+            decision = await self._decide_row(row)
+            await self.decisions.settle(row.id, decision, self.clock.now_ms())
+            for remember in self.remember:
+                remember(decision.records)
             settled += 1
-            if actions:
+            if decision.actions or any(isinstance(r, RoomWoken) for r in decision.records):
+                self.queue_wakeup.set()
+            if decision.actions:
                 metrics.EVENTS_ACTED_ON.inc()
                 log.info(
                     "Queued %s for %s",
-                    ", ".join(type(a).__name__ for a in actions),
+                    ", ".join(type(a).__name__ for a in decision.actions),
                     describe(row.observation),
                 )
-                self.on_queued.set()
         return settled
 
-    async def _decide_row(self, row: InboxRow) -> list[Action]:
+    async def _decide_row(self, row: InboxRow) -> Decision:
         try:
             return await self.decide(row.observation)
         except HomeserverError as e:
@@ -206,34 +185,22 @@ class Evaluator:
             # Refused for good (not in that room, no such room...): kept, it would stay at the
             # head of the inbox for ever and nothing after it would ever be decided.
             log.warning("Cannot evaluate %s (%s); dropping it", row.observation, e)
-            return []
+            return NOTHING
         except Exception:
             # A bug must not wedge the inbox behind one observation; drop it loudly.
             log.exception("Could not evaluate %s; dropping it", row.observation)
-            return []
+            return NOTHING
 
-    async def run(self) -> None:
-        backoff = 1.0
-        while True:
-            self.wakeup.clear()
+    async def step(self) -> float | None:
+        """One pass of the loop: everything in the inbox, then wait for more."""
+        if self.wakeup.take_homeserver_back():
+            now = self.clock.now_ms()
             try:
-                while await self.run_once():
-                    pass
-                backoff = 1.0
-            except Exception as e:
-                if isinstance(e, HomeserverError):
-                    log.warning("Cannot gather facts (%s); retrying in %.0fs", e, backoff)
-                else:
-                    log.exception("Evaluator failed; retrying in %.0fs", backoff)
-                # A wake-up (new events, the homeserver answering again) ends the wait early.
-                try:
-                    await asyncio.wait_for(self.wakeup.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
-                backoff = min(backoff * 2, 60)
-                continue
-            metrics.INBOX_DEPTH.set(await self.inbox.size())
-            try:
-                await asyncio.wait_for(self.wakeup.wait(), timeout=5)
-            except TimeoutError:
-                pass
+                await self.inbox.add([HomeserverBack(now)], now)
+            except Exception:
+                self.wakeup.homeserver_back()  # not lost: the next pass tries again
+                raise
+        while await self.run_once():
+            pass
+        metrics.INBOX_DEPTH.set(await self.inbox.size())
+        return None

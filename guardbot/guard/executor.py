@@ -1,8 +1,10 @@
 """Carries out queued actions against the homeserver, with retry, backoff and a last look.
 
 Each action is re-checked against fresh facts right before it runs (is the user still here,
-still a guest, is the room still listed?), so a retry after a crash, or a second route to the
-same decision, does nothing the homeserver has not already seen done.
+still a guest, is the room still listed?), by the policy's own `confirm_*` rules, so a retry
+after a crash, or a second route to the same decision, does nothing the homeserver has not
+already seen done. A sweep decides nothing itself: the members it lists go back to the inbox
+as observations, stored in the transaction that finishes the sweep.
 """
 
 from __future__ import annotations
@@ -10,65 +12,82 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from guardbot import metrics
-from guardbot.config import Config
-from guardbot.core import observations as triage
-from guardbot.core import policy
-from guardbot.core.clock import now_ms
-from guardbot.core.policy import Action, RoomFacts, Verdict
+from guardbot.background import Wakeup
+from guardbot.core import observations, policy
+from guardbot.core.actions import (
+    AUDITED,
+    Action,
+    ActionState,
+    ForbidGuestAccess,
+    JoinRoom,
+    Kick,
+    Notice,
+    Outcome,
+    SetRoomPolicy,
+    Sweep,
+    WaitingOn,
+)
+from guardbot.core.clock import Clock
+from guardbot.core.decision import AuditRecord
+from guardbot.core.observations import MemberFound
+from guardbot.core.policy import RoomFacts, Verdict
 from guardbot.db import ActionStore, QueuedAction
-from guardbot.db.auditlog import AuditEntry
-from guardbot.db.queue import DONE, DRY_RUN, FAILED, SKIPPED, UNREACHABLE
+from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
 from guardbot.matrix.client import Homeserver, HomeserverError
 
-log = logging.getLogger("guardbot.guard.executor")
+log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 300
 # After M_LIMIT_EXCEEDED, actions of that kind go out one at a time for this long after the
 # wait the homeserver named, so its limit can refill instead of meeting a burst again.
 RATE_LIMIT_CAUTION_MS = 30_000
+DONE, SKIPPED, FAILED, DRY_RUN = (
+    ActionState.DONE,
+    ActionState.SKIPPED,
+    ActionState.FAILED,
+    ActionState.DRY_RUN,
+)
+
+Finished = Callable[[Action, Outcome], None]
 
 
 class Executor:
     def __init__(
         self,
-        config: Config,
+        *,
         hs: Homeserver,
         store: ActionStore,
         guests: GuestOracle,
-        room_facts: Callable[[str], Awaitable[RoomFacts]],
-        wakeup: asyncio.Event,
+        rooms: RoomFactSource,
+        clock: Clock,
+        wakeup: Wakeup,
+        inbox_wakeup: Wakeup,
+        auto_join: bool,
+        on_finished: Sequence[Finished] = (),
     ) -> None:
-        self.config = config
         self.hs = hs
         self.store = store
         self.guests = guests
-        self.room_facts = room_facts
+        self.rooms = rooms
+        self.clock = clock
         self.wakeup = wakeup
-        self.bot = config.bot_user_id
-        # Told of every finished action (management-room notices, metrics).
-        self.listeners: list[Callable[[Action, str, str], None]] = []
+        self.inbox_wakeup = inbox_wakeup  # a sweep's members wait there to be decided on
+        self.auto_join = auto_join
+        self.bot = hs.bot_user_id
+        self.on_finished = on_finished  # management-room reports
         # Action kind -> until when (ms) the homeserver asked to be left alone. Its limits are
         # on guardbot as a user, so a 429 holds back every action of that kind, not just the
         # one refused: each waiting only for itself sent them all again at once, window after
         # window (n²/2 refusals for n actions).
         self.limited_until: dict[str, int] = {}
-        self._homeserver_back = False
-        # Set by the app: what to queue when the homeserver is back from an outage (given the
-        # time), e.g. a sweep of every listed room for the events it lost meanwhile.
-        self.after_outage: Callable[[int], list[Action]] | None = None
-
-    def homeserver_back(self) -> None:
-        """The homeserver answers again (Homeserver.on_back): retry what waited for it."""
-        self._homeserver_back = True
-        self.wakeup.set()
 
     # -- the loop --------------------------------------------------------------------------
     async def run_once(self) -> int:
-        now = now_ms()
+        now = self.clock.now_ms()
         by_room: dict[str, list[QueuedAction]] = defaultdict(list)
         for queued in await self.store.due(now):
             by_room[queued.action.room_id].append(queued)
@@ -105,87 +124,86 @@ class Executor:
         for queued in items:
             await self.execute(queued)
 
-    async def run(self) -> None:
-        while True:
-            self.wakeup.clear()
-            try:
-                if self._homeserver_back:
-                    self._homeserver_back = False
-                    now = now_ms()
-                    await self.store.wake_unreachable(now)
-                    if self.after_outage is not None:
-                        await self.store.add(self.after_outage(now), now)
-                while await self.run_once():
-                    pass
-                next_at = await self.store.next_due_at()
-                if next_at is not None and next_at <= now_ms() and self.limited_until:
-                    # Still due yet not run: held back until a rate limit's wait is over.
-                    next_at = min(self.limited_until.values())
-                metrics.QUEUE_DEPTH.set(await self.store.pending())
-            except Exception:
-                log.exception("Action queue failed; retrying")
-                next_at = None
-            delay = 5.0 if next_at is None else max(0.05, min(5.0, (next_at - now_ms()) / 1000))
-            try:
-                await asyncio.wait_for(self.wakeup.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+    async def step(self) -> float:
+        """One pass: what is due, then how long until the next is."""
+        if self.wakeup.take_homeserver_back():
+            await self.store.wake_waiting_on(WaitingOn.HOMESERVER, self.clock.now_ms())
+        while await self.run_once():
+            pass
+        next_at = await self.store.next_due_at()
+        now = self.clock.now_ms()
+        if next_at is not None and next_at <= now and self.limited_until:
+            # Still due yet not run: held back until a rate limit's wait is over.
+            next_at = min(self.limited_until.values())
+        metrics.QUEUE_DEPTH.set(await self.store.pending())
+        return 5.0 if next_at is None else max(0.05, min(5.0, (next_at - now) / 1000))
 
     async def execute(self, queued: QueuedAction) -> None:
         action = queued.action
+        found: list[MemberFound] = []
         try:
-            state, outcome = await self._carry_out(queued)
+            outcome = await self._carry_out(queued, found)
         except HomeserverError as e:
             await self._retry(queued, e)
             return
         except Exception as e:
             log.exception("Action %s failed unexpectedly", action)
-            state, outcome = FAILED, f"internal error: {type(e).__name__}"
-        await self._finish(queued, state, outcome)
+            outcome = Outcome(FAILED, f"internal error: {type(e).__name__}")
+        await self._finish(queued, outcome, found)
 
-    async def _finish(self, queued: QueuedAction, state: str, outcome: str) -> None:
+    async def _finish(
+        self, queued: QueuedAction, outcome: Outcome, found: Sequence[MemberFound] = ()
+    ) -> None:
         action = queued.action
         audit = None
-        if isinstance(action, policy.ENFORCING + (policy.Sweep, policy.SetRoomPolicy)):
-            audit = AuditEntry(
-                now_ms(), "guardbot", type(action).__name__, action.room_id,
-                getattr(action, "user_id", None), f"caused by {action.cause}",
-                f"{state}: {outcome}", dry_run=state == DRY_RUN,
-            )  # fmt: skip
-        await self.store.finish(queued.id, state, outcome, now_ms(), audit)
-        level = logging.INFO if state in (DONE, DRY_RUN) else logging.DEBUG
-        log.log(level, "%s %s: %s", type(action).__name__, action.room_id, outcome)
-        metrics.ACTIONS_DONE.labels(type(action).__name__, state).inc()
-        if isinstance(action, policy.Kick) and state == DONE:
+        if isinstance(action, AUDITED):
+            audit = AuditRecord(
+                self.clock.now_ms(),
+                "guardbot",
+                type(action).__name__,
+                action.room_id,
+                getattr(action, "user_id", None),
+                f"caused by {action.cause}",
+                f"{outcome.state}: {outcome.text}",
+                dry_run=outcome.state is DRY_RUN,
+                state=outcome.state,
+            )
+        await self.store.finish(queued.id, outcome, self.clock.now_ms(), audit, found)
+        if found:
+            self.inbox_wakeup.set()
+        level = logging.INFO if outcome.state in (DONE, DRY_RUN) else logging.DEBUG
+        log.log(level, "%s %s: %s", type(action).__name__, action.room_id, outcome.text)
+        metrics.ACTIONS_DONE.labels(type(action).__name__, outcome.state.value).inc()
+        if isinstance(action, Kick) and outcome.state is DONE:
             metrics.GUESTS_REMOVED.inc()
-        for listener in self.listeners:
-            listener(action, state, outcome)
+        for listener in self.on_finished:
+            listener(action, outcome)
 
     # -- what each action does -------------------------------------------------------------
-    async def _carry_out(self, queued: QueuedAction) -> tuple[str, str]:
+    async def _carry_out(self, queued: QueuedAction, found: list[MemberFound]) -> Outcome:
         action = queued.action
-        room = await self.room_facts(action.room_id)
         match action:
-            case policy.Kick():
-                return await self._kick(action, room)
-            case policy.ForbidGuestAccess():
+            case Kick():
+                return await self._kick(action, await self.rooms.facts(action.room_id))
+            case ForbidGuestAccess():
+                room = await self.rooms.facts(action.room_id)
                 return await self._forbid(action, room, queued.id)
-            case policy.Sweep():
-                return await self._sweep(action, room)
-            case policy.JoinRoom():
+            case Sweep():
+                return await self._sweep(action, await self.rooms.facts(action.room_id), found)
+            case JoinRoom():
                 await self.hs.join(action.room_id)
-                await self.store.wake_room(action.room_id, now_ms())
-                return DONE, "joined"
-            case policy.Notice():
+                await self.store.wake_room(action.room_id, self.clock.now_ms())
+                return Outcome(DONE, "joined")
+            case Notice():
                 txn_id = f"guardbot-{queued.id}"
                 await self.hs.send_message(action.room_id, action.text, action.html, txn_id)
-                return DONE, "said"
-            case policy.SetRoomPolicy():
-                await self.hs.send_state(action.room_id, triage.POLICY_EVENT, action.content)
-                return DONE, f"policy event sent: {action.content.get('listed_rooms')}"
-        return FAILED, f"unknown action {type(action).__name__}"
+                return Outcome(DONE, "said")
+            case SetRoomPolicy():
+                await self.hs.send_state(action.room_id, observations.POLICY_EVENT, action.content)
+                return Outcome(DONE, f"policy event sent: {action.content.get('listed_rooms')}")
+        return Outcome(FAILED, f"unknown action {type(action).__name__}")
 
-    async def _kick(self, action: policy.Kick, room: RoomFacts) -> tuple[str, str]:
+    async def _kick(self, action: Kick, room: RoomFacts) -> Outcome:
         member = await self.hs.state_event(action.room_id, "m.room.member", action.user_id)
         membership = member.get("membership") if member else None
         verdict = await self.guests.verdict(
@@ -196,25 +214,25 @@ class Executor:
         )
         why_not = policy.confirm_kick(room, membership, verdict)
         if why_not:
-            return SKIPPED, why_not
+            return Outcome(SKIPPED, why_not)
         if room.dry_run:
-            return DRY_RUN, f"dry-run: would remove guest {action.user_id} ({membership})"
+            return Outcome(DRY_RUN, f"dry-run: would remove guest {action.user_id} ({membership})")
         await self.hs.kick(action.room_id, action.user_id, action.reason)
         how = "" if self.guests.admin else " (on the kind: guest hint; no admin rights)"
-        return DONE, f"removed guest {action.user_id} ({membership}){how}"
+        return Outcome(DONE, f"removed guest {action.user_id} ({membership}){how}")
 
-    async def _forbid(
-        self, action: policy.ForbidGuestAccess, room: RoomFacts, action_id: int
-    ) -> tuple[str, str]:
-        if not policy.enforces(room) or room.policy is not policy.Policy.FORBID:
-            return SKIPPED, "room no longer under the forbid policy"
+    async def _forbid(self, action: ForbidGuestAccess, room: RoomFacts, action_id: int) -> Outcome:
+        why_not = policy.confirm_forbid(room)
+        if why_not:
+            return Outcome(SKIPPED, why_not)
         current = await self.hs.state_event(action.room_id, "m.room.guest_access")
+        already = bool(current and current.get("guest_access") == "forbidden")
         outcome = "guest_access was already forbidden"
-        if room.dry_run and not (current and current.get("guest_access") == "forbidden"):
-            return DRY_RUN, "dry-run: would set guest_access to forbidden"
-        if current and current.get("guest_access") == "forbidden":
+        if room.dry_run and not already:
+            return Outcome(DRY_RUN, "dry-run: would set guest_access to forbidden")
+        if already:
             if not action.notice:
-                return SKIPPED, outcome
+                return Outcome(SKIPPED, outcome)
         else:
             shielded = await self._shield_former_guests(action.room_id)
             await self.hs.send_state(
@@ -224,7 +242,7 @@ class Executor:
         if action.notice:
             txn_id = f"guardbot-notice-{action_id}"
             await self.hs.send_message(action.room_id, action.notice, action.notice, txn_id)
-        return DONE, outcome
+        return Outcome(DONE, outcome)
 
     async def _shield_former_guests(self, room_id: str) -> int:
         """Synapse answers guest_access=forbidden by removing every member whose *current*
@@ -238,7 +256,7 @@ class Executor:
                 continue
             if content.get("kind") != "guest" or content.get("membership") != "join":
                 continue
-            if not triage.is_guest_candidate(user_id, self.guests.domain, kind_guest=True):
+            if not observations.is_guest_candidate(user_id, self.guests.domain, kind_guest=True):
                 continue  # another server's user: Synapse's sweep only touches local ones
             verdict = await self.guests.verdict(
                 user_id, kind_guest=True, new_join=False, fresh=True
@@ -251,51 +269,42 @@ class Executor:
             shielded += 1
         return shielded
 
-    async def _sweep(self, action: policy.Sweep, room: RoomFacts) -> tuple[str, str]:
-        if not policy.enforces(room):
-            return SKIPPED, "room no longer listed or policy off"
+    async def _sweep(self, action: Sweep, room: RoomFacts, found: list[MemberFound]) -> Outcome:
+        why_not = policy.confirm_sweep(room)
+        if why_not:
+            return Outcome(SKIPPED, why_not)
         members = await self.hs.members(action.room_id)
-        kicks: list[Action] = []
-        unsure = 0
         for event in members:
             user_id, content = event.get("state_key"), event.get("content")
             if not isinstance(user_id, str) or not isinstance(content, dict):
                 continue
             kind_guest = content.get("kind") == "guest"
-            if not triage.is_guest_candidate(user_id, self.guests.domain, kind_guest):
+            membership = content.get("membership")
+            if not isinstance(membership, str) or not policy.removable(membership):
                 continue
-            membership = str(content.get("membership"))
-            # Not a new join: a stale `kind` alone never condemns anyone found by a sweep.
-            verdict = await self.guests.verdict(user_id, kind_guest=kind_guest, new_join=False)
-            unsure += verdict is Verdict.UNKNOWN and membership in ("join", "invite")
-            kicks += policy.decide_sweep_member(
-                room, user_id, str(event.get("event_id", "")), membership, verdict
-            )
-        added = await self.store.add(kicks, now_ms())
-        if added:
-            self.wakeup.set()
-        note = (
-            f"; {unsure} members could not be checked (guardbot needs admin rights)"
-            if unsure
-            else ""
-        )
-        return DONE, f"{len(members)} members, {len(kicks)} guests to remove{note}"
+            if not observations.is_guest_candidate(user_id, self.guests.domain, kind_guest):
+                continue
+            event_id = event.get("event_id")
+            event_id = event_id if isinstance(event_id, str) else f"{action.key}|{user_id}"
+            found.append(MemberFound(action.room_id, user_id, event_id, membership, kind_guest))
+        return Outcome(DONE, f"{len(members)} members, {len(found)} guest candidates to check")
 
     # -- when the homeserver says no -------------------------------------------------------
     async def _retry(self, queued: QueuedAction, e: HomeserverError) -> None:
         action = queued.action
+        now = self.clock.now_ms()
         backoff_ms = min(2_000 * 2**queued.attempts, MAX_BACKOFF_S * 1000)
         if e.status == 429:
             delay = e.retry_after_ms if e.retry_after_ms is not None else backoff_ms
-            why = "rate-limited by the homeserver"
+            waiting_on, why = WaitingOn.RATE_LIMIT, "rate-limited by the homeserver"
             kind = type(action).__name__
-            self.limited_until[kind] = max(self.limited_until.get(kind, 0), now_ms() + delay)
+            self.limited_until[kind] = max(self.limited_until.get(kind, 0), now + delay)
         elif e.transient:
-            delay, why = backoff_ms, f"{UNREACHABLE} ({e})"
+            delay, waiting_on, why = backoff_ms, WaitingOn.HOMESERVER, f"homeserver trouble ({e})"
         elif e.not_in_room:
-            delay = backoff_ms
+            delay, waiting_on = backoff_ms, WaitingOn.ROOM
             why = f"guardbot is not in {action.room_id}"
-            if self.config["bot.auto_join_listed_rooms"] and self.guests.admin:
+            if self.auto_join and self.guests.admin:
                 delay = 0
                 why += "; joining it through the admin API"
                 try:
@@ -309,18 +318,17 @@ class Executor:
                     " (or set bot.auto_join_listed_rooms with admin rights)"
                 )
         elif e.status == 403:
-            delay = backoff_ms
+            delay, waiting_on = backoff_ms, WaitingOn.ROOM
             why = (
                 f"guardbot lacks power in {action.room_id} ({e.error}): give {self.bot} a power"
                 " level that may kick and send m.room.guest_access, e.g. moderator (50)"
             )
         else:
             log.error("%s in %s failed for good: %s", type(action).__name__, action.room_id, e)
-            await self._finish(queued, FAILED, str(e))
+            await self._finish(queued, Outcome(FAILED, str(e)))
             return
-        await self.store.retry_at(queued.id, now_ms() + delay, why)
-        cause = "rate_limit" if e.status == 429 else "homeserver" if e.transient else "room"
-        metrics.ACTIONS_RETRIED.labels(type(action).__name__, cause).inc()
+        await self.store.retry_at(queued.id, now + delay, waiting_on, why)
+        metrics.ACTIONS_RETRIED.labels(type(action).__name__, waiting_on.value).inc()
         log.warning(
             "%s in %s not done: %s; retrying in %.1fs",
             type(action).__name__,

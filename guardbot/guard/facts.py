@@ -1,26 +1,21 @@
-"""What applies to a room: is it listed, which policy and who chose it, is it in dry-run.
-
-A policy comes from, in order: the server admin's per-room override (`policy.rooms`), the room
-admins' own policy state event, the server default (`policy.listed_rooms`).
+"""What applies to a room, gathered for a decision: listed or not (the directory), the
+policy and dry-run (the server admin's config, room admins' settings, the management room's
+switches). Reads only; `remember` applies what a stored decision recorded.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Iterable
 
-from guardbot.config import Config
-from guardbot.core.clock import now_ms
-from guardbot.core.observations import RoomPolicyChange
-from guardbot.core.policy import Policy, PolicyRuling, RoomFacts
-from guardbot.db.room_settings import GLOBAL, RoomPolicySetting, SettingsStore
+from guardbot.core.decision import GLOBAL, DryRunSwitch, Record, RoomClassified, RoomPolicySetting
+from guardbot.core.policy import RoomFacts, ServerPolicy, room_facts
+from guardbot.db import SettingsStore
 from guardbot.guard.directory import Directory
 
-log = logging.getLogger("guardbot.guard.facts")
 
-
-class Rooms:
-    def __init__(self, config: Config, directory: Directory, settings: SettingsStore) -> None:
-        self.config = config
+class RoomFactSource:
+    def __init__(self, server: ServerPolicy, directory: Directory, settings: SettingsStore) -> None:
+        self.server = server
         self.directory = directory
         self.settings = settings
         self.policies: dict[str, RoomPolicySetting] = {}
@@ -30,42 +25,30 @@ class Rooms:
         self.policies = await self.settings.room_policies()
         self.dry_runs = await self.settings.dry_runs()
 
-    def policy(self, room_id: str) -> tuple[Policy, str | None, str]:
-        """(policy, room admins' reason or None, where it comes from)."""
-        override = (self.config["policy.rooms"] or {}).get(room_id)
-        if override:
-            return Policy(override), None, "the server admin's per-room setting"
-        setting = self.policies.get(room_id)
-        if setting:
-            return Policy(setting.policy), setting.reason, f"the room's admins ({setting.set_by})"
-        return Policy(self.config["policy.listed_rooms"]), None, "the server default"
+    def of_known(self, room_id: str, listed: bool) -> RoomFacts:
+        return room_facts(self.server, room_id, listed, self.policies.get(room_id), self.dry_runs)
 
-    def dry_run(self, room_id: str) -> bool:
-        if room_id in self.dry_runs:
-            return self.dry_runs[room_id]
-        return self.dry_runs.get(GLOBAL, bool(self.config["policy.dry_run"]))
+    async def room(self, room_id: str) -> tuple[RoomFacts, RoomClassified | None]:
+        """The room's facts, and the directory look-up made for them if it was never seen."""
+        listed, classified = await self.directory.classify(room_id)
+        return self.of_known(room_id, listed), classified
 
     async def facts(self, room_id: str) -> RoomFacts:
-        policy, reason, source = self.policy(room_id)
-        return RoomFacts(
-            room_id=room_id,
-            listed=await self.directory.is_listed(room_id),
-            policy=policy,
-            kick_reason=reason or self.config["policy.kick_reason"],
-            restore_notice=self.config["policy.restore_notice"],
-            policy_source=source,
-            dry_run=self.dry_run(room_id),
-        )
+        """The room's facts as they stand, for a re-check or an answer (nothing recorded)."""
+        return (await self.room(room_id))[0]
 
-    async def record_policy(self, change: RoomPolicyChange, ruling: PolicyRuling) -> None:
-        assert ruling.policy is not None
-        setting = RoomPolicySetting(
-            change.room_id, ruling.policy.value, ruling.reason, ruling.set_by, change.event_id,
-            now_ms(),
-        )  # fmt: skip
-        await self.settings.set_room_policy(setting)
-        self.policies[change.room_id] = setting
+    def dry_run_everywhere(self) -> bool:
+        return self.dry_runs.get(GLOBAL, self.server.dry_run)
 
-    async def set_dry_run(self, room_id: str, enabled: bool, set_by: str) -> None:
-        await self.settings.set_dry_run(room_id, enabled, set_by, now_ms())
-        self.dry_runs[room_id] = enabled
+    def listed_rooms(self) -> tuple[RoomFacts, ...]:
+        return tuple(self.of_known(r, True) for r in sorted(self.directory.listed))
+
+    def remember(self, records: Iterable[Record]) -> None:
+        for record in records:
+            match record:
+                case RoomPolicySetting():
+                    self.policies[record.room_id] = record
+                case DryRunSwitch():
+                    self.dry_runs[record.room_id] = record.enabled
+                case RoomClassified():
+                    self.directory.remember(record)

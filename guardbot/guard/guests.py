@@ -9,14 +9,14 @@ again), "guest" only briefly, since a guest can be upgraded at any time without 
 from __future__ import annotations
 
 import logging
-import time
 from collections import OrderedDict
 
+from guardbot.core.clock import Clock
 from guardbot.core.observations import localpart_is_numeric
 from guardbot.core.policy import Verdict
 from guardbot.matrix.client import Homeserver
 
-log = logging.getLogger("guardbot.guard.guests")
+log = logging.getLogger(__name__)
 
 GUEST_TTL = 30.0
 # A "guest" answer this young still counts as fresh: the check right before a kick then reuses
@@ -36,7 +36,8 @@ class VerdictCache:
     other ID goes into a bounded set. "Guest" answers expire and are few: ID -> when fetched.
     """
 
-    def __init__(self, domain: str, max_entries: int) -> None:
+    def __init__(self, domain: str, max_entries: int, clock: Clock) -> None:
+        self._clock = clock
         self._suffix = ":" + domain
         self._max = max_entries
         self._bits = bytearray()
@@ -75,7 +76,7 @@ class VerdictCache:
         fetched = self._guests.get(user_id)
         if fetched is None:
             return None
-        age = time.monotonic() - fetched
+        age = self._clock.monotonic() - fetched
         if age >= GUEST_TTL:
             del self._guests[user_id]
             return None
@@ -86,7 +87,7 @@ class VerdictCache:
     def put(self, user_id: str, is_guest: bool) -> None:
         self.discard(user_id)
         if is_guest:
-            self._guests[user_id] = time.monotonic()
+            self._guests[user_id] = self._clock.monotonic()
             while len(self._guests) > self._max:
                 self._guests.popitem(last=False)
             return
@@ -117,15 +118,19 @@ class GuestOracle:
         hs: Homeserver,
         domain: str,
         exempt: set[str],
+        clock: Clock,
         *,
         max_entries: int = 1_000_000,
     ) -> None:
         self.hs = hs
         self.domain = domain
         self.exempt = exempt | {hs.bot_user_id}
-        self.admin = False  # set by the app once it knows; without it, hints are all we have
-        self._cache = VerdictCache(domain, max_entries)
-        self.lookups = 0
+        self.admin = False  # see set_admin; without admin rights, hints are all there is
+        self._cache = VerdictCache(domain, max_entries, clock)
+
+    def set_admin(self, admin: bool) -> None:
+        """Whether guardbot may ask the admin API (the app checks at start)."""
+        self.admin = admin
 
     def invalidate(self, user_id: str) -> None:
         self._cache.discard(user_id)
@@ -152,7 +157,6 @@ class GuestOracle:
         cached = self._cache.get(user_id, fresh=fresh)
         if cached is not None:
             return Verdict.GUEST if cached else Verdict.NOT_GUEST
-        self.lookups += 1
         info = await self.hs.admin_user(user_id)
         if info is None:
             return Verdict.UNKNOWN

@@ -11,27 +11,19 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
 from aiohttp import web
 
 from guardbot import metrics
-from guardbot.core.clock import now_ms
+from guardbot.background import Wakeup
+from guardbot.core.clock import Clock
 from guardbot.core.observations import MalformedEvent, Observation, triage
 from guardbot.db import InboxStore
 from guardbot.matrix.errors import matrix_error
 
-log = logging.getLogger("guardbot.guard.intake")
-
-
-class TransactionStats:
-    def __init__(self) -> None:
-        self.transactions = 0
-        self.duplicates = 0
-        self.events = 0
-        self.observed = 0
-        self.malformed = 0
+log = logging.getLogger(__name__)
 
 
 LOGGED_MALFORMED = 3  # per transaction; the rest are counted
@@ -46,7 +38,6 @@ def parse_events(
     body: Any,
     domain: str,
     bot_user_id: str,
-    stats: TransactionStats,
     conversations: Collection[str] = (),
 ) -> list[Observation]:
     """The observations in a transaction body; one bad event never costs the others."""
@@ -67,10 +58,7 @@ def parse_events(
         # A line per bad event let one body of junk block the event loop for minutes.
         if malformed > LOGGED_MALFORMED:
             log.warning("Skipped %d malformed events in one transaction", malformed)
-        stats.malformed += malformed
         metrics.EVENTS_MALFORMED.inc(malformed)
-    stats.events += len(events)
-    stats.observed += len(observations)
     metrics.EVENTS_RECEIVED.inc(len(events))
     metrics.EVENTS_IGNORED.inc(len(events) - len(observations))
     return observations
@@ -91,16 +79,17 @@ class AppserviceAPI:
         domain: str,
         bot_user_id: str,
         inbox: InboxStore,
-        on_stored: Callable[[], None],
-        conversations: Collection[str] = (),
+        inbox_wakeup: Wakeup,
+        conversations: Collection[str],
+        clock: Clock,
     ) -> None:
         self._hs_token = hs_token.encode()
         self.domain = domain
         self.bot_user_id = bot_user_id
         self.inbox = inbox
-        self.on_stored = on_stored
-        self.conversations = conversations  # shared, kept current by whoever opens them
-        self.stats = TransactionStats()
+        self.inbox_wakeup = inbox_wakeup
+        self.conversations = conversations  # kept current by its owner (Conversations)
+        self.clock = clock
 
     def register(self, app: web.Application) -> None:
         # Any characters but "/": aiohttp's default pattern also refuses "{" and "}", and a
@@ -135,10 +124,7 @@ class AppserviceAPI:
             return matrix_error(400, "M_NOT_JSON", "Body is not JSON")
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
             return matrix_error(400, "M_BAD_JSON", "Body must be an object with an events list")
-        observations = parse_events(
-            body, self.domain, self.bot_user_id, self.stats, self.conversations
-        )
-        self.stats.transactions += 1
+        observations = parse_events(body, self.domain, self.bot_user_id, self.conversations)
         if not observations:
             # Nothing to keep, so nothing a redelivery could add twice: answer without a
             # database round trip. Most transactions are chat from rooms a guest sits in, all
@@ -150,12 +136,11 @@ class AppserviceAPI:
             # told apart by the body hash, as after a homeserver reset.
             txn_id = txn_id.encode("unicode_escape").decode("ascii")
         digest = hashlib.sha256(raw).hexdigest()
-        fresh = await self.inbox.record_transaction(txn_id, digest, observations, now_ms())
-        if fresh:
-            if observations:
-                self.on_stored()
+        now = self.clock.now_ms()
+        if await self.inbox.record_transaction(txn_id, digest, observations, now):
+            self.inbox_wakeup.set()
         else:
-            self.stats.duplicates += 1
+            metrics.TRANSACTIONS_REPEATED.inc()
             log.debug("Transaction %s already handled", txn_id)
         return web.json_response({})
 

@@ -1,4 +1,8 @@
-"""The homeserver as guardbot talks to it: client-server and Synapse admin API calls.
+"""The homeserver as guardbot talks to it: client-server and Synapse admin API calls, for the
+guard loop and the named-guest (PWLU) work alike.
+
+Some calls run as guardbot (the appservice token), some as a user or guest (their own token,
+which the client handed over) and some with no token at all (registration, login).
 
 A thin adapter over aiohttp rather than mautrix's HTTPAPI: that one turns error answers into
 exceptions that drop the body, and guardbot needs it (`retry_after_ms`, which 403 it was).
@@ -18,7 +22,12 @@ import aiohttp
 
 from guardbot.core.power import RoomPower
 
-log = logging.getLogger("guardbot.matrix.client")
+log = logging.getLogger(__name__)
+
+CS = "/_matrix/client/v3"
+# The login probe always uses this device, so a probe cut off before its logout leaves at most
+# one stray device per account, replaced by the next probe.
+PROBE_DEVICE = "GUARDBOT_PASSWORD_CHECK"
 
 
 @dataclass
@@ -55,8 +64,37 @@ def q(value: str) -> str:
     return quote(value, safe="")
 
 
+def _user_token(token: str) -> str:
+    # Homeserver.request falls back to guardbot's own token when given none: an empty user
+    # token must never turn a user's request into one made as guardbot.
+    if not token:
+        raise HomeserverError(401, "M_MISSING_TOKEN", "Missing access token", {})
+    # No homeserver issues other tokens; Synapse answers a non-ASCII one with a 500, and a
+    # CR/LF (possible in a JSON guest_access_token) makes aiohttp raise. Unknown, not asked.
+    if not (token.isascii() and token.isprintable()):
+        raise HomeserverError(401, "M_UNKNOWN_TOKEN", "Unrecognised access token", {})
+    return token
+
+
+def _dicts(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    items = data.get(key)
+    return [e for e in items if isinstance(e, dict)] if isinstance(items, list) else []
+
+
+def _strings(data: dict[str, Any], key: str) -> list[str]:
+    items = data.get(key)
+    return [e for e in items if isinstance(e, str)] if isinstance(items, list) else []
+
+
 class Homeserver:
-    def __init__(self, address: str, as_token: str, bot_user_id: str, timeout: float = 30) -> None:
+    def __init__(
+        self,
+        address: str,
+        as_token: str,
+        bot_user_id: str,
+        timeout: float = 30,
+        on_back: Callable[[], None] = lambda: None,
+    ) -> None:
         self.address = address.rstrip("/")
         self.bot_user_id = bot_user_id
         self._auth = {"Authorization": f"Bearer {as_token}"}
@@ -65,7 +103,7 @@ class Homeserver:
         self.unreachable = False  # the last request found no homeserver (or only its proxy)
         # Called when a request works again after that: whatever waits in backoff for the
         # homeserver should go now, not minutes later when its own backoff runs out.
-        self.on_back: list[Callable[[], None]] = []
+        self.on_back = on_back
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -120,8 +158,7 @@ class Homeserver:
         was_unreachable, self.unreachable = self.unreachable, not answered
         if answered and was_unreachable:
             log.info("The homeserver answers again")
-            for callback in self.on_back:
-                callback()
+            self.on_back()
 
     # -- appservice set-up -----------------------------------------------------------------
     async def versions(self) -> dict[str, Any]:
@@ -210,11 +247,10 @@ class Homeserver:
 
     async def send_message(self, room_id: str, text: str, html: str, txn_id: str) -> None:
         """A notice, plain and HTML. A fixed txn_id lets the homeserver drop a resend."""
-        path = f"/_matrix/client/v3/rooms/{q(room_id)}/send/m.room.message/{q(txn_id)}"
         content = {"msgtype": "m.notice", "body": text}
         if html and html != text:
             content |= {"format": "org.matrix.custom.html", "formatted_body": html}
-        await self.request("PUT", path, content)
+        await self.send(room_id, content, txn_id)
 
     async def send_state(
         self, room_id: str, etype: str, content: dict, state_key: str = "", *, as_user: str = ""
@@ -227,9 +263,7 @@ class Homeserver:
     async def members(self, room_id: str) -> list[dict[str, Any]]:
         """Member events of everyone not gone from the room."""
         path = f"/_matrix/client/v3/rooms/{q(room_id)}/members"
-        data = await self.request("GET", path, query={"not_membership": "leave"})
-        chunk = data.get("chunk")
-        return [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
+        return _dicts(await self.request("GET", path, query={"not_membership": "leave"}), "chunk")
 
     async def kick(self, room_id: str, user_id: str, reason: str) -> None:
         path = f"/_matrix/client/v3/rooms/{q(room_id)}/kick"
@@ -237,3 +271,114 @@ class Homeserver:
 
     async def join(self, room_id: str) -> None:
         await self.request("POST", f"/_matrix/client/v3/join/{q(room_id)}", {})
+
+    # -- accounts ------------------------------------------------------------------------
+    async def register(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Plain client registration (no token: /register refuses one)."""
+        return await self.request("POST", f"{CS}/register", body, auth=False)
+
+    async def whoami(self, token: str) -> dict[str, Any]:
+        return await self.request("GET", f"{CS}/account/whoami", token=_user_token(token))
+
+    async def login(self, user_id: str, password: str) -> str:
+        body = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user_id},
+            "password": password,
+            "device_id": PROBE_DEVICE,
+            "initial_device_display_name": "guardbot password check",
+        }
+        data = await self.request("POST", f"{CS}/login", body, auth=False)
+        return str(data["access_token"])
+
+    async def logout(self, token: str) -> None:
+        await self.request("POST", f"{CS}/logout", {}, token=_user_token(token))
+
+    async def change_password(
+        self, token: str, user_id: str, old_password: str, new_password: str
+    ) -> None:
+        """/account/password with user-interactive auth by the old password. The user's other
+        devices stay logged in (logout_devices: false): they are the user's own sessions."""
+        path = f"{CS}/account/password"
+        token = _user_token(token)
+        body: dict[str, Any] = {"new_password": new_password, "logout_devices": False}
+        try:
+            await self.request("POST", path, body, token=token)
+            return  # the homeserver skipped auth (a recent one still counts)
+        except HomeserverError as e:
+            session = e.body.get("session")
+            if e.status != 401 or not isinstance(session, str) or "errcode" in e.body:
+                raise
+        body["auth"] = {
+            "type": "m.login.password",
+            "session": session,
+            "identifier": {"type": "m.id.user", "user": user_id},
+            "password": old_password,
+        }
+        await self.request("POST", path, body, token=token)
+
+    async def displayname(self, user_id: str) -> str | None:
+        try:
+            data = await self.request("GET", f"{CS}/profile/{q(user_id)}/displayname")
+        except HomeserverError as e:
+            if e.status in (403, 404):
+                return None
+            raise
+        name = data.get("displayname")
+        return name if isinstance(name, str) and name.strip() else None
+
+    async def deactivated(self, user_id: str) -> bool | None:
+        """From the admin API; None when guardbot cannot tell (not a server admin)."""
+        try:
+            data = await self.admin_user(user_id)
+        except HomeserverError as e:
+            if e.status in (401, 403):
+                return None
+            raise
+        return True if data is None else bool(data.get("deactivated"))
+
+    # -- a guest's rooms -----------------------------------------------------------------
+    async def joined_rooms(self, token: str) -> list[str]:
+        data = await self.request("GET", f"{CS}/joined_rooms", token=_user_token(token))
+        return _strings(data, "joined_rooms")
+
+    async def join_as(self, room_id: str, token: str) -> None:
+        await self.request("POST", f"{CS}/join/{q(room_id)}", {}, token=_user_token(token))
+
+    async def leave_as(self, room_id: str, token: str) -> None:
+        await self.request("POST", f"{CS}/rooms/{q(room_id)}/leave", {}, token=_user_token(token))
+
+    # -- guardbot's DMs ------------------------------------------------------------------
+    async def create_dm(self, user_id: str, marker: str) -> str:
+        body = {
+            "preset": "private_chat",
+            "is_direct": True,
+            "invite": [user_id],
+            "name": "guardbot",
+            # Lets guardbot find this room again if it crashed before storing its ID.
+            "creation_content": {marker: user_id},
+        }
+        data = await self.request("POST", f"{CS}/createRoom", body)
+        return str(data["room_id"])
+
+    async def invite(self, room_id: str, user_id: str) -> None:
+        path = f"{CS}/rooms/{q(room_id)}/invite"
+        await self.request("POST", path, {"user_id": user_id})
+
+    async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        """Send as guardbot; the same txn_id again returns the first event, sends nothing."""
+        path = f"{CS}/rooms/{q(room_id)}/send/m.room.message/{q(txn_id)}"
+        return str((await self.request("PUT", path, content)).get("event_id", ""))
+
+    async def recent_events(self, room_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        path = f"{CS}/rooms/{q(room_id)}/messages"
+        data = await self.request("GET", path, query={"dir": "b", "limit": str(limit)})
+        return _dicts(data, "chunk")
+
+    async def bot_rooms(self) -> list[str]:
+        data = await self.request("GET", f"{CS}/joined_rooms")
+        return _strings(data, "joined_rooms")
+
+    async def create_content(self, room_id: str) -> dict[str, Any]:
+        path = f"{CS}/rooms/{q(room_id)}/state/m.room.create/"
+        return await self.request("GET", path)

@@ -13,13 +13,12 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from guardbot.core.clock import now_ms
+from guardbot.core.clock import Clock
 from guardbot.db.named_guests import UNCONFIRMED, PwluRow, PwluStore
-from guardbot.matrix.client import HomeserverError
-from guardbot.pwlu.client import Client
+from guardbot.matrix.client import Homeserver, HomeserverError
 from guardbot.pwlu.passwords import KeyRing, Probe, UnknownKey, probe
 
-log = logging.getLogger("guardbot.pwlu")
+log = logging.getLogger(__name__)
 
 # How stale the status endpoint's "password_set" may be before it logs in to check again: a
 # user who set a password in their own app should see the banner go away soon.
@@ -49,7 +48,10 @@ class UserLocks:
 
 
 class Accounts:
-    def __init__(self, client: Client, store: PwluStore, keys: KeyRing, locks: UserLocks) -> None:
+    def __init__(
+        self, client: Homeserver, store: PwluStore, keys: KeyRing, locks: UserLocks, clock: Clock
+    ) -> None:
+        self.clock = clock
         self.client = client
         self.store = store
         self.keys = keys
@@ -81,7 +83,7 @@ class Accounts:
                 "nags_sent": 0,
                 "next_nag_at": None,
             }
-        if not row.password_set and (row.checked_at or 0) < now_ms() - STATUS_RECHECK_MS:
+        if not row.password_set and (row.checked_at or 0) < self.clock.now_ms() - STATUS_RECHECK_MS:
             row = await self._recheck(row)
         return {
             "user_id": user_id,
@@ -103,7 +105,7 @@ class Accounts:
             except HomeserverError as e:
                 log.info("Could not check %s's password now: %s", row.user_id, e)
                 return row
-            await self.store.checked(row.user_id, now_ms())
+            await self.store.checked(row.user_id, self.clock.now_ms())
             if result is Probe.REFUSED:
                 # They are logged in (they asked with their token), so not deactivated.
                 await self.store.finish(row.user_id, "password set elsewhere", password_set=True)

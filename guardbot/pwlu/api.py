@@ -15,14 +15,13 @@ from typing import Any
 from aiohttp import web
 
 from guardbot.guard.intake import bearer_token
-from guardbot.matrix.client import HomeserverError
+from guardbot.matrix.client import Homeserver, HomeserverError
 from guardbot.matrix.errors import matrix_error
 from guardbot.pwlu.accounts import AccountError, Accounts
-from guardbot.pwlu.client import Client
 from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter
 from guardbot.pwlu.signup import RegisterRequest, Registrar, homeserver_answer
 
-log = logging.getLogger("guardbot.pwlu.api")
+log = logging.getLogger(__name__)
 
 PREFIX = "/_guardbot/v1/pwlu"
 CORS = {
@@ -84,7 +83,7 @@ def _optional(body: dict[str, Any], key: str, kind: type, what: str) -> Any:
 class PwluAPI:
     def __init__(
         self,
-        client: Client,
+        client: Homeserver,
         registrar: Registrar,
         accounts: Accounts,
         limiter: RateLimiter,
@@ -119,10 +118,11 @@ class PwluAPI:
             raise ApiError(400, "M_BAD_JSON", "username must be a string of 1 to 255 characters")
         if "password" in body:
             raise ApiError(
-                400, "M_INVALID_PARAM",
+                400,
+                "M_INVALID_PARAM",
                 "password: a named guest gets no password here; set one later through"
                 f" {PREFIX}/password",
-            )  # fmt: skip
+            )
         outcome = await self.registrar.register(
             RegisterRequest(
                 username=username,

@@ -11,7 +11,7 @@ import logging
 from aiohttp import web
 from yarl import URL
 
-from guardbot.core.clock import now_ms
+from guardbot.core.clock import Clock
 from guardbot.db.named_guests import PwluStore
 from guardbot.matrix.client import HomeserverError
 from guardbot.pwlu import page
@@ -19,7 +19,7 @@ from guardbot.pwlu.accounts import AccountError, Accounts
 from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter
 from guardbot.pwlu.tokens import csrf_ok, csrf_token, hash_token, new_csrf_nonce, plausible_token
 
-log = logging.getLogger("guardbot.pwlu.claim")
+log = logging.getLogger(__name__)
 
 COOKIE = "guardbot_claim_csrf"
 MAX_PASSWORD = 512  # the homeserver refuses longer ones; say so before asking it
@@ -34,7 +34,9 @@ class ClaimPage:
         public_url: str,
         limiter: RateLimiter,
         client_address: ClientAddress,
+        clock: Clock,
     ) -> None:
+        self.clock = clock
         self.store = store
         self.accounts = accounts
         self.csrf_key = csrf_key
@@ -53,7 +55,7 @@ class ClaimPage:
         if not plausible_token(token):
             return None
         token_hash = hash_token(token)
-        user_id = await self.store.claim_user(token_hash, now_ms())
+        user_id = await self.store.claim_user(token_hash, self.clock.now_ms())
         return (user_id, token_hash) if user_id else None
 
     def _form(
@@ -66,9 +68,14 @@ class ClaimPage:
             status,
         )
         resp.set_cookie(
-            COOKIE, nonce, path=self.cookie_path, httponly=True, samesite="Strict",
-            secure=self.secure_cookie, max_age=3600,
-        )  # fmt: skip
+            COOKIE,
+            nonce,
+            path=self.cookie_path,
+            httponly=True,
+            samesite="Strict",
+            secure=self.secure_cookie,
+            max_age=3600,
+        )
         return resp
 
     async def get(self, request: web.Request) -> web.Response:
@@ -94,8 +101,9 @@ class ClaimPage:
         if wait_ms is not None:
             seconds = max(1, -(-wait_ms // 1000))
             text = f"Too many attempts from your address. Try again in {seconds} seconds."
-            return page.respond("Slow down", page.message("Slow down", text), 429,
-                                {"Retry-After": str(seconds)})  # fmt: skip
+            return page.respond(
+                "Slow down", page.message("Slow down", text), 429, {"Retry-After": str(seconds)}
+            )
         found = await self._user(request)
         if found is None:
             return page.respond("Link not valid", page.invalid_link(), 404)
@@ -103,9 +111,11 @@ class ClaimPage:
         form = await request.post()
         csrf = form.get("csrf")
         if not csrf_ok(
-            self.csrf_key, request.cookies.get(COOKIE), token_hash,
+            self.csrf_key,
+            request.cookies.get(COOKIE),
+            token_hash,
             csrf if isinstance(csrf, str) else None,
-        ):  # fmt: skip
+        ):
             return self._form(
                 user_id, token_hash, "This form had expired. Please enter the password again.", 403
             )
@@ -119,8 +129,9 @@ class ClaimPage:
         try:
             await self.accounts.set_password(user_id, new, None)
         except AccountError as e:
-            return page.respond("Cannot set a password", page.message("Not possible", e.error),
-                                e.status)  # fmt: skip
+            return page.respond(
+                "Cannot set a password", page.message("Not possible", e.error), e.status
+            )
         except HomeserverError as e:
             if e.status == 0 or e.status >= 500 or e.status == 429:
                 text = "The homeserver could not be reached or is busy. Try again in a minute."

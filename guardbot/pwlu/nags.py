@@ -10,32 +10,26 @@ homeserver only remembers transaction IDs for about half an hour.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-from collections.abc import MutableSet
 from dataclasses import dataclass
 from typing import Any
 
 from guardbot import metrics
-from guardbot.core.clock import now_ms
-from guardbot.core.observations import ConversationMember, Message
+from guardbot.background import Wakeup
+from guardbot.core.clock import Clock
+from guardbot.core.nag_text import render
 from guardbot.db.named_guests import ACTIVE, UNCONFIRMED, PwluRow, PwluStore
-from guardbot.matrix.client import HomeserverError
+from guardbot.guard.conversations import Conversations
+from guardbot.matrix.client import Homeserver, HomeserverError
 from guardbot.pwlu.accounts import Accounts, UserLocks
-from guardbot.pwlu.client import Client
 from guardbot.pwlu.passwords import KeyRing, Probe, probe
-from guardbot.pwlu.templates import render
 from guardbot.pwlu.tokens import new_claim_token
 
-log = logging.getLogger("guardbot.pwlu.nags")
+log = logging.getLogger(__name__)
 
 NAG_MARK = "dev.guardbot.pwlu_nag"  # in each nag's content: which nag it is
 DM_MARK = "dev.guardbot.pwlu_dm"  # in the DM's create event: whose DM it is
-STOP_ANSWER = (
-    "OK, no more reminders from me. Your account keeps working; you can still set a password"
-    " from the link in a reminder while it lasts."
-)
 MAX_BACKOFF_MS = 3_600_000
 
 
@@ -58,20 +52,18 @@ def nag_txn_id(user_id: str, n: int) -> str:
     return f"pwlu-nag-{_user_hash(user_id)}-{n}"
 
 
-def is_stop(body: str) -> bool:
-    return body.strip().strip(".!?").strip().lower() in ("stop", "!stop", "unsubscribe")
-
-
 class Nagger:
     def __init__(
         self,
         settings: NagSettings,
-        client: Client,
+        client: Homeserver,
         store: PwluStore,
         keys: KeyRing,
         accounts: Accounts,
         locks: UserLocks,
-        conversations: MutableSet[str],
+        conversations: Conversations,
+        clock: Clock,
+        wakeup: Wakeup,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -79,40 +71,38 @@ class Nagger:
         self.keys = keys
         self.accounts = accounts
         self.locks = locks
-        self.conversations = conversations  # shared with transaction intake
-        self.wakeup = asyncio.Event()
+        self.conversations = conversations
+        self.clock = clock
+        self.wakeup = wakeup
+        self._pruned_at = 0
 
     async def load(self) -> None:
-        self.conversations.update(await self.store.dm_rooms())
+        for room_id in await self.store.dm_rooms():
+            self.conversations.open(room_id)
 
     # -- the schedule ----------------------------------------------------------------------
-    async def run(self) -> None:
-        pruned_at = 0
-        while True:
-            self.wakeup.clear()
-            try:
-                while await self.run_once():
-                    pass
-                if now_ms() - pruned_at > 3_600_000:
-                    await self.store.prune_claims(now_ms())
-                    pruned_at = now_ms()
-                next_at = await self.store.next_due_at()
-            except Exception:
-                log.exception("Reminder scheduler failed; retrying")
-                next_at = now_ms() + 5000
-            delay = 60.0 if next_at is None else max(0.0, (next_at - now_ms()) / 1000)
-            try:
-                await asyncio.wait_for(self.wakeup.wait(), timeout=min(delay, 60.0))
-            except TimeoutError:
-                pass
+    async def step(self) -> float:
+        """Every nag due now, then how long until the next (at most a minute)."""
+        while await self.run_once():
+            pass
+        now = self.clock.now_ms()
+        if now - self._pruned_at > 3_600_000:
+            await self.store.prune_claims(now)
+            self._pruned_at = now
+        next_at = await self.store.next_due_at()
+        return 60.0 if next_at is None else min(60.0, max(0.0, (next_at - now) / 1000))
 
     async def run_once(self) -> int:
         """Handle every nag due now; returns how many rows were looked at."""
-        rows = await self.store.due(now_ms())
+        rows = await self.store.due(self.clock.now_ms())
         for row in rows:
             async with self.locks(row.user_id):
                 fresh = await self.store.get(row.user_id)  # may have changed while waiting
-                if fresh is None or fresh.next_nag_at is None or fresh.next_nag_at > now_ms():
+                if (
+                    fresh is None
+                    or fresh.next_nag_at is None
+                    or fresh.next_nag_at > self.clock.now_ms()
+                ):
                     continue
                 await self._handle(fresh)
         return len(rows)
@@ -128,15 +118,15 @@ class Nagger:
             ):
                 # Nothing moved (a bug, or a race lost): do not spin on a row that stays due.
                 log.warning("Reminder for %s made no progress; trying again later", row.user_id)
-                await self.store.defer(row.user_id, now_ms() + 60_000)
+                await self.store.defer(row.user_id, self.clock.now_ms() + 60_000)
         except HomeserverError as e:
             delay = e.retry_after_ms if e.status == 429 and e.retry_after_ms else None
             delay = delay or min(MAX_BACKOFF_MS, 2000 * 2 ** min(row.attempts, 20))
             log.warning("Reminder for %s deferred %.0fs: %s", row.user_id, delay / 1000, e)
-            await self.store.defer(row.user_id, now_ms() + delay)
+            await self.store.defer(row.user_id, self.clock.now_ms() + delay)
         except Exception:
             log.exception("Reminder for %s failed; deferring it", row.user_id)
-            await self.store.defer(row.user_id, now_ms() + MAX_BACKOFF_MS)
+            await self.store.defer(row.user_id, self.clock.now_ms() + MAX_BACKOFF_MS)
 
     async def _nag(self, row: PwluRow) -> None:
         user_id = row.user_id
@@ -162,7 +152,7 @@ class Nagger:
             await self.store.finish(user_id, reason, password_set=not deactivated)
             log.info("No reminder for %s: %s", user_id, reason)
             return
-        await self.store.checked(user_id, now_ms())
+        await self.store.checked(user_id, self.clock.now_ms())
         room_id = await self._dm(row)
         if room_id is None:
             return
@@ -178,7 +168,7 @@ class Nagger:
         one nag to the next; after downtime, a full interval from now (no burst)."""
         if n >= self.settings.max:
             return None
-        now = now_ms()
+        now = self.clock.now_ms()
         due = row.next_nag_at if row.next_nag_at is not None else now
         at = due + self.settings.every_ms
         return at if at > now else now + self.settings.every_ms
@@ -186,7 +176,7 @@ class Nagger:
     async def _send(self, row: PwluRow, room_id: str, n: int) -> None:
         s = self.settings
         token, token_hash = new_claim_token()
-        now = now_ms()
+        now = self.clock.now_ms()
         if row.sending is None:
             if not await self.store.start_sending(
                 row.user_id, n, token_hash, now, now + s.claim_ttl_ms
@@ -237,7 +227,7 @@ class Nagger:
         if room_id is None:
             await self.store.dm_creating(user_id)
             room_id = await self.client.create_dm(user_id, DM_MARK)
-        self.conversations.add(room_id)
+        self.conversations.open(room_id)
         await self.store.set_dm(user_id, room_id)
         return room_id
 
@@ -259,38 +249,3 @@ class Nagger:
             if create.get(DM_MARK) == user_id:
                 return room_id
         return None
-
-    # -- what the user says or does in the DM ----------------------------------------------
-    async def on_message(self, msg: Message) -> list[Any]:
-        if msg.room_id not in self.conversations or not is_stop(msg.body):
-            return []
-        row = await self.store.by_dm(msg.room_id)
-        if row is None or msg.sender != row.user_id or row.state != ACTIVE:
-            return []
-        async with self.locks(row.user_id):
-            # Answered before it is recorded, with a transaction ID fixed per user: a crash in
-            # between re-evaluates the message, and the homeserver drops the second answer.
-            txn = f"pwlu-stop-{_user_hash(row.user_id)}"
-            await self.client.send(msg.room_id, {"msgtype": "m.notice", "body": STOP_ANSWER}, txn)
-            await self.store.finish(row.user_id, "asked to stop")
-        log.info("%s asked for no more reminders", row.user_id)
-        return []
-
-    async def on_member(self, change: ConversationMember) -> list[Any]:
-        if change.room_id not in self.conversations or change.membership not in ("leave", "ban"):
-            return []
-        row = await self.store.by_dm(change.room_id)
-        if row is None or change.user_id != row.user_id or row.state != ACTIVE:
-            return []
-        async with self.locks(row.user_id):
-            await self._left(row)
-        return []
-
-    async def _left(self, row: PwluRow) -> None:
-        if await self.client.deactivated(row.user_id):
-            await self.store.finish(row.user_id, "deactivated")
-        elif row.dm_reinvited:
-            await self.store.finish(row.user_id, "left the DM")
-            log.info("%s left their DM again; no more reminders", row.user_id)
-        else:
-            await self.store.set_dm_left(row.user_id, True)  # the next reminder invites once

@@ -15,10 +15,9 @@ import logging
 from collections.abc import Iterable
 from enum import StrEnum
 
-from guardbot.matrix.client import HomeserverError
-from guardbot.pwlu.client import Client
+from guardbot.matrix.client import Homeserver, HomeserverError
 
-log = logging.getLogger("guardbot.pwlu")
+log = logging.getLogger(__name__)
 
 # Satisfies password policies that want a digit, both cases and a symbol; the rest is 256 bits
 # of HMAC output.
@@ -63,7 +62,7 @@ class Probe(StrEnum):
     REFUSED = "refused"  # it does not: a password was set elsewhere, or the account is gone
 
 
-async def probe(client: Client, user_id: str, password: str) -> Probe:
+async def probe(client: Homeserver, user_id: str, password: str) -> Probe:
     """Log in with the derived password and log that session out at once. Raises
     HomeserverError for anything that is not a yes or no (429, outages) so callers defer."""
     try:

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableSet
 from typing import Any
 
 from aiohttp import web
 from mautrix.util.async_db import Database
 
+from guardbot.background import Wakeup
 from guardbot.config import Config, parse_duration
-from guardbot.core.observations import ConversationMember, Message
+from guardbot.core.clock import Clock
 from guardbot.db.named_guests import PwluStore
+from guardbot.guard.conversations import Conversations
 from guardbot.matrix.client import Homeserver
 from guardbot.pwlu.accounts import Accounts, UserLocks
 from guardbot.pwlu.admin_commands import PwluAdmin
 from guardbot.pwlu.api import PwluAPI
 from guardbot.pwlu.claim import ClaimPage
-from guardbot.pwlu.client import Client
 from guardbot.pwlu.nags import Nagger, NagSettings
 from guardbot.pwlu.passwords import KeyRing
 from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter
+from guardbot.pwlu.replies import NagReplies
 from guardbot.pwlu.signup import Registrar
 
 
@@ -29,14 +30,19 @@ def _ms(value: Any) -> int:
 
 class PwluService:
     def __init__(
-        self, config: Config, hs: Homeserver, database: Database, conversations: MutableSet[str]
+        self,
+        config: Config,
+        hs: Homeserver,
+        database: Database,
+        conversations: Conversations,
+        clock: Clock,
+        nag_wakeup: Wakeup,
     ) -> None:
         c = config
         self.store = PwluStore(database)
         self.keys = KeyRing(c["pwlu.secret"], c["pwlu.previous_secrets"] or [])
-        client = Client(hs)
         locks = UserLocks()
-        self.accounts = Accounts(client, self.store, self.keys, locks)
+        self.accounts = Accounts(hs, self.store, self.keys, locks, clock)
         settings = NagSettings(
             first_after_ms=_ms(c["pwlu.nag.first_after"]),
             every_ms=_ms(c["pwlu.nag.every"]),
@@ -47,37 +53,46 @@ class PwluService:
             claim_ttl_ms=_ms(c["pwlu.claim_token_ttl"]),
         )
         self.nagger = Nagger(
-            settings, client, self.store, self.keys, self.accounts, locks, conversations
+            settings,
+            hs,
+            self.store,
+            self.keys,
+            self.accounts,
+            locks,
+            conversations,
+            clock,
+            nag_wakeup,
         )
         registrar = Registrar(
-            client, self.store, self.keys, c["homeserver.domain"], settings.first_after_ms,
-            self.nagger.wakeup.set,
-        )  # fmt: skip
+            hs,
+            self.store,
+            self.keys,
+            c["homeserver.domain"],
+            settings.first_after_ms,
+            nag_wakeup.set,
+            clock,
+        )
         address = ClientAddress(c["pwlu.trusted_proxies"] or [])
         per_second, burst = c["pwlu.rate_limit.per_second"], c["pwlu.rate_limit.burst_count"]
         self.api = PwluAPI(
-            client, registrar, self.accounts, RateLimiter(per_second, burst), address
+            hs, registrar, self.accounts, RateLimiter(per_second, burst, clock.monotonic), address
         )
         self.claim = ClaimPage(
-            self.store, self.accounts, self.keys.subkey("claim-csrf"), settings.public_url,
-            RateLimiter(per_second, burst), address,
-        )  # fmt: skip
-
-        self.admin = PwluAdmin(self.store, conversations)
+            self.store,
+            self.accounts,
+            self.keys.subkey("claim-csrf"),
+            settings.public_url,
+            RateLimiter(per_second, burst, clock.monotonic),
+            address,
+            clock,
+        )
+        self.admin = PwluAdmin(self.store)
+        self.replies = NagReplies(self.store, hs, conversations)
 
     def register(self, app: web.Application) -> None:
         self.api.register(app)
         self.claim.register(app)
 
-    async def on_message(self, msg: Message) -> list[Any]:
-        return await self.nagger.on_message(msg)
-
-    async def on_member(self, change: ConversationMember) -> list[Any]:
-        return await self.nagger.on_member(change)
-
     async def load(self) -> None:
         """At start, before transactions flow: the DMs are conversations."""
         await self.nagger.load()
-
-    async def run(self) -> None:
-        await self.nagger.run()

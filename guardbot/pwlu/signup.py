@@ -15,13 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from guardbot.core.clock import now_ms
+from guardbot.core.clock import Clock
 from guardbot.db.named_guests import PwluStore
-from guardbot.matrix.client import HomeserverError
-from guardbot.pwlu.client import Client
+from guardbot.matrix.client import Homeserver, HomeserverError
 from guardbot.pwlu.passwords import KeyRing
 
-log = logging.getLogger("guardbot.pwlu")
+log = logging.getLogger(__name__)
 
 # What the homeserver would accept as a localpart (Synapse's rule); anything else is sent on
 # only to get the homeserver's own refusal, without recording a row for it.
@@ -37,31 +36,33 @@ class RegisterRequest:
 
 
 @dataclass
-class Outcome:
+class ApiAnswer:
     """What to answer the client: a status and a body (Matrix JSON)."""
 
     status: int
     body: dict[str, Any] = field(default_factory=dict)
 
 
-def homeserver_answer(e: HomeserverError) -> Outcome:
+def homeserver_answer(e: HomeserverError) -> ApiAnswer:
     """The homeserver's refusal as it gave it; an unreachable one as a 502."""
     if e.status == 0:
-        return Outcome(502, {"errcode": "M_UNKNOWN", "error": "The homeserver is unreachable"})
+        return ApiAnswer(502, {"errcode": "M_UNKNOWN", "error": "The homeserver is unreachable"})
     body = dict(e.body) or {"errcode": e.errcode, "error": e.error}
-    return Outcome(e.status, body)
+    return ApiAnswer(e.status, body)
 
 
 class Registrar:
     def __init__(
         self,
-        client: Client,
+        client: Homeserver,
         store: PwluStore,
         keys: KeyRing,
         domain: str,
         first_after_ms: int,
         on_registered: Callable[[], None],
+        clock: Clock,
     ) -> None:
+        self.clock = clock
         self.client = client
         self.store = store
         self.keys = keys
@@ -69,7 +70,7 @@ class Registrar:
         self.first_after_ms = first_after_ms
         self.on_registered = on_registered
 
-    async def register(self, req: RegisterRequest) -> Outcome:
+    async def register(self, req: RegisterRequest) -> ApiAnswer:
         # The homeserver lowercases the username; the password must be derived for the user
         # ID it will really create.
         localpart = req.username.lower()
@@ -81,7 +82,7 @@ class Registrar:
                 return refused
         recorded = bool(_LOCALPART.fullmatch(localpart))
         if recorded:
-            now = now_ms()
+            now = self.clock.now_ms()
             await self.store.begin(user_id, self.keys.current, now, now + self.first_after_ms)
         body: dict[str, Any] = {"username": localpart, "password": self.keys.password(user_id)}
         if req.auth is not None:
@@ -100,8 +101,8 @@ class Registrar:
                 "Homeserver registered %r for %s; not tracking it", data.get("user_id"), user_id
             )
             await self.store.forget(user_id)
-            return Outcome(200, data)
-        now = now_ms()
+            return ApiAnswer(200, data)
+        now = self.clock.now_ms()
         await self.store.confirm(user_id, self.keys.current, now, now + self.first_after_ms)
         self.on_registered()
         log.info("Registered named guest %s", user_id)
@@ -110,9 +111,9 @@ class Registrar:
             moved, kept = await self._carry_over(guest_token, str(data.get("access_token", "")))
             answer["rooms_carried_over"] = moved
             answer["rooms_not_carried_over"] = kept
-        return Outcome(200, answer)
+        return ApiAnswer(200, answer)
 
-    async def _check_guest(self, guest_token: str) -> Outcome | None:
+    async def _check_guest(self, guest_token: str) -> ApiAnswer | None:
         try:
             who = await self.client.whoami(guest_token)
         except HomeserverError as e:
@@ -148,8 +149,8 @@ class Registrar:
         return moved, kept
 
 
-def _forbidden(error: str) -> Outcome:
-    return Outcome(403, {"errcode": "M_FORBIDDEN", "error": error})
+def _forbidden(error: str) -> ApiAnswer:
+    return ApiAnswer(403, {"errcode": "M_FORBIDDEN", "error": error})
 
 
 def _definitive(e: HomeserverError) -> bool:

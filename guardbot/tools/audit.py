@@ -39,9 +39,12 @@ async def dump(args: argparse.Namespace) -> int:
         return 2
     try:
         entries = await db.AuditStore(database).find(
-            room_id=args.room, user_id=args.user, since=args.since, until=args.until,
+            room_id=args.room,
+            user_id=args.user,
+            since=args.since,
+            until=args.until,
             limit=args.limit,
-        )  # fmt: skip
+        )
     finally:
         await database.stop()
     for entry in entries:

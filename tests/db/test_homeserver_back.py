@@ -1,29 +1,23 @@
-"""When the homeserver answers again after an outage, what waited for it goes at once. Before,
-each action slept out its own exponential backoff (up to 5 minutes) and the evaluator its own
-(up to a minute): after a one-minute outage the fault suite saw the backlog drain 65 s after
-the homeserver was back, guests sitting in listed rooms all that time."""
+"""When the homeserver answers again after an outage, what waited for it goes at once, and
+every listed room is swept for the events it may have lost. Before, each action slept out its
+own exponential backoff (up to 5 minutes) and the evaluator its own (up to a minute): after a
+one-minute outage the fault suite saw the backlog drain 65 s after the homeserver was back,
+guests sitting in listed rooms all that time."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-import time
-from typing import Any
 
 from aiohttp import web
 
-from guardbot import db
-from guardbot.core import policy
-from guardbot.core.clock import now_ms
-from guardbot.guard.executor import Executor
-from guardbot.matrix.client import Homeserver
+from guardbot import background, db
+from guardbot.core.actions import ActionState, JoinRoom
+from guardbot.core.clock import Clock
 
+from ..support.guard import guard_loop
 
-class Settings:
-    bot_user_id = "@guardbot:example.org"
-
-    def __getitem__(self, key: str) -> Any:
-        return {"bot.auto_join_listed_rooms": False}[key]
+LISTED = "!listed:example.org"
 
 
 def free_port() -> int:
@@ -36,54 +30,62 @@ async def test_actions_waiting_for_an_unreachable_homeserver_go_when_it_answers(
     database: db.Database,
 ) -> None:
     port = free_port()
-    joined: list[float] = []
+    clock = Clock()
+    joined = asyncio.Event()
+    joined_at: list[int] = []  # when each join reached the homeserver, ms
 
     async def join(_: web.Request) -> web.Response:
-        joined.append(time.monotonic())
+        joined_at.append(clock.now_ms())
+        joined.set()
         return web.json_response({"room_id": "!r:example.org"})
 
     async def versions(_: web.Request) -> web.Response:
         return web.json_response({"versions": ["v1.11"]})
 
+    async def members(_: web.Request) -> web.Response:
+        return web.json_response({"chunk": []})
+
     app = web.Application()
     app.router.add_post("/_matrix/client/v3/join/{room}", join)
     app.router.add_get("/_matrix/client/versions", versions)
+    app.router.add_get("/_matrix/client/v3/rooms/{room}/members", members)
     runner = web.AppRunner(app)
     await runner.setup()
 
-    hs = Homeserver(f"http://127.0.0.1:{port}", "as-token", Settings.bot_user_id)
-    store = db.ActionStore(database)
-    wakeup = asyncio.Event()
-
-    async def facts(room_id: str) -> Any:
-        return None
-
-    executor = Executor(Settings(), hs, store, None, facts, wakeup)  # type: ignore[arg-type]
-    hs.on_back.append(executor.homeserver_back)
-    # What the app queues after an outage: a sweep of each listed room, for lost events.
-    executor.after_outage = lambda now: [policy.Sweep("!listed:example.org", f"back {now}")]
-    await store.add([policy.JoinRoom("!r:example.org", cause="$invite")], now_ms())
-    # As after a long outage: the next backoff is 2 s * 2**5 = 64 s.
-    await database.execute("UPDATE action SET attempts = 5")
-    task = asyncio.create_task(executor.run())
+    guard = await guard_loop(database, f"http://127.0.0.1:{port}", listed=[LISTED], clock=clock)
+    store = guard.actions
+    await store.add([JoinRoom("!r:example.org", cause="$invite")], clock.now_ms())
+    # As after a long outage: the next backoff is the longest there is (minutes).
+    await database.execute("UPDATE action SET attempts = 20")
+    tasks = [
+        background.start("executor", guard.executor.step, guard.queue_wakeup, max_backoff=5),
+        background.start("evaluator", guard.evaluator.step, guard.inbox_wakeup),
+    ]
     try:
         for _ in range(100):  # the attempt that finds the homeserver down
-            if await store.count("pending") and not await store.due(now_ms()):
+            if await store.count(ActionState.PENDING) and not await store.due(clock.now_ms()):
                 break
             await asyncio.sleep(0.05)
-        assert hs.unreachable and not joined
+        assert guard.hs.unreachable and not joined_at
+        backoff_ends = await store.next_due_at()
+        assert backoff_ends is not None and backoff_ends > clock.now_ms() + 120_000
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        back = time.monotonic()
-        await hs.versions()  # any request that works, e.g. the directory poll
-        deadline = time.monotonic() + 10
-        while not joined and time.monotonic() < deadline:
+        await guard.hs.versions()  # any request that works, e.g. the directory poll
+        # Its backoff has minutes to run: a join now went because the homeserver answered.
+        await asyncio.wait_for(joined.wait(), timeout=60)
+        assert joined_at[0] < backoff_ends
+        for _ in range(200):  # the sweep after the outage, decided from its observation
+            kinds = [(a["kind"], a["room_id"], a["state"]) for a in await store.history()]
+            if ("Sweep", LISTED, "done") in kinds:
+                break
             await asyncio.sleep(0.05)
-        assert joined, "the join still waits out its backoff"
-        assert joined[0] - back < 3
-        kinds = [(a["kind"], a["room_id"]) for a in await store.history()]
-        assert ("Sweep", "!listed:example.org") in kinds
+        assert ("Sweep", LISTED, "done") in kinds
+        audit = await guard.decisions.audit.find(room_id=LISTED)
+        assert [e.what for e in audit] == ["decide Sweep", "Sweep"]
+        assert "outage" in audit[0].why
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await hs.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await guard.hs.close()
         await runner.cleanup()

@@ -9,8 +9,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from guardbot import db
+from guardbot.core.clock import Clock
 from guardbot.guard.intake import AppserviceAPI
 from guardbot.matrix.errors import error_middleware
+
+from ..support.clock import CountingWakeup
+from ..support.metrics import counted
 
 TOKEN = "hs-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -32,10 +36,12 @@ GUEST_JOIN = {
 
 
 async def test_irrelevant_transactions_skip_the_database(database: db.Database) -> None:
-    inbox = db.InboxStore(database, db.ActionStore(database))
-    woken: list[int] = []
-    api = AppserviceAPI(
-        TOKEN, "example.org", "@guardbot:example.org", inbox, lambda: woken.append(1)
+    inbox = db.InboxStore(database)
+    woken = CountingWakeup()
+    api = AppserviceAPI(TOKEN, "example.org", "@guardbot:example.org", inbox, woken, (), Clock())
+    received, repeated = (
+        counted("guardbot_events_received"),
+        counted("guardbot_transactions_repeated"),
     )
     app = web.Application(middlewares=[error_middleware])
     api.register(app)
@@ -47,15 +53,15 @@ async def test_irrelevant_transactions_skip_the_database(database: db.Database) 
             resp = await client.put("/_matrix/app/v1/transactions/1", data=chat, headers=AUTH)
             assert resp.status == 200 and await resp.json() == {}
         assert await database.fetchval("SELECT COUNT(*) FROM txn") == 0
-        assert await inbox.size() == 0 and not woken
-        assert api.stats.transactions == 2 and api.stats.events == 6
+        assert await inbox.size() == 0 and not woken.count
+        assert counted("guardbot_events_received") - received == 6
 
         mixed = json.dumps({"events": [CHAT, GUEST_JOIN]})
         for _ in range(2):
             resp = await client.put("/_matrix/app/v1/transactions/2", data=mixed, headers=AUTH)
             assert resp.status == 200
         assert await database.fetchval("SELECT COUNT(*) FROM txn") == 1
-        assert await inbox.size() == 1 and woken == [1]
-        assert api.stats.duplicates == 1
+        assert await inbox.size() == 1 and woken.count == 1
+        assert counted("guardbot_transactions_repeated") - repeated == 1
     finally:
         await client.close()

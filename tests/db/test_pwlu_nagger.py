@@ -9,14 +9,22 @@ from typing import Any
 import pytest
 
 from guardbot import db
-from guardbot.core.clock import now_ms
+from guardbot.background import Wakeup
+from guardbot.core.clock import Clock
 from guardbot.db.named_guests import PwluStore
+from guardbot.guard.conversations import Conversations
 from guardbot.matrix.client import HomeserverError
 from guardbot.pwlu.accounts import Accounts, UserLocks
 from guardbot.pwlu.nags import Nagger, NagSettings, nag_txn_id
 from guardbot.pwlu.passwords import KeyRing
 
 USER = "@named:example.org"
+
+
+def now_ms() -> int:
+    return Clock().now_ms()
+
+
 BOT = "@guardbot:example.org"
 
 
@@ -68,19 +76,28 @@ async def setup(database: db.Database) -> tuple[Nagger, FakeClient, PwluStore]:
     client = FakeClient()
     locks = UserLocks()
     settings = NagSettings(
-        first_after_ms=0, every_ms=3_600_000, max=3, template="{link}", html_template="{link}",
-        public_url="https://example.org", claim_ttl_ms=60_000,
-    )  # fmt: skip
-    accounts = Accounts(client, store, keys, locks)  # type: ignore[arg-type]
-    nagger = Nagger(settings, client, store, keys, accounts, locks, set())  # type: ignore[arg-type]
+        first_after_ms=0,
+        every_ms=3_600_000,
+        max=3,
+        template="{link}",
+        html_template="{link}",
+        public_url="https://example.org",
+        claim_ttl_ms=60_000,
+    )
+    clock = Clock()
+    accounts = Accounts(client, store, keys, locks, clock)  # type: ignore[arg-type]
+    nagger = Nagger(
+        settings, client, store, keys, accounts, locks, Conversations(), clock, Wakeup()
+    )  # type: ignore[arg-type]
     await store.confirm(USER, keys.current, now_ms(), now_ms() - 1)
     return nagger, client, store
 
 
 async def test_rate_limited_probe_defers_by_retry_after(setup: Any) -> None:
     nagger, client, store = setup
-    client.faults["login"] = [HomeserverError(429, "M_LIMIT_EXCEEDED", "slow", {
-        "retry_after_ms": 5000})]  # fmt: skip
+    client.faults["login"] = [
+        HomeserverError(429, "M_LIMIT_EXCEEDED", "slow", {"retry_after_ms": 5000})
+    ]
     before = now_ms()
     await nagger.run_once()
     row = await store.get(USER)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
-from guardbot import db
-from guardbot.core import policy
-from guardbot.core.clock import now_ms
+from guardbot import background, db
+from guardbot.background import Wakeup
+from guardbot.core.actions import JoinRoom
+from guardbot.core.clock import Clock
 from guardbot.guard.executor import Executor
 from guardbot.matrix.client import HomeserverError
 
@@ -22,6 +22,8 @@ ROOMS = 10
 
 class LimitedHomeserver:
     """Joins limited like Synapse's rc_joins: a bucket of 2, one more every 0.3 s."""
+
+    bot_user_id = "@guardbot:example.org"
 
     def __init__(self, burst: int = 2, every_s: float = 0.3) -> None:
         self.burst, self.every_s = burst, every_s
@@ -36,31 +38,30 @@ class LimitedHomeserver:
         if self.tokens < 1:
             self.answers.append(429)
             wait_ms = int((1 - self.tokens) * self.every_s * 1000) + 1
-            raise HomeserverError(429, "M_LIMIT_EXCEEDED", "Too Many Requests",
-                                  {"retry_after_ms": wait_ms})  # fmt: skip
+            raise HomeserverError(
+                429, "M_LIMIT_EXCEEDED", "Too Many Requests", {"retry_after_ms": wait_ms}
+            )
         self.tokens -= 1
         self.answers.append(200)
-
-
-class Settings:
-    bot_user_id = "@guardbot:example.org"
-
-    def __getitem__(self, key: str) -> Any:
-        return {"bot.auto_join_listed_rooms": False}[key]
 
 
 async def test_a_rate_limit_holds_back_the_whole_kind(database: db.Database) -> None:
     store = db.ActionStore(database)
     hs = LimitedHomeserver()
-    wakeup = asyncio.Event()
-
-    async def facts(room_id: str) -> Any:
-        return None  # joining needs none
-
-    executor = Executor(Settings(), hs, store, None, facts, wakeup)  # type: ignore[arg-type]
-    joins = [policy.JoinRoom(f"!room{i}:example.org", cause=f"$invite{i}") for i in range(ROOMS)]
-    await store.add(joins, now_ms())
-    task = asyncio.create_task(executor.run())
+    wakeup, clock = Wakeup(), Clock()
+    executor = Executor(
+        hs=hs,
+        store=store,
+        guests=None,
+        rooms=None,
+        clock=clock,  # joining needs neither
+        wakeup=wakeup,
+        inbox_wakeup=Wakeup(),
+        auto_join=False,
+    )  # type: ignore[arg-type]
+    joins = [JoinRoom(f"!room{i}:example.org", cause=f"$invite{i}") for i in range(ROOMS)]
+    await store.add(joins, clock.now_ms())
+    task = background.start("executor", executor.step, wakeup)
     try:
         deadline = time.monotonic() + 30
         while await store.pending() and time.monotonic() < deadline:

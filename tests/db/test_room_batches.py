@@ -12,8 +12,8 @@ def rooms(start: int, stop: int) -> set[str]:
 
 
 async def test_big_directory_changes_list_each_room_once(database: db.Database) -> None:
-    inbox = db.InboxStore(database, db.ActionStore(database))
-    store = db.RoomStore(database, inbox)
+    inbox = db.InboxStore(database)
+    store = db.RoomStore(database)
     first = rooms(0, 1200)
     assert await store.apply(first, set(), now=1000) == sorted(first)
     # Some listed again (already known), some new, some gone.

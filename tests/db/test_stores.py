@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
 
+import asyncpg
 import pytest
 
 from guardbot import db
-from guardbot.core.observations import GuestAccessChange, MemberChange, PowerChange, RoomListed
-from guardbot.core.policy import ForbidGuestAccess, Kick, Sweep
-from guardbot.db.queue import DONE, PENDING, SKIPPED
+from guardbot.core.actions import ActionState, ForbidGuestAccess, Kick, Outcome, Sweep, WaitingOn
+from guardbot.core.decision import (
+    AuditRecord,
+    Decision,
+    DryRunSwitch,
+    RoomClassified,
+    RoomPolicySetting,
+    RoomWoken,
+)
+from guardbot.core.observations import (
+    GuestAccessChange,
+    MemberChange,
+    MemberFound,
+    PowerChange,
+    RoomListed,
+)
+
+DONE, PENDING, SKIPPED = ActionState.DONE, ActionState.PENDING, ActionState.SKIPPED
 
 ROOM = "!room:example.org"
 OTHER = "!other:example.org"
@@ -28,15 +45,26 @@ def kick(user: str = "@1:example.org", cause: str = "$j1", room: str = ROOM) -> 
 
 @dataclass
 class Stores:
-    actions: db.ActionStore
-    inbox: db.InboxStore
-    rooms: db.RoomStore
+    decisions: db.DecisionStore
+
+    @property
+    def actions(self) -> db.ActionStore:
+        return self.decisions.actions
+
+    @property
+    def inbox(self) -> db.InboxStore:
+        return self.decisions.inbox
+
+    @property
+    def rooms(self) -> db.RoomStore:
+        return self.decisions.rooms
+
+    async def settle(self, row_id: int, actions: list, now: int, **kw: object) -> None:
+        await self.decisions.settle(row_id, Decision(actions=tuple(actions), **kw), now)
 
 
 def stores_on(database: db.Database) -> Stores:
-    actions = db.ActionStore(database)
-    inbox = db.InboxStore(database, actions)
-    return Stores(actions, inbox, db.RoomStore(database, inbox))
+    return Stores(db.DecisionStore(database))
 
 
 @pytest.fixture
@@ -56,7 +84,7 @@ async def test_redelivered_transaction_adds_nothing(stores: Stores) -> None:
     assert await observations(stores) == body
     # Still a redelivery after the first copy has been handled and left the inbox.
     for row in await stores.inbox.take():
-        await stores.inbox.settle(row.id, [], now=3000)
+        await stores.settle(row.id, [], now=3000)
     assert await stores.inbox.record_transaction("7", "hash-1", body, now=4000) is False
     assert await stores.inbox.size() == 0
 
@@ -99,10 +127,10 @@ async def test_settle_moves_an_observation_to_the_action_queue(stores: Stores) -
     await stores.inbox.add([joined("@1:example.org", "$a"), joined("@2:example.org", "$b")], 1)
     first, second = await stores.inbox.take()
     decided = [ForbidGuestAccess(ROOM, "$a"), kick("@1:example.org", "$a")]
-    await stores.inbox.settle(first.id, decided, now=10)
+    await stores.settle(first.id, decided, now=10)
     assert await observations(stores) == [second.observation]
     assert [q.action for q in await stores.actions.due(now=10)] == decided
-    await stores.inbox.settle(second.id, [], now=11)
+    await stores.settle(second.id, [], now=11)
     assert await stores.inbox.size() == 0
     assert await stores.actions.count(PENDING) == 2
 
@@ -112,11 +140,11 @@ async def test_settle_is_all_or_nothing(stores: Stores) -> None:
     (row,) = await stores.inbox.take()
     unstorable = Kick(ROOM, "@1:example.org", object(), "$a")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        await stores.inbox.settle(row.id, [ForbidGuestAccess(ROOM, "$a"), unstorable], now=10)
+        await stores.settle(row.id, [ForbidGuestAccess(ROOM, "$a"), unstorable], now=10)
     # Neither the first action nor the removal from the inbox happened.
     assert await stores.actions.history() == []
     assert await observations(stores) == [row.observation]
-    await stores.inbox.settle(row.id, [ForbidGuestAccess(ROOM, "$a")], now=11)
+    await stores.settle(row.id, [ForbidGuestAccess(ROOM, "$a")], now=11)
     assert await stores.actions.count(PENDING) == 1
 
 
@@ -125,7 +153,7 @@ async def test_action_is_queued_once_ever(stores: Stores) -> None:
     assert await stores.actions.add([kick(), kick("@2:example.org")], now=1) == 2
     assert await stores.actions.add([kick(), Sweep(ROOM, "$j1")], now=2) == 1
     (first, *_) = await stores.actions.due(now=2)
-    await stores.actions.finish(first.id, DONE, "kicked", now=3)
+    await stores.actions.finish(first.id, Outcome(DONE, "kicked"), now=3)
     # Reached again long after it was carried out: still not queued a second time.
     assert await stores.actions.add([kick()], now=4) == 0
     history = await stores.actions.history()
@@ -144,7 +172,7 @@ async def test_due_honours_time_and_state(stores: Stores) -> None:
     assert [q.action.user_id for q in await stores.actions.due(now=1000)] == ["@1:example.org"]
     first, second = await stores.actions.due(now=2000)
     assert await stores.actions.next_due_at() == 1000
-    await stores.actions.finish(first.id, SKIPPED, "left already", now=2000)
+    await stores.actions.finish(first.id, Outcome(SKIPPED, "left already"), now=2000)
     assert await stores.actions.due(now=10**12) == [second]
     assert await stores.actions.next_due_at() == 2000
     assert await stores.actions.due(now=10**12, limit=0) == []
@@ -154,9 +182,9 @@ async def test_retry_postpones_and_counts_attempts(stores: Stores) -> None:
     await stores.actions.add([kick()], now=1000)
     (queued,) = await stores.actions.due(now=1000)
     assert queued.attempts == 0
-    await stores.actions.retry_at(queued.id, 5000, "M_FORBIDDEN")
+    await stores.actions.retry_at(queued.id, 5000, WaitingOn.ROOM, "M_FORBIDDEN")
     assert await stores.actions.due(now=4999) == []
-    await stores.actions.retry_at(queued.id, 6000, "M_FORBIDDEN")
+    await stores.actions.retry_at(queued.id, 6000, WaitingOn.ROOM, "M_FORBIDDEN")
     assert await stores.actions.due(now=5999) == []
     (again,) = await stores.actions.due(now=6000)
     assert (again.id, again.action, again.attempts) == (queued.id, kick(), 2)
@@ -168,13 +196,89 @@ async def test_wake_room_brings_only_that_rooms_actions_forward(stores: Stores) 
     there = kick("@3:example.org", room=OTHER)
     await stores.actions.add([*here, there], now=1000)
     for queued in await stores.actions.due(now=1000):
-        await stores.actions.retry_at(queued.id, 60_000, "no power")
+        await stores.actions.retry_at(queued.id, 60_000, WaitingOn.ROOM, "no power")
     await stores.actions.wake_room(ROOM, now=2000)
     assert [q.action for q in await stores.actions.due(now=2000)] == here
     assert await stores.actions.next_due_at() == 2000
     # Waking never pushes an action that is already due later.
     await stores.actions.wake_room(ROOM, now=3000)
     assert [q.action for q in await stores.actions.due(now=2000)] == here
+
+
+async def test_only_what_waits_for_the_homeserver_goes_when_it_is_back(stores: Stores) -> None:
+    waiting = [kick("@1:example.org"), kick("@2:example.org"), kick("@3:example.org")]
+    await stores.actions.add(waiting, now=1000)
+    first, second, third = await stores.actions.due(now=1000)
+    await stores.actions.retry_at(first.id, 60_000, WaitingOn.HOMESERVER, "homeserver trouble")
+    await stores.actions.retry_at(second.id, 60_000, WaitingOn.ROOM, "no power")
+    await stores.actions.retry_at(third.id, 60_000, WaitingOn.RATE_LIMIT, "slow down")
+    await stores.actions.wake_waiting_on(WaitingOn.HOMESERVER, now=2000)
+    assert [q.id for q in await stores.actions.due(now=2000)] == [first.id]
+
+
+async def test_a_decision_is_stored_whole(stores: Stores) -> None:
+    """Actions, audit, the records it makes and the observation's removal: all or nothing."""
+    await stores.inbox.add([joined("@1:example.org", "$a")], 1)
+    (row,) = await stores.inbox.take()
+    await stores.actions.add([kick("@9:example.org", "$z")], now=1)
+    (waiting,) = await stores.actions.due(now=1)
+    await stores.actions.retry_at(waiting.id, 60_000, WaitingOn.ROOM, "no power")
+    setting = RoomPolicySetting(ROOM, "kick", None, "@alice:example.org", "$p", 5)
+    records = (
+        setting,
+        DryRunSwitch(OTHER, True, "@admin:example.org", 5),
+        RoomClassified("!new:example.org", True, 5),
+        RoomWoken(ROOM),
+    )
+    audit = (AuditRecord(5, "guardbot", "decide Kick", ROOM, "@1:example.org", "why", "queued"),)
+    unstorable = (RoomClassified("!broken:example.org", object(), 5),)  # type: ignore[arg-type]
+    with pytest.raises((sqlite3.Error, asyncpg.DataError)):
+        await stores.settle(row.id, [kick()], now=10, audit=audit, records=records + unstorable)
+    assert await observations(stores) == [row.observation]
+    assert [h["kind"] for h in await stores.actions.history()] == ["Kick"]
+    assert await stores.decisions.settings.room_policies() == {}
+    await stores.settle(row.id, [kick()], now=10, audit=audit, records=records)
+    assert await stores.inbox.size() == 0
+    assert await stores.decisions.settings.room_policies() == {ROOM: setting}
+    assert await stores.decisions.settings.dry_runs() == {OTHER: True}
+    assert await stores.rooms.known("!new:example.org") is True
+    assert {q.id for q in await stores.actions.due(now=10)} >= {waiting.id}  # woken
+    assert await stores.decisions.audit.find(room_id=ROOM) == list(audit)
+
+
+async def test_what_a_sweep_found_goes_to_the_inbox_with_its_outcome(stores: Stores) -> None:
+    await stores.actions.add([Sweep(ROOM, "$s")], now=1)
+    (sweep,) = await stores.actions.due(now=1)
+    found = [MemberFound(ROOM, f"@{n}:example.org", f"$m{n}", "join", True) for n in (1, 2)]
+    outcome = Outcome(DONE, "2 members")
+    audit = AuditRecord(
+        2, "guardbot", "Sweep", ROOM, None, "caused by $s", "done: 2 members", state=DONE
+    )
+    await stores.actions.finish(sweep.id, outcome, now=2, audit=audit, found=found)
+    assert await observations(stores) == found
+    assert [(h["state"], h["outcome"]) for h in await stores.actions.history()] == [
+        (DONE, "2 members")
+    ]
+    assert await stores.decisions.audit.count_done("Sweep", room_id=ROOM) == 1
+
+
+async def test_only_what_was_really_done_counts_as_done(stores: Stores) -> None:
+    for state in (DONE, ActionState.DRY_RUN, SKIPPED, DONE):
+        await stores.decisions.audit.add(
+            AuditRecord(
+                1,
+                "guardbot",
+                "Kick",
+                ROOM,
+                "@1:example.org",
+                "why",
+                f"{state}: x",
+                dry_run=state is ActionState.DRY_RUN,
+                state=state,
+            )
+        )
+    assert await stores.decisions.audit.count_done("Kick", room_id=ROOM) == 2
+    assert await stores.decisions.audit.count_done("Kick", room_id=OTHER) == 0
 
 
 # -- listed rooms -----------------------------------------------------------------------------
@@ -206,7 +310,7 @@ async def test_everything_survives_a_restart(database: db.Database, database_url
     await before.inbox.record_transaction("7", "h", body, now=1000)
     await before.actions.add([kick("@9:example.org", "$z")], now=1000)
     (queued,) = await before.actions.due(now=1000)
-    await before.actions.retry_at(queued.id, 4000, "no power")
+    await before.actions.retry_at(queued.id, 4000, WaitingOn.ROOM, "no power")
     await before.rooms.apply({ROOM}, set(), now=1000)
     await database.stop()
 
@@ -231,14 +335,14 @@ async def test_a_killed_process_loses_nothing_it_recorded(database_url: str) -> 
         """
         import asyncio, os, sys
         from guardbot import db
-        from guardbot.core.policy import Kick
+        from guardbot.core.actions import Kick
         from guardbot.core.observations import PowerChange
 
         async def main():
             database = db.create(sys.argv[1])
             await database.start()
             actions = db.ActionStore(database)
-            inbox = db.InboxStore(database, actions)
+            inbox = db.InboxStore(database)
             await inbox.record_transaction("9", "h", [PowerChange("!r:e.org", "$p")], 1)
             await actions.add([Kick("!r:e.org", "@1:e.org", "no", "$j")], 1)
             os._exit(0)

@@ -1,28 +1,28 @@
 """Fixtures of the fault suite: a Synapse of its own (tests that break their homeserver start
 another), guardbot as real processes, throwaway PostgreSQL databases, and the secret scan that
-every log of the suite goes through."""
+every log of the suite goes through. The pieces behind them are in tests/support/."""
 
 from __future__ import annotations
 
 import pathlib
 import secrets as random_secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 from yarl import URL
 
-from guardbot.config import Config
-from guardbot.pwlu.passwords import KeyRing
-from tests.conftest import POSTGRES
-from tests.integration.conftest import GuardbotProcess, Homeserver, running_homeserver
-
-from .harness import SCALE, Secrets
-
-OPEN_REGISTRATION = {"enable_registration": True, "enable_registration_without_verification": True}
-
-Launch = Callable[..., Awaitable[GuardbotProcess]]
-MakeDatabase = Callable[[str], Awaitable[str]]
+from tests.support.harness import (
+    OPEN_REGISTRATION,
+    SCALE,
+    Launch,
+    MakeDatabase,
+    Secrets,
+    remember_secrets,
+    scan_synapse_log,
+)
+from tests.support.homeserver import GuardbotProcess, Homeserver, running_homeserver
+from tests.support.postgres import POSTGRES
 
 
 def pytest_report_header() -> str:
@@ -32,20 +32,6 @@ def pytest_report_header() -> str:
 @pytest.fixture(scope="session")
 def secrets() -> Secrets:
     return Secrets()
-
-
-def remember_secrets(hs: Homeserver, secrets: Secrets) -> KeyRing:
-    """The homeserver's guardbot tokens and PWLU secret; returns the key ring whose derived
-    passwords (one per named guest) must stay out of the logs too."""
-    config = Config(str(hs.config_path))
-    config.load()
-    secrets.add(hs.as_token, hs.hs_token, config["pwlu.secret"], "admin-pw", hs.admin.token)
-    return KeyRing(config["pwlu.secret"])
-
-
-def scan_synapse_log(hs: Homeserver, secrets: Secrets) -> None:
-    text = hs.synapse.log_path.read_text(errors="replace") if hs.synapse.log_path.exists() else ""
-    assert not secrets.found_in(text), f"secrets in {hs.synapse.log_path}: {secrets.found_in(text)}"
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -123,10 +109,3 @@ async def make_database(tmp_path: pathlib.Path, secrets: Secrets) -> AsyncIterat
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
-
-
-def backends() -> list[str]:
-    """Databases a storm runs on: PostgreSQL when the CI has it; the full run adds SQLite."""
-    if SCALE.crash_backends_all or not POSTGRES:
-        return ["postgres", "sqlite"] if POSTGRES else ["sqlite"]
-    return ["postgres"]

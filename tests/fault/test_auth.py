@@ -13,15 +13,10 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.integration.conftest import Homeserver
-
-from .conftest import Launch
-from .harness import Secrets
-from .inprocess import InProcessGuardbot
-from .rawhttp import bearer, request
-from .test_fuzz_api import pwlu_settings
-
-pytestmark = [pytest.mark.fault, pytest.mark.integration]
+from tests.support.harness import Launch, Secrets
+from tests.support.homeserver import Homeserver
+from tests.support.inprocess import InProcessGuardbot, pwlu_settings
+from tests.support.rawhttp import bearer, request
 
 # Public on purpose. Anything else must refuse.
 PUBLIC = {
@@ -112,8 +107,14 @@ def test_the_real_token_is_let_in(gb: InProcessGuardbot) -> None:
 
 async def test_the_running_process_refuses_too(fault_hs: Homeserver, launch: Launch) -> None:
     """The same refusals from guardbot as deployed (its own process, its own listener)."""
-    bot = await launch(fault_hs, **{k[9:]: v for k, v in pwlu_settings(fault_hs, "").items()
-                                    if k.startswith("GUARDBOT_PWLU__")})  # fmt: skip
+    bot = await launch(
+        fault_hs,
+        **{
+            k[9:]: v
+            for k, v in pwlu_settings(fault_hs, "").items()
+            if k.startswith("GUARDBOT_PWLU__")
+        },
+    )
     port = fault_hs.guardbot_port
     # Each side's token is wrong on the other side: the as_token is guardbot's towards the
     # homeserver, the hs_token the homeserver's towards guardbot, neither a user's.

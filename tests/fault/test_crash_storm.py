@@ -17,9 +17,21 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import GuardbotProcess, Homeserver
-from tests.integration.matrix_client import User
-from tests.integration.pwlu_client import (
+from tests.support.harness import (
+    SCALE,
+    Launch,
+    MakeDatabase,
+    Secrets,
+    backends,
+    bounded,
+    remember_secrets,
+    retrying,
+    room_ledger,
+    settle,
+)
+from tests.support.homeserver import GuardbotProcess, Homeserver
+from tests.support.matrix_client import User
+from tests.support.pwlu_client import (
     EVERY,
     MAX,
     Api,
@@ -28,13 +40,8 @@ from tests.integration.pwlu_client import (
     dm_room,
     pwlu_env,
 )
-from tests.integration.test_enforcement import listed_room
-
-from .conftest import Launch, MakeDatabase, backends, remember_secrets
-from .harness import SCALE, Secrets, bounded, retrying, room_ledger, settle
-from .storm import Arena, build_arena, guest_wave, storm_until_settled, unique
-
-pytestmark = [pytest.mark.fault, pytest.mark.integration]
+from tests.support.rooms import listed_room
+from tests.support.storm import Arena, build_arena, guest_wave, storm_until_settled, unique
 
 POLICY_EVENT = "dev.guardbot.policy"
 

@@ -18,19 +18,22 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from guardbot.config import Config
-from guardbot.core.clock import now_ms
+from guardbot.core.clock import Clock
 from guardbot.pwlu.claim import COOKIE
 from guardbot.pwlu.tokens import new_claim_token
-from tests.integration.conftest import Homeserver
-
-from .harness import SCALE, Secrets
-from .inprocess import InProcessGuardbot
-from .rawhttp import NO_ANSWER, Answer, request
-from .storm import unique
-from .test_fuzz_transactions import awkward_text, json_values
-
-pytestmark = [pytest.mark.fault, pytest.mark.integration]
+from tests.support.fuzz import (
+    assert_relayed,
+    awkward_text,
+    bodies,
+    claim_tokens,
+    header_bytes,
+    json_values,
+)
+from tests.support.harness import SCALE, Secrets
+from tests.support.homeserver import Homeserver
+from tests.support.inprocess import InProcessGuardbot, pwlu_settings
+from tests.support.rawhttp import NO_ANSWER, Answer, request
+from tests.support.storm import unique
 
 PWLU = "/_guardbot/v1/pwlu"
 FUZZ = settings(
@@ -39,23 +42,6 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     database=None,
 )
-
-
-def pwlu_settings(hs: Homeserver, database: str) -> dict[str, str]:
-    config = Config(str(hs.config_path))
-    config.load()
-    return {
-        "GUARDBOT_DATABASE": database,
-        "GUARDBOT_HOMESERVER__ADDRESS": hs.synapse.base_url,
-        "GUARDBOT_HOMESERVER__DOMAIN": hs.synapse.server_name,
-        "GUARDBOT_APPSERVICE__AS_TOKEN": hs.as_token,
-        "GUARDBOT_APPSERVICE__HS_TOKEN": hs.hs_token,
-        "GUARDBOT_PWLU__ENABLED": "true",
-        "GUARDBOT_PWLU__SECRET": config["pwlu.secret"],
-        "GUARDBOT_PWLU__PUBLIC_URL": "http://127.0.0.1:1",
-        "GUARDBOT_PWLU__RATE_LIMIT__PER_SECOND": "100000",
-        "GUARDBOT_PWLU__RATE_LIMIT__BURST_COUNT": "100000",
-    }
 
 
 class Named:
@@ -74,7 +60,11 @@ class Named:
         self.token: str = body["access_token"]
         self.claim, token_hash = new_claim_token()
         store = gb.app.pwlu.store  # type: ignore[union-attr]
-        gb.run(store.add_claim(self.user_id, token_hash, now_ms(), now_ms() + 3_600_000))
+        gb.run(
+            store.add_claim(
+                self.user_id, token_hash, Clock().now_ms(), Clock().now_ms() + 3_600_000
+            )
+        )
         secrets.add(self.token, self.claim, gb.app.pwlu.keys.password(self.user_id))  # type: ignore[union-attr]
 
 
@@ -111,28 +101,6 @@ def send(
     return answer
 
 
-def assert_relayed(
-    hs_port: int, answer: Answer, headers: list[tuple[bytes, bytes]] | None, body: bytes
-) -> None:
-    """A 5xx is intended only where guardbot relays the homeserver's own answer (the PWLU API
-    passes them through by design): the homeserver must answer the same to the token checked.
-    Synapse 1.163 answers 500 to some tokens (e.g. "Bearer :": its guest-token parser)."""
-    tokens = [v[len(b"Bearer ") :] for k, v in headers or [] if v.startswith(b"Bearer ")]
-    try:
-        guest = json.loads(body).get("guest_access_token")
-        tokens += [guest.encode()] if isinstance(guest, str) and guest.isascii() else []
-    except (ValueError, AttributeError, RecursionError):
-        pass
-    for token in tokens:
-        path = b"/_matrix/client/v3/account/whoami"
-        if (
-            request(hs_port, b"GET", path, headers=[(b"Authorization", b"Bearer " + token)]).status
-            == answer.status
-        ):
-            return
-    raise AssertionError(f"guardbot's own {answer.status}: {answer.body[:300]!r}")
-
-
 def call(gb: InProcessGuardbot, method: bytes, path: str, body: Any) -> tuple[int, Any]:
     answer = send(gb, method, path, json.dumps(body).encode())
     return answer.status, json.loads(answer.body)
@@ -140,31 +108,6 @@ def call(gb: InProcessGuardbot, method: bytes, path: str, body: Any) -> tuple[in
 
 def auth(token: bytes) -> list[tuple[bytes, bytes]]:
     return [(b"Authorization", b"Bearer " + token)]
-
-
-# -- strategies -------------------------------------------------------------------------------
-header_bytes = st.binary(max_size=64).filter(lambda b: b"\r" not in b and b"\n" not in b)
-register_bodies = st.fixed_dictionaries(
-    {},
-    optional={
-        "username": st.one_of(
-            awkward_text, json_values, st.text(string.ascii_lowercase, max_size=300)
-        ),
-        "auth": st.one_of(json_values, st.fixed_dictionaries({"type": awkward_text})),
-        "guest_access_token": st.one_of(awkward_text, json_values),
-        "initial_device_display_name": st.one_of(awkward_text, json_values),
-        "password": awkward_text,
-    },
-)
-bodies = st.one_of(
-    st.binary(max_size=512),
-    json_values.map(lambda v: json.dumps(v).encode()),
-    register_bodies.map(lambda v: json.dumps(v).encode()),
-)
-claim_tokens = st.one_of(
-    st.text(string.ascii_letters + string.digits + "-_", max_size=120),
-    st.text(max_size=60),
-)
 
 
 # -- properties -------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import pathlib
 import secrets
-import string
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -22,13 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .harness import SCALE, Secrets
-from .inprocess import InProcessGuardbot, scratch_database
-from .rawhttp import NO_ANSWER, Answer, bearer, request
+from tests.support.fuzz import DOMAIN, broken_events, guest_join, json_values
+from tests.support.harness import SCALE, Secrets
+from tests.support.inprocess import InProcessGuardbot, scratch_database
+from tests.support.rawhttp import NO_ANSWER, Answer, bearer, request
 
-pytestmark = pytest.mark.fault
-
-DOMAIN = "localhost"
 BOT = f"@guardbot:{DOMAIN}"
 FUZZ = settings(
     max_examples=SCALE.fuzz_examples,
@@ -68,11 +65,15 @@ def secrets_token() -> str:
 
 
 def put(
-    gb: InProcessGuardbot, txn_id: str | bytes, body: bytes, token: bytes | None = None
+    gb: InProcessGuardbot,
+    txn_id: str | bytes,
+    body: bytes,
+    token: bytes | None = None,
+    timeout: float = 30,
 ) -> Answer:
     token = token if token is not None else gb.config["appservice.hs_token"].encode()
     path = b"/_matrix/app/v1/transactions/" + quote(txn_id, safe="").encode()
-    answer = request(gb.port, b"PUT", path, headers=bearer(token), body=body)
+    answer = request(gb.port, b"PUT", path, headers=bearer(token), body=body, timeout=timeout)
     assert answer.status != NO_ANSWER, "connection dropped without an answer"
     assert answer.status < 500, (answer.status, answer.body[:300])
     return answer
@@ -88,67 +89,6 @@ def inbox_ids(gb: InProcessGuardbot, event_ids: list[str]) -> list[str]:
     marks = ", ".join(f"${i + 1}" for i in range(len(event_ids)))
     rows = gb.query(f"SELECT dedup_key FROM inbox WHERE dedup_key IN ({marks})", *event_ids)
     return [r["dedup_key"] for r in rows]
-
-
-# -- strategies -------------------------------------------------------------------------------
-# Text with the awkward parts of unicode in it: NUL, lone surrogates, RTL marks, emoji,
-# combining characters, non-ASCII digits (which must not count as a guest's numeric ID).
-awkward_text = st.one_of(
-    st.text(max_size=40),
-    st.sampled_from(["", "\x00", "\ud800", "\u202e", "😀", "e\u0301", "١٢٣", "@١٢٣:localhost"]),
-    st.text(alphabet=string.digits, max_size=30).map(lambda d: f"@{d}:{DOMAIN}"),
-)
-scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), awkward_text
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=6), st.dictionaries(awkward_text, inner, max_size=6)
-    ),
-    max_leaves=40,
-)
-EVENT_TYPES = [
-    "m.room.member",
-    "m.room.message",
-    "m.room.guest_access",
-    "m.room.power_levels",
-    "dev.guardbot.policy",
-    "m.room.create",
-]
-
-
-def guest_join(n: int) -> dict[str, Any]:
-    user = f"@{n}:{DOMAIN}"
-    return {
-        "type": "m.room.member",
-        "room_id": f"!fuzz{n}:{DOMAIN}",
-        "event_id": f"$good-{secrets.token_hex(8)}",
-        "sender": user,
-        "state_key": user,
-        "content": {"membership": "join", "kind": "guest"},
-        "unsigned": {"prev_content": {"membership": "leave"}},
-    }
-
-
-@st.composite
-def broken_events(draw: st.DrawFn) -> Any:
-    """Events that look like ones guardbot cares about, with parts of the wrong shape."""
-    if draw(st.integers(0, 5)) == 0:
-        return draw(json_values)  # not even an object
-    event: dict[str, Any] = guest_join(draw(st.integers(1, 10**6)))
-    event["type"] = draw(st.sampled_from(EVENT_TYPES))
-    if event["type"] != "m.room.member":
-        event["state_key"] = ""
-        event["content"] = {"body": "!guardbot status", "guest_access": "can_join"}
-    for key in draw(st.lists(st.sampled_from(sorted(event) + ["content.x"]), max_size=4)):
-        if key == "content.x":
-            event["content"] = draw(json_values)
-        elif draw(st.booleans()):
-            event.pop(key, None)
-        else:  # awkward strings often: an ID is where a database would choke on them
-            event[key] = draw(st.one_of(awkward_text, json_values))
-    return event
 
 
 # -- properties -------------------------------------------------------------------------------
@@ -248,18 +188,14 @@ def test_deep_json(gb: InProcessGuardbot, depth: int) -> None:
 
 
 @pytest.mark.parametrize("junk", ["0", "{}", '"x"', '{"type": "m.room.member"}'])
-def test_huge_arrays_are_answered_quickly(gb: InProcessGuardbot, junk: str) -> None:
-    """A body just under the size limit full of junk events; and one over it."""
-    import time
-
+def test_huge_arrays_are_answered(gb: InProcessGuardbot, junk: str) -> None:
+    """A body just under the size limit full of junk events; and one over it. (How long the
+    first takes is benchmark 1's figure: bench/intake.py.)"""
     limit = int(gb.config["appservice.max_body_size"])
     good = guest_join(13)
     tail = ", " + json.dumps(good) + "]}"
     count = (limit - len(tail) - 20) // (len(junk) + 2)
     body = ('{"events": [' + ", ".join([junk] * count) + tail).encode()
-    started = time.monotonic()
-    answer = put(gb, new_txn(), body)
-    seconds = time.monotonic() - started
+    answer = put(gb, new_txn(), body, timeout=300)  # a guard against a hang, not a goal
     assert answer.status == 200 and inbox_ids(gb, [good["event_id"]]) == [good["event_id"]]
-    assert seconds < 30, f"{count} junk events took {seconds:.1f}s"
     assert put(gb, new_txn(), b"[" + b"0," * (limit // 2) + b"0]").status == 413

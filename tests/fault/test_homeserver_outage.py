@@ -2,7 +2,9 @@
 back; it also rate-limits guardbot tightly. guardbot, never restarted, must drain what it owes
 once the homeserver is back, removing each guest once, and honour M_LIMIT_EXCEEDED: wait as
 told instead of hammering. Counted from the homeserver's side (timelines, and its access log
-for the 429s it gave guardbot).
+for the 429s it gave guardbot). How long the drain took is printed, not bounded (a loaded
+machine is slower); that what waited goes when the homeserver answers again, not when its
+backoff runs out, is tests/db/test_homeserver_back.py.
 
 What Synapse limits: it never rate-limits an appservice's own sender for events (kicks, state,
 messages), whatever the registration says, but with `rate_limited: true` it does limit that
@@ -22,21 +24,21 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from tests.integration.conftest import Homeserver, running_homeserver
-
-from .conftest import Launch, MakeDatabase, backends, remember_secrets, scan_synapse_log
-from .harness import SCALE, Secrets
-from .storm import Arena, let_loose, register_guests, storm_until_settled, unique
-
-pytestmark = [pytest.mark.fault, pytest.mark.integration]
+from tests.support.harness import (
+    SCALE,
+    Launch,
+    MakeDatabase,
+    Secrets,
+    backends,
+    remember_secrets,
+    scan_synapse_log,
+)
+from tests.support.homeserver import Homeserver, running_homeserver
+from tests.support.storm import Arena, let_loose, register_guests, storm_until_settled, unique
 
 # Two joins at once, then one every two seconds, per user (guests each join once or twice).
 TIGHT = {"rc_joins": {"local": {"per_second": 0.5, "burst_count": 2}}}
 ROOMS = 8
-# After the homeserver is back: the storm's clients pile in what they could not do during the
-# outage, and guardbot has that much to do (~10 removals/s on 2 cores). Waiting out backoffs
-# instead took as long as the outage (65 s after a minute).
-DRAIN_S = 10 + 0.1 * SCALE.outage_guests
 # Synapse's access log: "... - {@guardbot:localhost} Processed request: ... 429 "POST /..."
 ACCESS = re.compile(
     r"\{(?P<who>[^}]*)\} Processed request: .* (?P<status>\d{3}) \"(?P<method>[A-Z]+) (?P<path>\S+)"
@@ -108,9 +110,6 @@ async def test_outage_mid_storm_drains_and_rate_limits_are_honoured(
         f"{len(arena.joined)} guests, {removals} removals; guardbot made {len(requests)} "
         f"rate-limited requests, {len(limited)} answered 429"
     )
-    # Whatever waited for the homeserver goes when it answers again, not when backoffs (up to
-    # minutes) run out; a few seconds are the directory poll noticing and the storm's clients.
-    assert drained < DRAIN_S, f"drained {drained:.0f}s after the homeserver was back"
     assert limited, "the homeserver never rate-limited guardbot: the test proves nothing"
     # Honoured: after a 429 the other joins wait too and then go one at a time, so beyond the
     # first burst (sent before any answer came back) each join meets at most one refusal.

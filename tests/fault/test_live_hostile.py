@@ -13,23 +13,25 @@ import time
 from urllib.parse import quote
 
 import aiohttp
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.conftest import GuardbotProcess, Homeserver
-from tests.integration.matrix_client import User
-from tests.integration.pwlu_client import Api, pwlu_env
-from tests.integration.test_enforcement import listed_room, wait_removed
-
-from .conftest import Launch, MakeDatabase, backends, remember_secrets
-from .harness import SCALE, Secrets, rss_kib
-from .rawhttp import NO_ANSWER, bearer, request
-from .storm import unique
-from .test_fuzz_api import assert_relayed, bodies, claim_tokens, header_bytes
-from .test_fuzz_transactions import broken_events
-
-pytestmark = [pytest.mark.fault, pytest.mark.integration]
+from tests.support.fuzz import assert_relayed, bodies, broken_events, claim_tokens, header_bytes
+from tests.support.harness import (
+    SCALE,
+    Launch,
+    MakeDatabase,
+    Secrets,
+    backends,
+    remember_secrets,
+    rss_kib,
+)
+from tests.support.homeserver import GuardbotProcess, Homeserver
+from tests.support.matrix_client import User
+from tests.support.pwlu_client import Api, pwlu_env
+from tests.support.rawhttp import NO_ANSWER, bearer, request
+from tests.support.rooms import listed_room, wait_removed
+from tests.support.storm import unique
 
 GROWTH_KIB = 64 * 1024  # what three more rounds of the biggest bodies may add, at most
 

@@ -18,14 +18,17 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from tests.integration.conftest import Homeserver, free_port, running_homeserver
-from tests.integration.test_enforcement import listed_room, wait_removed
-
-from .conftest import Launch, MakeDatabase, backends, remember_secrets, scan_synapse_log
-from .harness import Secrets
-from .storm import unique
-
-pytestmark = [pytest.mark.fault, pytest.mark.integration]
+from tests.support.harness import (
+    Launch,
+    MakeDatabase,
+    Secrets,
+    backends,
+    remember_secrets,
+    scan_synapse_log,
+)
+from tests.support.homeserver import Homeserver, free_port, running_homeserver
+from tests.support.rooms import listed_room, wait_removed
+from tests.support.storm import unique
 
 
 class Gate:

@@ -20,14 +20,10 @@ import time
 import pytest
 from yarl import URL
 
-from tests.conftest import POSTGRES
-from tests.integration.conftest import Homeserver
-
-from .conftest import Launch, MakeDatabase
-from .harness import SCALE
-from .storm import build_arena, let_loose, register_guests, storm_until_settled
-
-pytestmark = [pytest.mark.fault, pytest.mark.integration]
+from tests.support.harness import SCALE, Launch, MakeDatabase
+from tests.support.homeserver import Homeserver
+from tests.support.postgres import POSTGRES
+from tests.support.storm import build_arena, let_loose, register_guests, storm_until_settled
 
 
 def local_cluster() -> tuple[str, str]:

@@ -1,57 +1,21 @@
 """A real Synapse on loopback with guardbot registered as its appservice, shared by the session,
-and guardbot itself run as a real process (`python -m guardbot`) per test."""
+and guardbot itself run as a real process (`python -m guardbot`) per test. The pieces behind
+them are in tests/support/homeserver.py."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import os
 import pathlib
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 import pytest_asyncio
-from ruamel.yaml import YAML
 
-from devtools.local_synapse import LocalSynapse
-
-from .matrix_client import User
-
-pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Homeserver:
-    synapse: LocalSynapse
-    admin: User
-    bot_user_id: str
-    config_path: pathlib.Path
-    guardbot_port: int
-    as_token: str
-    hs_token: str
-
-    async def user(self, localpart: str) -> User:
-        user_id, token = await self.synapse.register_user(localpart, "pw-" + localpart)
-        return User(self.synapse.base_url, user_id, token)
-
-    async def guest(self) -> User:
-        user_id, token = await self.synapse.register_guest()
-        return User(self.synapse.base_url, user_id, token)
+from tests.support.homeserver import (
+    GuardbotProcess,
+    Homeserver,
+    StartGuardbot,
+    running_homeserver,
+)
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -60,93 +24,6 @@ async def homeserver(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
     extra = {"enable_registration": True, "enable_registration_without_verification": True}
     async with running_homeserver(tmp_path_factory.mktemp("homeserver"), extra) as hs:
         yield hs
-
-
-@contextlib.asynccontextmanager
-async def running_homeserver(
-    root: pathlib.Path, extra_config: dict[str, Any], registration: dict[str, Any] | None = None
-) -> AsyncIterator[Homeserver]:
-    """A Synapse with guardbot's registration (made by `guardbot -g`, then `registration`'s keys
-    put over it, e.g. `rate_limited: True`) and an admin user, for the session fixture or a test
-    that needs a homeserver configured its own way."""
-    synapse = LocalSynapse(
-        root / "synapse", appservice_files=[root / "registration.yaml"], extra_config=extra_config
-    )
-    port = free_port()
-    config_path = root / "config.yaml"
-    config = synapse.register_guardbot(config_path, port)
-    if registration:
-        path = root / "registration.yaml"  # JSON is YAML: Synapse reads it as it is
-        path.write_text(json.dumps({**YAML(typ="safe").load(path.read_text()), **registration}))
-    await synapse.start()
-    try:
-        admin_id, admin_token = await synapse.register_user("admin", "admin-pw", admin=True)
-        admin = User(synapse.base_url, admin_id, admin_token)
-        # Register guardbot's user the way it does itself, so it can be made admin up front.
-        bot_user_id = await synapse.register_appservice_user(
-            config["appservice.as_token"], "guardbot"
-        )
-        await synapse.make_admin(admin_token, bot_user_id)
-        yield Homeserver(
-            synapse, admin, bot_user_id, config_path, port,
-            config["appservice.as_token"], config["appservice.hs_token"],
-        )  # fmt: skip
-    finally:
-        await synapse.stop()
-
-
-class GuardbotProcess:
-    """guardbot as an operator runs it: the real CLI in its own process."""
-
-    def __init__(self, hs: Homeserver, workdir: pathlib.Path, env: dict[str, str]) -> None:
-        self.hs = hs
-        self.workdir = workdir
-        self.log_path = workdir / f"guardbot-{time.monotonic_ns()}.log"
-        self.env = {**os.environ, **env}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{hs.guardbot_port}"
-
-    async def start(self, timeout: float = 30) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "guardbot", "-c", str(self.hs.config_path), "-n"],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.workdir,
-            )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"guardbot exited during start-up:\n{self.log()}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(self.url + "/_matrix/mau/ready") as resp:
-                        if resp.status == 200:
-                            return
-                await asyncio.sleep(0.05)
-        raise RuntimeError(f"guardbot not ready after {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    async def _end(self, sig: int) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        for _ in range(200):
-            if self.proc.poll() is not None:
-                return
-            await asyncio.sleep(0.05)
-        self.proc.kill()
-        self.proc.wait()
-
-    async def stop(self) -> None:
-        await self._end(signal.SIGTERM)
-
-    async def kill(self) -> None:
-        """A crash: no shutdown code runs."""
-        await self._end(signal.SIGKILL)
-
-
-StartGuardbot = Callable[..., Awaitable[GuardbotProcess]]
 
 
 @pytest_asyncio.fixture

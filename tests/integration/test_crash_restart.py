@@ -8,13 +8,9 @@ import asyncio
 import random
 from collections import Counter
 
-import pytest
-
-from .conftest import Homeserver, StartGuardbot
-from .matrix_client import wait_for
-from .test_enforcement import listed_room
-
-pytestmark = pytest.mark.integration
+from tests.support.homeserver import Homeserver, StartGuardbot
+from tests.support.matrix_client import wait_for
+from tests.support.rooms import listed_room
 
 GUESTS = 24
 

@@ -3,13 +3,9 @@ removes someone it is not sure about, and acts once it can."""
 
 from __future__ import annotations
 
-import pytest
-
-from .conftest import Homeserver, StartGuardbot
-from .matrix_client import upgrade_guest, wait_for
-from .test_enforcement import _is, wait_removed
-
-pytestmark = pytest.mark.integration
+from tests.support.homeserver import Homeserver, StartGuardbot
+from tests.support.matrix_client import upgrade_guest, wait_for
+from tests.support.rooms import membership_is, wait_removed
 
 
 async def test_too_little_power_is_reported_then_fixed(
@@ -18,7 +14,8 @@ async def test_too_little_power_is_reported_then_fixed(
     bot = await start_guardbot(POLICY__LISTED_ROOMS="kick")
     alice = await homeserver.user("alice_power")
     room_id = await alice.create_room(listed=True, invite=[homeserver.bot_user_id])
-    await wait_for(lambda: _is(alice, room_id, homeserver.bot_user_id, "join"), what="bot joins")
+    bot_id = homeserver.bot_user_id
+    await wait_for(lambda: membership_is(alice, room_id, bot_id, "join"), what="bot joins")
     guest = await homeserver.guest()
     await guest.join(room_id)
 
@@ -51,7 +48,8 @@ async def test_without_admin_rights_only_the_hint_counts(
         room_id = await alice.create_room(
             listed=True, invite=[homeserver.bot_user_id], power={homeserver.bot_user_id: 50}
         )
-        await wait_for(lambda: _is(alice, room_id, homeserver.bot_user_id, "join"), what="join")
+        bot_id = homeserver.bot_user_id
+        await wait_for(lambda: membership_is(alice, room_id, bot_id, "join"), what="join")
 
         # An upgraded former guest joins without `kind: guest`: not evidence, left alone.
         former = await upgrade_guest(await homeserver.guest())

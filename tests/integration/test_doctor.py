@@ -20,11 +20,9 @@ from mautrix.util.async_db import UpgradeTable
 from devtools.local_synapse import LocalSynapse
 from guardbot import db
 from guardbot.config import Config, create_from_example
+from tests.support.homeserver import Homeserver, StartGuardbot, free_port
+from tests.support.matrix_client import User
 
-from .conftest import Homeserver, StartGuardbot, free_port
-from .matrix_client import User
-
-pytestmark = pytest.mark.integration
 LATEST = len(db.upgrade_table.upgrades)
 
 
@@ -46,11 +44,22 @@ class Result:
 async def doctor(config: pathlib.Path, *args: str, **env: str) -> Result:
     """`python -m guardbot doctor -c config ...` in its own process; env: GUARDBOT_* overrides."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "guardbot", "doctor", "-c", str(config), *args,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=config.parent,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8",
-             **{f"GUARDBOT_{k}": v for k, v in env.items()}},
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "guardbot",
+        "doctor",
+        "-c",
+        str(config),
+        *args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=config.parent,
+        env={
+            **os.environ,
+            "PYTHONIOENCODING": "utf-8",
+            **{f"GUARDBOT_{k}": v for k, v in env.items()},
+        },
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(), err.decode())
@@ -112,9 +121,11 @@ async def test_ping_goes_through_a_running_guardbot(
 ) -> None:
     await start_guardbot()  # its database: tmp_path / guardbot.db, migrated at start
     result = await doctor(
-        homeserver.config_path, "-r", registration_of(homeserver),
+        homeserver.config_path,
+        "-r",
+        registration_of(homeserver),
         DATABASE=f"sqlite:{tmp_path / 'guardbot.db'}",
-    )  # fmt: skip
+    )
     assert result.code == 0, result.out + result.err
     assert "reached the running guardbot" in result.line("ping")
 
@@ -122,9 +133,12 @@ async def test_ping_goes_through_a_running_guardbot(
 async def test_wrong_hs_token_is_named(homeserver: Homeserver, tmp_path: pathlib.Path) -> None:
     wrong = "not-the-registrations-hs-token-0123456789"
     result = await doctor(
-        homeserver.config_path, "-r", registration_of(homeserver),
-        DATABASE=f"sqlite:{tmp_path / 'guardbot.db'}", APPSERVICE__HS_TOKEN=wrong,
-    )  # fmt: skip
+        homeserver.config_path,
+        "-r",
+        registration_of(homeserver),
+        DATABASE=f"sqlite:{tmp_path / 'guardbot.db'}",
+        APPSERVICE__HS_TOKEN=wrong,
+    )
     assert result.code == 1
     ping = result.line("ping")
     assert ping.startswith("✗") and "hs_token" in ping and "guardbot is not running" in ping
@@ -139,9 +153,12 @@ async def test_wrong_hs_token_in_a_running_guardbot(
     wrong = "not-the-registrations-hs-token-9876543210"
     await start_guardbot(APPSERVICE__HS_TOKEN=wrong)
     result = await doctor(
-        homeserver.config_path, "-r", registration_of(homeserver),
-        DATABASE=f"sqlite:{tmp_path / 'guardbot.db'}", APPSERVICE__HS_TOKEN=wrong,
-    )  # fmt: skip
+        homeserver.config_path,
+        "-r",
+        registration_of(homeserver),
+        DATABASE=f"sqlite:{tmp_path / 'guardbot.db'}",
+        APPSERVICE__HS_TOKEN=wrong,
+    )
     ping = result.line("ping")
     assert result.code == 1 and ping.startswith("✗")
     assert "refused the homeserver's hs_token" in ping and "restart guardbot" in ping
@@ -245,8 +262,10 @@ async def fresh(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Async
     config.save()
     subprocess.run(
         [sys.executable, "-m", "guardbot", "-c", str(config_path), "-g", "-r", str(registration)],
-        check=True, capture_output=True, cwd=tmp_path,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     await synapse.start()
     try:
         yield Setup(synapse, config_path, registration)

@@ -6,33 +6,9 @@ import time
 
 import pytest
 
-from .conftest import Homeserver, StartGuardbot
-from .matrix_client import MatrixError, User, upgrade_guest, wait_for
-
-pytestmark = pytest.mark.integration
-
-
-async def listed_room(hs: Homeserver, owner: User, *, listed: bool = True, **kw: object) -> str:
-    """A room whose owner invited guardbot with power to kick; returns once guardbot is in."""
-    room_id = await owner.create_room(
-        listed=listed, invite=[hs.bot_user_id], power={hs.bot_user_id: 50}, **kw
-    )
-    await wait_for(
-        lambda: _is(owner, room_id, hs.bot_user_id, "join"), what="guardbot to accept the invite"
-    )
-    return room_id
-
-
-async def _is(viewer: User, room_id: str, user_id: str, membership: str) -> bool:
-    return await viewer.membership(room_id, user_id) == membership
-
-
-async def wait_removed(viewer: User, room_id: str, user_id: str, timeout: float = 30) -> float:
-    started = time.monotonic()
-    await wait_for(
-        lambda: _is(viewer, room_id, user_id, "leave"), timeout=timeout, what=f"{user_id} removed"
-    )
-    return time.monotonic() - started
+from tests.support.homeserver import Homeserver, StartGuardbot
+from tests.support.matrix_client import MatrixError, User, upgrade_guest, wait_for
+from tests.support.rooms import listed_room, wait_removed
 
 
 async def test_guest_joining_listed_room_is_kicked_with_reason(

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from .conftest import Homeserver, StartGuardbot
-from .matrix_client import User, wait_for
-from .test_enforcement import _is, listed_room, wait_removed
-from .test_room_admins import notice_containing
-
-pytestmark = pytest.mark.integration
+from tests.support.homeserver import Homeserver, StartGuardbot
+from tests.support.matrix_client import User, wait_for
+from tests.support.pwlu_client import (
+    EVERY,
+    Api,
+    as_user,
+    dm_room,
+    nags,
+    pwlu_env,
+    unique,
+    wait_for_nags,
+)
+from tests.support.rooms import listed_room, membership_is, notice_containing, wait_removed
 
 
 async def say(user: User, room_id: str, text: str) -> None:
@@ -44,7 +49,9 @@ async def test_management_room_commands_and_dry_run(
     assert await admin.membership(mgmt, bot_id) == "invite"
     await admin.request("POST", f"/_matrix/client/v3/rooms/{mgmt}/kick", {"user_id": bot_id})
     await admin.invite(mgmt, bot_id)
-    await wait_for(lambda: _is(admin, mgmt, bot_id, "join"), what="guardbot in the management room")
+    await wait_for(
+        lambda: membership_is(admin, mgmt, bot_id, "join"), what="guardbot in the management room"
+    )
 
     room_id = await listed_room(homeserver, alice)
 
@@ -89,13 +96,13 @@ async def _contains(text: str, needle: str) -> bool:
 
 
 async def test_pwlu_list_and_forget(homeserver: Homeserver, start_guardbot: StartGuardbot) -> None:
-    from .pwlu_client import EVERY, Api, as_user, dm_room, nags, pwlu_env, unique, wait_for_nags
-
     admin, bot_id = homeserver.admin, homeserver.bot_user_id
     mgmt = await admin.create_room(listed=False, guest_access="forbidden")
     bot = await start_guardbot(**pwlu_env(homeserver, PWLU__NAG__MAX="5"), MANAGEMENT_ROOM=mgmt)
     await admin.invite(mgmt, bot_id)
-    await wait_for(lambda: _is(admin, mgmt, bot_id, "join"), what="guardbot in the management room")
+    await wait_for(
+        lambda: membership_is(admin, mgmt, bot_id, "join"), what="guardbot in the management room"
+    )
 
     registered = await Api(bot.url).register_pwlu(unique("listed"))
     user = as_user(homeserver, registered)

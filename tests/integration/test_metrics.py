@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import aiohttp
-import pytest
 
-from .conftest import Homeserver, StartGuardbot, free_port
-from .matrix_client import wait_for
-from .test_enforcement import listed_room, wait_removed
-
-pytestmark = pytest.mark.integration
+from tests.support.homeserver import Homeserver, StartGuardbot, free_port
+from tests.support.matrix_client import wait_for
+from tests.support.rooms import listed_room, wait_removed
 
 
 def sample(text: str, name: str) -> float:
@@ -22,9 +19,10 @@ def sample(text: str, name: str) -> float:
 async def test_metrics_and_health(homeserver: Homeserver, start_guardbot: StartGuardbot) -> None:
     port = free_port()
     bot = await start_guardbot(
-        POLICY__LISTED_ROOMS="kick", METRICS__ENABLED="true",
+        POLICY__LISTED_ROOMS="kick",
+        METRICS__ENABLED="true",
         METRICS__LISTEN_ADDRESS=f"127.0.0.1:{port}",
-    )  # fmt: skip
+    )
     alice = await homeserver.user("alice_metrics")
     room_id = await listed_room(homeserver, alice)
     guest = await homeserver.guest()

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from .conftest import Homeserver, StartGuardbot
-from .pwlu_client import (
+from tests.support.homeserver import Homeserver, StartGuardbot
+from tests.support.pwlu_client import (
     EVERY,
     Api,
     as_user,
@@ -28,15 +28,19 @@ from .pwlu_client import (
 )
 
 CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM),
-        reason=f"{CHROMIUM} is absent (apt-get install chromium; .ci/run installs it)",
-    ),
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM),
+    reason=f"{CHROMIUM} is absent (apt-get install chromium; .ci/run installs it)",
+)
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
 ]
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]  # fmt: skip
 
 
 @pytest.fixture

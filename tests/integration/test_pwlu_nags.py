@@ -8,11 +8,10 @@ import time
 
 import pytest
 
-from guardbot.pwlu.nags import STOP_ANSWER
-
-from .conftest import Homeserver, StartGuardbot
-from .matrix_client import wait_for
-from .pwlu_client import (
+from guardbot.pwlu.replies import STOP_ANSWER
+from tests.support.homeserver import Homeserver, StartGuardbot
+from tests.support.matrix_client import wait_for
+from tests.support.pwlu_client import (
     EVERY,
     FIRST_AFTER,
     MAX,
@@ -32,33 +31,37 @@ from .pwlu_client import (
     wait_for_nags,
 )
 
-pytestmark = pytest.mark.integration
-
 
 async def test_reminders_follow_the_schedule_and_stop_at_max(
     homeserver: Homeserver, start_guardbot: StartGuardbot
 ) -> None:
+    """The reminders come, in order and none before it is due, and stop at max. How late they
+    come is benchmark 4's figure (bench/nags.py), not a bound here: a loaded machine is late."""
     proc = await start_pwlu(start_guardbot, homeserver)
     api = Api(proc.url)
-    started = time.time()
+    asked = time.time()
     registered = await api.register_pwlu(unique("sched"))
-    registered_at = time.time()
     user = as_user(homeserver, registered)
     assert registered["user_id"].startswith("@sched-")
 
     room = await dm_room(user, homeserver.bot_user_id)
-    sent = await wait_for_nags(user, room, homeserver.bot_user_id, MAX, timeout=30)
+    await wait_for_nags(user, room, homeserver.bot_user_id, MAX, timeout=120)
+
+    async def all_sent() -> bool:
+        status = await api.status(registered["access_token"])
+        return status["nags_sent"] == MAX and status["next_nag_at"] is None
+
+    await wait_for(all_sent, what="the reminders to end at max")
     await asyncio.sleep(EVERY + 1)  # nothing after the last one
     sent = await nags(user, room, homeserver.bot_user_id)
     assert [e["content"]["dev.guardbot.pwlu_nag"]["n"] for e in sent] == [1, 2, 3]
 
-    # Each reminder against its due time: registration + first_after + (k-1) * every.
+    # In order, and none before its due time: registration + first_after + (n-1) * every,
+    # counted from before registration was asked for (the origin_server_ts has 1 ms steps).
     times = [e["origin_server_ts"] / 1000 for e in sent]
-    late = [t - (registered_at + FIRST_AFTER + k * EVERY) for k, t in enumerate(times)]
-    print(f"PWLU registration took {registered_at - started:.3f}s; reminders late by"
-          f" {[round(x, 3) for x in late]}s against first_after={FIRST_AFTER}s,"
-          f" every={EVERY}s")  # fmt: skip
-    assert all(-0.2 <= x <= 1.5 for x in late), late
+    assert times == sorted(times)
+    early = [t - (asked + FIRST_AFTER + k * EVERY) for k, t in enumerate(times)]
+    assert all(x >= -0.01 for x in early), early
 
     nag = sent[0]["content"]
     assert nag["msgtype"] == "m.notice"
@@ -124,9 +127,12 @@ async def test_crash_during_a_send_sends_that_reminder_exactly_once(
     # delivered: nag 1 is in the room but not counted; not delivered: nag 2 never went out.
     n = 1 if delivered else 2
     edit_db(
-        proc, "UPDATE pwlu SET nags_sent=?, sending=?, next_nag_at=0 WHERE user_id=?",
-        n - 1, n, registered["user_id"],
-    )  # fmt: skip
+        proc,
+        "UPDATE pwlu SET nags_sent=?, sending=?, next_nag_at=0 WHERE user_id=?",
+        n - 1,
+        n,
+        registered["user_id"],
+    )
     proc = await start_pwlu(start_guardbot, homeserver, **slow)
     expected = [1] if delivered else [1, 2]
     await wait_for_nags(user, room, bot, len(expected))

@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from .conftest import Homeserver, StartGuardbot
-from .matrix_client import MatrixError, wait_for
-from .pwlu_client import (
+from tests.support.homeserver import Homeserver, StartGuardbot
+from tests.support.matrix_client import MatrixError, wait_for
+from tests.support.pwlu_client import (
     EVERY,
     Api,
     admin_nags,
@@ -25,8 +25,6 @@ from .pwlu_client import (
     unique,
     wait_for_nags,
 )
-
-pytestmark = pytest.mark.integration
 
 
 async def test_password_set_through_the_api_ends_reminders(
@@ -84,10 +82,11 @@ async def test_password_set_on_the_homeserver_ends_reminders(
         assert challenge.value.status == 401
         session = challenge.value.body["session"]
         body["auth"] = {
-            "type": "m.login.password", "session": session,
+            "type": "m.login.password",
+            "session": session,
             "identifier": {"type": "m.id.user", "user": user_id},
             "password": keyring(homeserver).password(user_id),
-        }  # fmt: skip
+        }
         await user.request("POST", path, body)
 
     async def noticed() -> bool:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from .conftest import Homeserver, StartGuardbot
-from .matrix_client import MatrixError, User, wait_for
-from .pwlu_client import (
+from tests.support.homeserver import Homeserver, StartGuardbot
+from tests.support.matrix_client import MatrixError, User, wait_for
+from tests.support.pwlu_client import (
     Api,
     as_user,
     assert_secrets_not_logged,
@@ -23,7 +23,6 @@ from .pwlu_client import (
     wait_for_nags,
 )
 
-pytestmark = pytest.mark.integration
 REGISTER = "/_guardbot/v1/pwlu/register"
 
 
@@ -129,9 +128,12 @@ async def test_bad_requests_get_matrix_error_json(
     assert (status, body["errcode"]) == (403, "M_GUEST_ACCESS_FORBIDDEN")
     assert (await api.status(guest.token))["pwlu"] is False
     assert await api.status(user.token) == {
-        "user_id": user.user_id, "pwlu": False, "password_set": True, "nags_sent": 0,
+        "user_id": user.user_id,
+        "pwlu": False,
+        "password_set": True,
+        "nags_sent": 0,
         "next_nag_at": None,
-    }  # fmt: skip
+    }
 
     # Web clients on other origins may call it.
     async with (
@@ -153,10 +155,12 @@ async def test_rate_limit_per_client_behind_trusted_proxies(
     homeserver: Homeserver, start_guardbot: StartGuardbot
 ) -> None:
     proc = await start_pwlu(
-        start_guardbot, homeserver,
-        PWLU__RATE_LIMIT__PER_SECOND="0.01", PWLU__RATE_LIMIT__BURST_COUNT="2",
+        start_guardbot,
+        homeserver,
+        PWLU__RATE_LIMIT__PER_SECOND="0.01",
+        PWLU__RATE_LIMIT__BURST_COUNT="2",
         PWLU__TRUSTED_PROXIES="[127.0.0.1/32]",
-    )  # fmt: skip
+    )
     api = Api(proc.url)
     first = {"X-Forwarded-For": "198.51.100.1"}
     for _ in range(2):
@@ -215,9 +219,12 @@ async def test_account_made_just_before_a_crash_is_found_again(
     user_id = f"@{name}:{homeserver.synapse.server_name}"
     keys = keyring(homeserver)
     edit_db(
-        proc, "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at)"
-        " VALUES (?, ?, 'unconfirmed', 0, 0)", user_id, keys.current,
-    )  # fmt: skip
+        proc,
+        "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at)"
+        " VALUES (?, ?, 'unconfirmed', 0, 0)",
+        user_id,
+        keys.current,
+    )
     body = {"username": name, "password": keys.password(user_id)}
     status, challenge = await synapse_register(homeserver, body)
     status, created = await synapse_register(
@@ -227,9 +234,12 @@ async def test_account_made_just_before_a_crash_is_found_again(
     # And one whose registration never happened is dropped, not nagged.
     ghost = f"@{unique('ghost')}:{homeserver.synapse.server_name}"
     edit_db(
-        proc, "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at)"
-        " VALUES (?, ?, 'unconfirmed', 0, 0)", ghost, keys.current,
-    )  # fmt: skip
+        proc,
+        "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at)"
+        " VALUES (?, ?, 'unconfirmed', 0, 0)",
+        ghost,
+        keys.current,
+    )
 
     proc = await start_pwlu(start_guardbot, homeserver)
     user = User(homeserver.synapse.base_url, user_id, created["access_token"])

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import async_playwright
 
-from .conftest import GuardbotProcess, Homeserver, running_homeserver
-from .pwlu_client import (
+from tests.support.homeserver import GuardbotProcess, Homeserver, running_homeserver
+from tests.support.pwlu_client import (
     Api,
     as_user,
     assert_secrets_not_logged,
@@ -25,12 +25,15 @@ from .pwlu_client import (
     wait_for_nags,
 )
 
-pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
 POLICY = {
-    "enabled": True, "minimum_length": 12, "require_digit": True, "require_symbol": True,
-    "require_lowercase": True, "require_uppercase": True,
-}  # fmt: skip
+    "enabled": True,
+    "minimum_length": 12,
+    "require_digit": True,
+    "require_symbol": True,
+    "require_lowercase": True,
+    "require_uppercase": True,
+}
 
 
 @pytest.fixture(scope="module")

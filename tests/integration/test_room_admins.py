@@ -10,23 +10,9 @@ import sys
 import pytest
 
 from guardbot.core.observations import POLICY_EVENT
-
-from .conftest import Homeserver, StartGuardbot
-from .matrix_client import MatrixError, User, wait_for
-from .test_enforcement import listed_room, wait_removed
-
-pytestmark = pytest.mark.integration
-
-
-async def notice_containing(viewer: User, room_id: str, bot: str, text: str) -> dict:
-    async def find() -> dict | None:
-        for event in await viewer.timeline(room_id):
-            body = event.get("content", {}).get("body", "")
-            if event["sender"] == bot and event["type"] == "m.room.message" and text in body:
-                return event
-        return None
-
-    return await wait_for(find, timeout=20, what=f"a notice saying {text!r}")
+from tests.support.homeserver import Homeserver, StartGuardbot
+from tests.support.matrix_client import MatrixError, User, wait_for
+from tests.support.rooms import listed_room, notice_containing, wait_removed
 
 
 async def test_policy_by_state_event_and_by_command(
@@ -52,8 +38,10 @@ async def test_policy_by_state_event_and_by_command(
     await notice_containing(alice, room_id, bot_id, "policy is now forbid, set by " + alice.user_id)
     event = await alice.state(room_id, POLICY_EVENT)
     assert event == {
-        "listed_rooms": "forbid", "reason": "closed to guests", "set_by": alice.user_id
-    }  # fmt: skip
+        "listed_rooms": "forbid",
+        "reason": "closed to guests",
+        "set_by": alice.user_id,
+    }
     await wait_for(
         lambda: _guest_access(alice, room_id, "forbidden"), what="forbid applied to the room"
     )
@@ -96,11 +84,21 @@ async def test_non_admin_and_forbidden_choices_are_refused(
 
     # Every refusal and decision is in the audit log, readable by the operator.
     out = subprocess.run(
-        [sys.executable, "-m", "guardbot", "audit", "-c", str(homeserver.config_path),
-         "--room", room_id],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "guardbot",
+            "audit",
+            "-c",
+            str(homeserver.config_path),
+            "--room",
+            room_id,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, "GUARDBOT_DATABASE": bot.env["GUARDBOT_DATABASE"]},
-    )  # fmt: skip
+    )
     entries = [json.loads(line) for line in out.stdout.splitlines()]
     assert any(e["what"] == "Kick" and e["user_id"] == guest.user_id for e in entries)
     assert all(e["room_id"] == room_id for e in entries)

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import subprocess
 
 import aiohttp
-import pytest
 
-from .conftest import Homeserver, StartGuardbot
-
-pytestmark = pytest.mark.integration
+from tests.support.homeserver import Homeserver, StartGuardbot
 
 
 async def test_sigterm_under_load_exits_cleanly(
@@ -24,11 +21,16 @@ async def test_sigterm_under_load_exits_cleanly(
     def guest_joins(tag: str) -> list[dict]:
         # Events guardbot must store: each request makes database writes to interrupt.
         return [
-            {"type": "m.room.member", "room_id": "!nowhere", "event_id": f"${tag}-{i}",
-             "sender": f"@{i}:{domain}", "state_key": f"@{i}:{domain}",
-             "content": {"membership": "join", "kind": "guest"}}
+            {
+                "type": "m.room.member",
+                "room_id": "!nowhere",
+                "event_id": f"${tag}-{i}",
+                "sender": f"@{i}:{domain}",
+                "state_key": f"@{i}:{domain}",
+                "content": {"membership": "join", "kind": "guest"},
+            }
             for i in range(20)
-        ]  # fmt: skip
+        ]
 
     stop = asyncio.Event()
 
@@ -46,14 +48,15 @@ async def test_sigterm_under_load_exits_cleanly(
     clients = [asyncio.create_task(client(n)) for n in range(4)]
     await asyncio.sleep(1)
     assert bot.proc is not None
-    started = time.monotonic()
     bot.proc.terminate()
-    for _ in range(200):
-        if bot.proc.poll() is not None:
-            break
-        await asyncio.sleep(0.05)
-    stop.set()
-    await asyncio.gather(*clients)
-    assert bot.proc.poll() == 0, f"still running or failed after SIGTERM:\n{bot.log()[-2000:]}"
-    assert time.monotonic() - started < 10
+    try:
+        # Wait for the exit; the timeout only keeps a hung process from hanging the suite.
+        # How long a stop takes is benchmark 5's figure (bench/ready.py).
+        code = await asyncio.to_thread(bot.proc.wait, 120)
+    except subprocess.TimeoutExpired:
+        code = None
+    finally:
+        stop.set()
+        await asyncio.gather(*clients)
+    assert code == 0, f"still running or failed after SIGTERM:\n{bot.log()[-2000:]}"
     assert "Traceback" not in bot.log()

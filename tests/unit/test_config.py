@@ -13,7 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from guardbot.config import Config, ConfigError, create_from_example, load
-from guardbot.guard.facts import Rooms
+from guardbot.core.policy import room_facts
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = resources.files("guardbot").joinpath("example-config.yaml").read_text()
@@ -44,7 +44,7 @@ def section(name: str, replacement: str) -> tuple[str, str]:
 
 # -- loading --------------------------------------------------------------------------------
 def policy_of(config: Config, room_id: str) -> str:
-    return Rooms(config, None, None).policy(room_id)[0]  # type: ignore[arg-type]
+    return room_facts(config.server_policy(), room_id, True, None, {}).policy
 
 
 def test_example_with_tokens_loads(tmp_path: Path) -> None:

@@ -11,27 +11,19 @@ from guardbot.core.policy import Verdict
 from guardbot.guard import guests
 from guardbot.guard.guests import FRESH_FOR, GUEST_TTL, GuestOracle, VerdictCache
 
+from ..support.clock import FakeClock
+
 D = "example.org"
 BIG = guests.BITMAP_LIMIT + 5  # numeric, but past the bitmap
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(guests.time, "monotonic", clock)
-    return clock
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 def test_not_a_guest_is_final_and_takes_a_bit() -> None:
-    cache = VerdictCache(D, max_entries=10)
+    cache = VerdictCache(D, max_entries=10, clock=FakeClock())
     for n in range(1, 100_001):
         cache.put(f"@{n}:{D}", False)
     assert len(cache) == 100_000  # the bitmap is not bound by max_entries: it is tiny
@@ -41,7 +33,7 @@ def test_not_a_guest_is_final_and_takes_a_bit() -> None:
 
 
 def test_other_spellings_and_servers_never_share_a_bit() -> None:
-    cache = VerdictCache(D, max_entries=10)
+    cache = VerdictCache(D, max_entries=10, clock=FakeClock())
     cache.put(f"@7:{D}", False)
     assert cache.get(f"@07:{D}") is None
     assert cache.get("@7:other.example") is None
@@ -52,8 +44,8 @@ def test_other_spellings_and_servers_never_share_a_bit() -> None:
     assert len(cache._bits) == 1
 
 
-def test_other_ids_and_guests_are_bounded_oldest_first(clock: Clock) -> None:
-    cache = VerdictCache(D, max_entries=3)
+def test_other_ids_and_guests_are_bounded_oldest_first(clock: FakeClock) -> None:
+    cache = VerdictCache(D, max_entries=3, clock=clock)
     for n in range(5):
         cache.put(f"@0{n}:{D}", False)
         cache.put(f"@{n + 1}:{D}", True)
@@ -61,20 +53,20 @@ def test_other_ids_and_guests_are_bounded_oldest_first(clock: Clock) -> None:
     assert [cache.get(f"@{n + 1}:{D}") for n in range(5)] == [None, None, True, True, True]
 
 
-def test_guest_answers_expire_and_count_as_fresh_only_briefly(clock: Clock) -> None:
-    cache = VerdictCache(D, max_entries=10)
+def test_guest_answers_expire_and_count_as_fresh_only_briefly(clock: FakeClock) -> None:
+    cache = VerdictCache(D, max_entries=10, clock=clock)
     cache.put(f"@5:{D}", True)
     assert cache.get(f"@5:{D}") is True
     assert cache.get(f"@5:{D}", fresh=True) is True
-    clock.now += FRESH_FOR
+    clock.advance(FRESH_FOR)
     assert cache.get(f"@5:{D}", fresh=True) is None  # too old to skip the check before a kick
     assert cache.get(f"@5:{D}") is True
-    clock.now += GUEST_TTL
+    clock.advance(GUEST_TTL)
     assert cache.get(f"@5:{D}") is None and len(cache) == 0
 
 
-def test_answers_replace_each_other_and_can_be_dropped(clock: Clock) -> None:
-    cache = VerdictCache(D, max_entries=10)
+def test_answers_replace_each_other_and_can_be_dropped(clock: FakeClock) -> None:
+    cache = VerdictCache(D, max_entries=10, clock=clock)
     cache.put(f"@5:{D}", False)
     cache.put(f"@5:{D}", True)  # only after an invalidation in practice, but never both
     assert cache.get(f"@5:{D}") is True and len(cache) == 1
@@ -99,10 +91,10 @@ class FakeHomeserver:
         return {"is_guest": user_id in self.guests}
 
 
-async def test_oracle_asks_once_and_again_before_a_kick_unless_just_asked(clock: Clock) -> None:
+async def test_oracle_asks_once_and_again_before_a_kick_unless_just_asked(clock: FakeClock) -> None:
     hs = FakeHomeserver()
-    oracle = GuestOracle(hs, D, set())  # type: ignore[arg-type]
-    oracle.admin = True
+    oracle = GuestOracle(hs, D, set(), clock)  # type: ignore[arg-type]
+    oracle.set_admin(True)
     guest, former = f"@1:{D}", f"@2:{D}"
 
     async def verdict(user_id: str, fresh: bool = False) -> Verdict:
@@ -111,11 +103,11 @@ async def test_oracle_asks_once_and_again_before_a_kick_unless_just_asked(clock:
     assert await verdict(guest) is Verdict.GUEST
     assert await verdict(guest, fresh=True) is Verdict.GUEST  # the decision's answer, 0 s old
     assert hs.asked == [guest]
-    clock.now += FRESH_FOR
+    clock.advance(FRESH_FOR)
     assert await verdict(guest, fresh=True) is Verdict.GUEST
     assert hs.asked == [guest, guest]
     hs.guests.clear()  # upgraded
-    clock.now += FRESH_FOR
+    clock.advance(FRESH_FOR)
     assert await verdict(guest) is Verdict.GUEST  # cached, not yet expired
     assert await verdict(guest, fresh=True) is Verdict.NOT_GUEST
     assert await verdict(former) is Verdict.NOT_GUEST

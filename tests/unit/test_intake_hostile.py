@@ -9,12 +9,20 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
+from guardbot.background import Wakeup
+from guardbot.core.clock import Clock
 from guardbot.core.observations import MemberChange
-from guardbot.guard.intake import AppserviceAPI, TransactionStats, parse_events
+from guardbot.guard.intake import AppserviceAPI, parse_events
 
 DOMAIN = "example.org"
 BOT = "@guardbot:example.org"
+
+
+def malformed_so_far() -> float:
+    """What guardbot_events_malformed_total says, the count an operator sees."""
+    return REGISTRY.get_sample_value("guardbot_events_malformed_total") or 0.0
 
 
 def guest_join(event_id: str = "$good") -> dict:
@@ -32,22 +40,29 @@ def test_a_room_id_of_the_wrong_type_costs_only_its_own_event() -> None:
     broken = [
         guest_join("$list") | {"room_id": []},
         guest_join("$dict") | {"room_id": {"a": 1}},
-        {"type": "m.room.message", "room_id": [1], "event_id": "$m", "sender": "@a:b",
-         "content": {"body": "hello"}},  # fmt: skip
+        {
+            "type": "m.room.message",
+            "room_id": [1],
+            "event_id": "$m",
+            "sender": "@a:b",
+            "content": {"body": "hello"},
+        },
     ]
-    stats = TransactionStats()
+    before = malformed_so_far()
     observations = parse_events(
-        {"events": [*broken, guest_join()]}, DOMAIN, BOT, stats, {"!dm:example.org"}
+        {"events": [*broken, guest_join()]}, DOMAIN, BOT, {"!dm:example.org"}
     )
     assert [o.event_id for o in observations] == ["$good"]
     assert isinstance(observations[0], MemberChange)
-    assert stats.malformed == 2  # the member events; the chat is simply not for guardbot
+    assert (
+        malformed_so_far() - before == 2
+    )  # the member events; the chat is simply not for guardbot
 
 
 def test_a_token_that_is_not_utf8_is_refused_not_an_error() -> None:
     """aiohttp hands undecodable header bytes over as lone surrogates; encoding those strictly
     raised, and the homeserver's transaction got a 500 instead of a 403."""
-    api = AppserviceAPI("hs-token", DOMAIN, BOT, None, lambda: None)  # type: ignore[arg-type]
+    api = AppserviceAPI("hs-token", DOMAIN, BOT, None, Wakeup(), (), Clock())  # type: ignore[arg-type]
     for token in ("\udc80", "hs-token\udcff", "h\udcc3\udca9"):
         refused = api._refuse(with_auth(f"Bearer {token}"))
         assert refused is not None and refused.status == 403
@@ -63,12 +78,12 @@ def test_many_malformed_events_cost_a_few_log_lines(caplog: pytest.LogCaptureFix
     """A body of junk events (the homeserver sends at most 100, but a broken or hostile one
     may send a whole body of them) once logged a warning per event: millions of lines, and
     minutes with the event loop blocked. The count is kept; the lines are a few."""
-    stats = TransactionStats()
+    before = malformed_so_far()
     junk = ["x", 0, guest_join("$bad") | {"state_key": 5}] * 2000
     with caplog.at_level(logging.DEBUG, logger="guardbot"):
-        observations = parse_events({"events": [*junk, guest_join()]}, DOMAIN, BOT, stats)
+        observations = parse_events({"events": [*junk, guest_join()]}, DOMAIN, BOT)
     assert [o.event_id for o in observations] == ["$good"]
-    assert stats.malformed == len(junk)
+    assert malformed_so_far() - before == len(junk)
     assert 1 <= len(caplog.records) <= 10
     assert str(len(junk)) in caplog.text  # the summary says how many
 
@@ -76,13 +91,13 @@ def test_many_malformed_events_cost_a_few_log_lines(caplog: pytest.LogCaptureFix
 def test_identifiers_no_database_can_store_make_their_event_malformed() -> None:
     """A NUL (PostgreSQL refuses it in text) or a lone surrogate (no UTF-8 for it) in an ID
     that becomes a database key failed the transaction with a 500."""
-    stats = TransactionStats()
+    before = malformed_so_far()
     broken = [
         guest_join("$nul\x00"),
         guest_join("$surrogate\ud800"),
         guest_join("$room") | {"room_id": "!r\x00:example.org"},
         guest_join("$control\x1b[31m"),
     ]
-    observations = parse_events({"events": [*broken, guest_join()]}, DOMAIN, BOT, stats)
+    observations = parse_events({"events": [*broken, guest_join()]}, DOMAIN, BOT)
     assert [o.event_id for o in observations] == ["$good"]
-    assert stats.malformed == len(broken)
+    assert malformed_so_far() - before == len(broken)

@@ -45,8 +45,12 @@ def isolated_logging() -> Iterator[None]:
     for name, (handlers, level, disabled, propagate, filters) in saved.items():
         lg = logging.getLogger(name or None)
         lg.handlers, lg.level, lg.disabled, lg.propagate, lg.filters = (
-            handlers, level, disabled, propagate, filters,
-        )  # fmt: skip
+            handlers,
+            level,
+            disabled,
+            propagate,
+            filters,
+        )
     if logging.lastResort:
         logging.lastResort.filters = last_resort_filters
 

@@ -1,77 +1,56 @@
-"""The policy core: which events matter, and what guardbot decides to do about them."""
+"""The policy core: what guardbot decides for each observation, given the facts gathered for it.
+Every rule is here once; the executor's re-check, `explain` and the commands call the same
+functions, so these tests pin the behaviour of all of them."""
 
 from __future__ import annotations
 
-import copy
-from typing import Any
+from dataclasses import replace
 
 import pytest
 
+from guardbot.core.actions import ForbidGuestAccess, JoinRoom, Kick, Notice, Sweep
+from guardbot.core.decision import (
+    GLOBAL,
+    AuditRecord,
+    RoomClassified,
+    RoomPolicySetting,
+    RoomWoken,
+)
 from guardbot.core.observations import (
     BotMembership,
     GuestAccessChange,
-    MalformedEvent,
+    HomeserverBack,
     MemberChange,
+    MemberFound,
     PowerChange,
     RoomListed,
-    triage,
+    RoomPolicyChange,
 )
 from guardbot.core.policy import (
-    ForbidGuestAccess,
-    JoinRoom,
-    Kick,
+    Facts,
     Policy,
+    PolicySource,
     RoomFacts,
-    Sweep,
+    ServerPolicy,
     Verdict,
+    close_and_sweep,
+    confirm_forbid,
     confirm_kick,
-    decide_bot_membership,
+    confirm_sweep,
+    decide,
     decide_guest_access,
-    decide_listed,
     decide_member,
-    decide_sweep_member,
+    explain_kick,
+    judge_room_policy,
+    refuse_choice,
+    room_facts,
 )
-from guardbot.guard.intake import TransactionStats, parse_events
 
-DOMAIN = "example.org"
 BOT = "@guardbot:example.org"
 ROOM = "!room:example.org"
 GUEST = "@1234:example.org"
-
-
-def member(
-    user_id: str = GUEST,
-    membership: str = "join",
-    *,
-    kind: str | None = None,
-    prev: str | None = None,
-    event_id: str = "$join",
-) -> dict[str, Any]:
-    content: dict[str, Any] = {"membership": membership}
-    if kind is not None:
-        content["kind"] = kind
-    event: dict[str, Any] = {
-        "type": "m.room.member",
-        "room_id": ROOM,
-        "event_id": event_id,
-        "sender": user_id,
-        "state_key": user_id,
-        "content": content,
-    }
-    if prev is not None:
-        event["unsigned"] = {"prev_content": {"membership": prev}}
-    return event
-
-
-def guest_access(value: str, sender: str = "@alice:example.org", event_id: str = "$ga") -> dict:
-    return {
-        "type": "m.room.guest_access",
-        "room_id": ROOM,
-        "event_id": event_id,
-        "sender": sender,
-        "state_key": "",
-        "content": {"guest_access": value},
-    }
+SERVER = ServerPolicy(kick_reason="no guests", restore_notice="closed again")
+NOW = 1_000
 
 
 def facts(policy: Policy = Policy.FORBID, listed: bool = True) -> RoomFacts:
@@ -82,125 +61,15 @@ def change(membership: str = "join", event_id: str = "$join", user_id: str = GUE
     return MemberChange(ROOM, user_id, event_id, membership, None, kind_guest=True)
 
 
-# -- triage ---------------------------------------------------------------------------------
-def test_guest_join_with_kind_guest_is_a_member_change() -> None:
-    obs = triage(member(kind="guest", prev="invite"), DOMAIN, BOT)
-    assert obs == MemberChange(ROOM, GUEST, "$join", "join", "invite", kind_guest=True)
-    assert obs.new_join
+def gathered(room: RoomFacts | None = None, **kw: object) -> Facts:
+    return Facts(now=NOW, bot_user_id=BOT, room=room, **kw)  # type: ignore[arg-type]
 
 
-def test_rejoin_is_not_a_new_join() -> None:
-    obs = triage(member(kind="guest", prev="join"), DOMAIN, BOT)
-    assert isinstance(obs, MemberChange) and not obs.new_join
+def actions_for(obs: object, room: RoomFacts | None, **kw: object) -> list:
+    return list(decide(obs, gathered(room, **kw), SERVER).actions)  # type: ignore[arg-type]
 
 
-def test_invite_of_numeric_local_user_without_kind_is_a_candidate() -> None:
-    obs = triage(member(membership="invite"), DOMAIN, BOT)
-    assert isinstance(obs, MemberChange)
-    assert (obs.membership, obs.kind_guest, obs.prev_membership) == ("invite", False, None)
-
-
-@pytest.mark.parametrize("kind", [None, "guest"])
-def test_non_numeric_local_user_is_ignored(kind: str | None) -> None:
-    assert triage(member("@alice:example.org", kind=kind), DOMAIN, BOT) is None
-
-
-@pytest.mark.parametrize("membership", ["leave", "ban", "knock"])
-def test_guest_leaving_is_ignored(membership: str) -> None:
-    assert triage(member(kind="guest", membership=membership), DOMAIN, BOT) is None
-
-
-def test_remote_user_counts_only_with_kind_guest() -> None:
-    assert triage(member("@1234:other.org"), DOMAIN, BOT) is None
-    obs = triage(member("@bob:other.org", kind="guest"), DOMAIN, BOT)
-    assert isinstance(obs, MemberChange) and obs.user_id == "@bob:other.org"
-
-
-def test_lookalike_domain_is_remote() -> None:
-    assert triage(member("@1234:evil-example.org"), DOMAIN, BOT) is None
-    assert triage(member("@1234:example.org.evil"), DOMAIN, BOT) is None
-
-
-@pytest.mark.parametrize("membership", ["invite", "join", "leave"])
-def test_bots_own_membership(membership: str) -> None:
-    event = {**member(BOT, membership=membership, event_id="$bot"), "sender": "@alice:x"}
-    obs = triage(event, DOMAIN, BOT)
-    assert obs == BotMembership(ROOM, "$bot", membership, sender="@alice:x")
-
-
-def test_guest_access_and_power_levels_events() -> None:
-    obs = triage(guest_access("can_join"), DOMAIN, BOT)
-    assert obs == GuestAccessChange(ROOM, "$ga", "@alice:example.org", "can_join")
-    power = {"type": "m.room.power_levels", "room_id": ROOM, "event_id": "$pl", "state_key": ""}
-    assert triage({**power, "content": {}}, DOMAIN, BOT) == PowerChange(ROOM, "$pl")
-
-
-def test_non_state_lookalikes_and_messages_are_ignored() -> None:
-    msg = {"type": "m.room.message", "room_id": ROOM, "event_id": "$m", "content": {"body": "hi"}}
-    assert triage(msg, DOMAIN, BOT) is None
-    no_state_key = guest_access("can_join")
-    del no_state_key["state_key"]
-    assert triage(no_state_key, DOMAIN, BOT) is None
-
-
-def _broken(path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    event = member(kind="guest")
-    target = event
-    for key in path[:-1]:
-        target = target[key]
-    if value is _DELETE:
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
-    return event
-
-
-_DELETE = object()
-
-
-@pytest.mark.parametrize(
-    "event",
-    [
-        "not an event",
-        ["m.room.member"],
-        None,
-        _broken(("content",), "join"),
-        _broken(("content",), _DELETE),
-        _broken(("state_key",), _DELETE),
-        _broken(("state_key",), 1234),
-        _broken(("state_key",), ""),
-        _broken(("content", "membership"), _DELETE),
-        _broken(("content", "membership"), ["join"]),
-        _broken(("room_id",), _DELETE),
-        _broken(("event_id",), None),
-        {**guest_access("can_join"), "sender": 5},
-        {"type": "m.room.power_levels", "state_key": "", "event_id": "$pl"},
-    ],
-)
-def test_malformed_events_raise(event: Any) -> None:
-    with pytest.raises(MalformedEvent):
-        triage(event, DOMAIN, BOT)
-
-
-def test_parse_events_keeps_the_good_events_around_a_bad_one() -> None:
-    bad = member("@5678:example.org", kind="guest", event_id="$bad")
-    bad["content"] = "join"
-    body = {
-        "events": [
-            member(kind="guest", event_id="$first"),
-            bad,
-            "garbage",
-            {"type": "m.room.message", "room_id": ROOM, "event_id": "$m", "content": {}},
-            member("@999:example.org", membership="invite", event_id="$last"),
-        ]
-    }
-    stats = TransactionStats()
-    observations = parse_events(body, DOMAIN, BOT, stats)
-    assert [o.event_id for o in observations] == ["$first", "$last"]
-    assert (stats.events, stats.observed, stats.malformed) == (5, 2, 2)
-
-
-# -- decide_member ----------------------------------------------------------------------------
+# -- a guest's join or invite -----------------------------------------------------------------
 @pytest.mark.parametrize("membership", ["join", "invite"])
 def test_forbid_room_closes_the_door_then_kicks(membership: str) -> None:
     actions = decide_member(change(membership), facts(Policy.FORBID), Verdict.GUEST)
@@ -226,19 +95,29 @@ def test_no_action_when_room_not_enforced(room: RoomFacts) -> None:
 @pytest.mark.parametrize("verdict", [Verdict.NOT_GUEST, Verdict.UNKNOWN])
 @pytest.mark.parametrize("policy", [Policy.FORBID, Policy.KICK])
 def test_never_kicks_without_guest_verdict(verdict: Verdict, policy: Policy) -> None:
-    actions = decide_member(change(), facts(policy), verdict)
+    actions = actions_for(change(), facts(policy), verdict=verdict)
     assert not any(isinstance(a, Kick) for a in actions)
-    assert decide_sweep_member(facts(policy), GUEST, "$e", "join", verdict) == []
+    found = MemberFound(ROOM, GUEST, "$e", "join", kind_guest=True)
+    assert actions_for(found, facts(policy), verdict=verdict) == []
 
 
 def test_member_change_that_is_not_join_or_invite_does_nothing() -> None:
     assert decide_member(change("leave"), facts(), Verdict.GUEST) == []
 
 
-# -- decide_guest_access ----------------------------------------------------------------------
+def test_every_queued_enforcement_has_its_decision_in_the_audit() -> None:
+    decision = decide(change(), gathered(facts(), verdict=Verdict.GUEST), SERVER)
+    assert [type(a) for a in decision.actions] == [ForbidGuestAccess, Kick]
+    assert [(e.what, e.user_id, e.result) for e in decision.audit] == [
+        ("decide ForbidGuestAccess", None, "queued"),
+        ("decide Kick", GUEST, "queued"),
+    ]
+    assert all(e.at == NOW and "$join" in e.why for e in decision.audit)
+
+
+# -- guest access -----------------------------------------------------------------------------
 def test_opening_a_listed_forbid_room_is_undone_with_a_notice() -> None:
-    obs = triage(guest_access("can_join", event_id="$open"), DOMAIN, BOT)
-    assert isinstance(obs, GuestAccessChange)
+    obs = GuestAccessChange(ROOM, "$open", "@alice:example.org", "can_join")
     actions = decide_guest_access(obs, facts(Policy.FORBID), BOT)
     assert actions == [ForbidGuestAccess(ROOM, cause="$open", notice="closed again")]
 
@@ -258,55 +137,101 @@ def test_guest_access_set_by_bot_or_to_forbidden_is_left_alone() -> None:
     assert decide_guest_access(closed, facts(), BOT) == []
 
 
-# -- listing, bot membership, sweeping --------------------------------------------------------
-def test_decide_listed_per_policy() -> None:
+# -- listing, the homeserver coming back, a room met before the poll ---------------------------
+def test_listing_per_policy() -> None:
     listing = RoomListed(ROOM, 1000)
-    forbid = decide_listed(listing, facts(Policy.FORBID))
+    forbid = actions_for(listing, facts(Policy.FORBID))
     assert [type(a) for a in forbid] == [ForbidGuestAccess, Sweep]
     assert {a.cause for a in forbid} == {"listed:1000"}
-    assert decide_listed(listing, facts(Policy.KICK)) == [Sweep(ROOM, cause="listed:1000")]
-    assert decide_listed(listing, facts(Policy.OFF)) == []
-    assert decide_listed(listing, facts(listed=False)) == []
+    assert actions_for(listing, facts(Policy.KICK)) == [Sweep(ROOM, cause="listed:1000")]
+    assert actions_for(listing, facts(Policy.OFF)) == []
+    assert actions_for(listing, facts(listed=False)) == []
 
 
 def test_relisting_gets_new_action_keys() -> None:
-    first = decide_listed(RoomListed(ROOM, 1000), facts())
-    again = decide_listed(RoomListed(ROOM, 1000), facts())
-    later = decide_listed(RoomListed(ROOM, 2000), facts())
+    first = close_and_sweep(facts(), cause="listed:1000")
+    again = close_and_sweep(facts(), cause="listed:1000")
+    later = close_and_sweep(facts(), cause="listed:2000")
     assert [a.key for a in first] == [a.key for a in again]
     assert not {a.key for a in first} & {a.key for a in later}
 
 
-@pytest.mark.parametrize("room", [facts(), facts(Policy.OFF), facts(listed=False)])
-def test_bot_accepts_every_invite(room: RoomFacts) -> None:
+def test_a_room_found_listed_by_a_lookup_is_recorded_and_swept_with_the_decision() -> None:
+    """Met before the poller saw it: what the look-up learned is stored with the decision,
+    and the guests already inside are handled as if the poller had listed it."""
+    classified = RoomClassified(ROOM, True, 777)
+    decision = decide(
+        change(),
+        gathered(facts(Policy.KICK), verdict=Verdict.GUEST, classified=classified),
+        SERVER,
+    )
+    assert decision.records == (classified,)
+    assert set(decision.actions) == {
+        Sweep(ROOM, cause="listed:777"),
+        Kick(ROOM, GUEST, "no guests", cause="$join"),
+    }
+
+
+def test_a_room_found_unlisted_is_only_recorded() -> None:
+    classified = RoomClassified(ROOM, False, 777)
+    decision = decide(change(), gathered(facts(listed=False), classified=classified), SERVER)
+    assert decision.records == (classified,) and decision.actions == ()
+
+
+def test_after_an_outage_every_enforced_listed_room_is_swept_once() -> None:
+    rooms = (facts(Policy.KICK), replace(facts(Policy.OFF), room_id="!off:example.org"))
+    actions = actions_for(HomeserverBack(42), None, listed_rooms=rooms)
+    assert actions == [Sweep(ROOM, cause="homeserver back at 42")]
+
+
+def test_power_change_wakes_the_rooms_actions() -> None:
+    decision = decide(PowerChange(ROOM, "$pl"), gathered(facts()), SERVER)
+    assert decision.records == (RoomWoken(ROOM),) and decision.actions == ()
+
+
+# -- guardbot's own membership ----------------------------------------------------------------
+@pytest.mark.parametrize("room", [facts(), facts(Policy.OFF), facts(listed=False), None])
+def test_bot_accepts_every_invite(room: RoomFacts | None) -> None:
     invite = BotMembership(ROOM, "$inv", "invite")
-    assert decide_bot_membership(invite, room) == [JoinRoom(ROOM, cause="$inv")]
+    assert actions_for(invite, room) == [JoinRoom(ROOM, cause="$inv")]
+
+
+def test_only_a_server_admin_invites_guardbot_into_the_management_room() -> None:
+    invite = BotMembership(ROOM, "$inv", "invite", sender="@mallory:example.org")
+    refused = decide(invite, gathered(None, management_room=ROOM), SERVER)
+    assert refused.actions == ()
+    assert [(e.what, e.actor) for e in refused.audit] == [("invite", "@mallory:example.org")]
+    allowed = actions_for(invite, None, management_room=ROOM, inviter_is_admin=True)
+    assert allowed == [JoinRoom(ROOM, cause="$inv")]
 
 
 def test_bot_join_closes_and_sweeps_enforced_rooms_only() -> None:
     join = BotMembership(ROOM, "$botjoin", "join")
-    assert decide_bot_membership(join, facts(Policy.FORBID)) == [
+    assert actions_for(join, facts(Policy.FORBID)) == [
         ForbidGuestAccess(ROOM, cause="$botjoin"),
         Sweep(ROOM, cause="$botjoin"),
     ]
-    assert decide_bot_membership(join, facts(Policy.KICK)) == [Sweep(ROOM, cause="$botjoin")]
-    assert decide_bot_membership(join, facts(Policy.OFF)) == []
-    assert decide_bot_membership(join, facts(listed=False)) == []
-    assert decide_bot_membership(BotMembership(ROOM, "$left", "leave"), facts()) == []
+    assert actions_for(join, facts(Policy.KICK)) == [Sweep(ROOM, cause="$botjoin")]
+    assert actions_for(join, facts(Policy.OFF)) == []
+    assert actions_for(join, facts(listed=False)) == []
+    assert decide(join, gathered(facts()), SERVER).records == (RoomWoken(ROOM),)
+    assert actions_for(BotMembership(ROOM, "$left", "leave"), facts()) == []
 
 
 def test_bot_rejoin_closes_the_room_again() -> None:
     """Each of guardbot's joins is its own cause: a queue that deduplicates on keys forever
     must not swallow the second join's ForbidGuestAccess."""
-    first = decide_bot_membership(BotMembership(ROOM, "$join1", "join"), facts())
-    second = decide_bot_membership(BotMembership(ROOM, "$join2", "join"), facts())
+    first = actions_for(BotMembership(ROOM, "$join1", "join"), facts())
+    second = actions_for(BotMembership(ROOM, "$join2", "join"), facts())
     assert [type(a) for a in second] == [ForbidGuestAccess, Sweep]
     assert not {a.key for a in first} & {a.key for a in second}
 
 
+# -- members found by a sweep -----------------------------------------------------------------
 @pytest.mark.parametrize("membership", ["join", "invite"])
 def test_sweep_kicks_joined_and_invited_guests(membership: str) -> None:
-    actions = decide_sweep_member(facts(Policy.KICK), GUEST, "$m", membership, Verdict.GUEST)
+    found = MemberFound(ROOM, GUEST, "$m", membership, kind_guest=False)
+    actions = actions_for(found, facts(Policy.KICK), verdict=Verdict.GUEST)
     assert actions == [Kick(ROOM, GUEST, "no guests", cause="$m")]
 
 
@@ -320,10 +245,23 @@ def test_sweep_kicks_joined_and_invited_guests(membership: str) -> None:
     ],
 )
 def test_sweep_leaves_others_alone(room: RoomFacts, membership: str) -> None:
-    assert decide_sweep_member(room, GUEST, "$m", membership, Verdict.GUEST) == []
+    found = MemberFound(ROOM, GUEST, "$m", membership, kind_guest=True)
+    assert actions_for(found, room, verdict=Verdict.GUEST) == []
 
 
-# -- confirm_kick -----------------------------------------------------------------------------
+def test_sweep_finds_the_same_kick_as_the_join() -> None:
+    """A guest whose join was already acted on is not kicked a second time by a sweep."""
+    (kick,) = [
+        a
+        for a in actions_for(change(event_id="$j"), facts(), verdict=Verdict.GUEST)
+        if isinstance(a, Kick)
+    ]
+    found = MemberFound(ROOM, GUEST, "$j", "join", kind_guest=True)
+    (swept,) = actions_for(found, facts(), verdict=Verdict.GUEST)
+    assert swept.key == kick.key
+
+
+# -- the re-checks right before acting, and explain -------------------------------------------
 @pytest.mark.parametrize("policy", [Policy.FORBID, Policy.KICK])
 @pytest.mark.parametrize("membership", ["join", "invite"])
 def test_confirm_kick_stands(policy: Policy, membership: str) -> None:
@@ -346,13 +284,112 @@ def test_confirm_kick_withdrawn(room, membership, verdict, why: str) -> None:
     assert reason is not None and why in reason
 
 
+def test_forbid_and_sweep_stand_only_where_they_apply() -> None:
+    assert confirm_forbid(facts(Policy.FORBID)) is None
+    assert confirm_forbid(facts(Policy.KICK)) is not None
+    assert confirm_forbid(facts(listed=False)) is not None
+    assert confirm_sweep(facts(Policy.KICK)) is None
+    assert confirm_sweep(facts(Policy.OFF)) is not None
+
+
+def test_explain_gives_the_first_reason_in_the_executors_order() -> None:
+    assert explain_kick(facts(), "join", Verdict.GUEST, []) is None
+    dry = replace(facts(), dry_run=True)
+    assert explain_kick(dry, "join", Verdict.GUEST, []) == "dry-run is on for this room"
+    assert "power to kick" in str(explain_kick(facts(), "join", Verdict.GUEST, ["power to kick"]))
+    assert "not certainly a guest" in str(explain_kick(dry, "join", Verdict.UNKNOWN, []))
+
+
+# -- where a room's policy comes from ---------------------------------------------------------
+def setting(policy: str = "kick") -> RoomPolicySetting:
+    return RoomPolicySetting(ROOM, policy, "our reason", "@alice:example.org", "$p", 1)
+
+
+def test_policy_comes_from_the_server_room_setting_then_room_admins_then_default() -> None:
+    server = ServerPolicy(default=Policy.FORBID, rooms={ROOM: Policy.OFF}, kick_reason="k")
+    overridden = room_facts(server, ROOM, True, setting(), {})
+    assert (overridden.policy, overridden.source) == (Policy.OFF, PolicySource.SERVER_ROOM)
+    chosen = room_facts(ServerPolicy(kick_reason="k"), ROOM, True, setting(), {})
+    assert (chosen.policy, chosen.source, chosen.kick_reason) == (
+        Policy.KICK,
+        PolicySource.ROOM_ADMINS,
+        "our reason",
+    )
+    assert "@alice:example.org" in chosen.source_text
+    default = room_facts(ServerPolicy(kick_reason="k"), ROOM, True, None, {})
+    assert (default.policy, default.source, default.kick_reason) == (
+        Policy.FORBID,
+        PolicySource.SERVER_DEFAULT,
+        "k",
+    )
+
+
+def test_dry_run_comes_from_the_room_then_everywhere_then_config() -> None:
+    server = ServerPolicy(dry_run=True)
+    assert room_facts(server, ROOM, True, None, {}).dry_run
+    assert not room_facts(server, ROOM, True, None, {GLOBAL: False}).dry_run
+    assert room_facts(server, ROOM, True, None, {GLOBAL: False, ROOM: True}).dry_run
+
+
+def test_room_admins_choose_only_what_the_server_admin_allows() -> None:
+    assert refuse_choice("kick", ("kick", "forbid")) is None
+    assert "does not let rooms choose 'off'" in str(refuse_choice("off", ("kick", "forbid")))
+    assert "must be one of" in str(refuse_choice("ban", ("kick",)))
+
+
+def policy_event(content: dict, sender: str = "@alice:example.org") -> RoomPolicyChange:
+    return RoomPolicyChange(ROOM, "$pol", sender, content)
+
+
+def test_an_accepted_policy_is_recorded_answered_and_applied() -> None:
+    room = facts(Policy.FORBID)
+    obs = policy_event({"listed_rooms": "kick", "reason": " be nice "})
+    decision = decide(obs, gathered(room, sender_may_set_policy=True), SERVER)
+    (record,) = decision.records
+    assert record == RoomPolicySetting(ROOM, "kick", "be nice", "@alice:example.org", "$pol", NOW)
+    notice, sweep = decision.actions
+    assert isinstance(notice, Notice) and "policy is now kick" in notice.text
+    assert sweep == Sweep(ROOM, cause="$pol")
+    assert [e.result for e in decision.audit if e.what == "policy"] == ["accepted"]
+
+
+def test_a_refused_policy_is_answered_and_audited_not_recorded() -> None:
+    obs = policy_event({"listed_rooms": "kick"})
+    decision = decide(obs, gathered(facts(), sender_may_set_policy=False), SERVER)
+    assert decision.records == ()
+    (notice,) = decision.actions
+    assert isinstance(notice, Notice) and "may not set" in notice.text
+    (entry,) = decision.audit
+    assert isinstance(entry, AuditRecord) and entry.result == "refused"
+
+
+def test_the_server_admins_setting_still_applies_and_the_notice_says_so() -> None:
+    server = replace(SERVER, rooms={ROOM: Policy.OFF})
+    room = room_facts(server, ROOM, True, None, {})
+    decision = decide(
+        policy_event({"listed_rooms": "kick"}), gathered(room, sender_may_set_policy=True), server
+    )
+    (notice,) = decision.actions  # no sweep: the server's `off` wins
+    assert isinstance(notice, Notice) and "still applies" in notice.text
+
+
+def test_a_command_written_by_guardbot_names_the_commanding_user() -> None:
+    ruling = judge_room_policy(
+        policy_event({"listed_rooms": "kick", "set_by": "@bob:example.org"}, sender=BOT),
+        sender_may=False,
+        allowed=("kick",),
+        bot_user_id=BOT,
+    )
+    assert (ruling.policy, ruling.set_by) == (Policy.KICK, "@bob:example.org")
+
+
 # -- action keys ------------------------------------------------------------------------------
 def _decisions(event_id: str) -> list:
     return [
-        *decide_member(change(event_id=event_id), facts(), Verdict.GUEST),
-        *decide_bot_membership(BotMembership(ROOM, event_id, "invite"), facts()),
-        *decide_bot_membership(BotMembership(ROOM, event_id, "join"), facts(Policy.KICK)),
-        *decide_guest_access(GuestAccessChange(ROOM, event_id, "@a:x", "can_join"), facts(), BOT),
+        *actions_for(change(event_id=event_id), facts(), verdict=Verdict.GUEST),
+        *actions_for(BotMembership(ROOM, event_id, "invite"), facts()),
+        *actions_for(BotMembership(ROOM, event_id, "join"), facts(Policy.KICK)),
+        *actions_for(GuestAccessChange(ROOM, event_id, "@a:x", "can_join"), facts()),
     ]
 
 
@@ -361,17 +398,6 @@ def test_same_cause_gives_same_keys_and_other_causes_other_keys() -> None:
     assert len(first) == 5
     assert first == [a.key for a in _decisions("$e1")]
     assert not set(first) & {a.key for a in _decisions("$e2")}
-
-
-def test_sweep_finds_the_same_kick_as_the_join() -> None:
-    """A guest whose join was already acted on is not kicked a second time by a sweep."""
-    (kick,) = [
-        a
-        for a in decide_member(change(event_id="$j"), facts(), Verdict.GUEST)
-        if isinstance(a, Kick)
-    ]
-    (swept,) = decide_sweep_member(facts(), GUEST, "$j", "join", Verdict.GUEST)
-    assert swept.key == kick.key
 
 
 def test_key_depends_on_room_and_user() -> None:
@@ -383,10 +409,3 @@ def test_key_depends_on_room_and_user() -> None:
     assert forbid.key == ForbidGuestAccess(ROOM, cause="$e", notice="hello").key
     kinds = {Kick(ROOM, GUEST, "r", "$e").key, forbid.key, Sweep(ROOM, "$e").key}
     assert len(kinds | {JoinRoom(ROOM, "$e").key}) == 4
-
-
-def test_triage_does_not_modify_the_event() -> None:
-    event = member(kind="guest", prev="invite")
-    before = copy.deepcopy(event)
-    triage(event, DOMAIN, BOT)
-    assert event == before

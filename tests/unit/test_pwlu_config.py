@@ -29,9 +29,18 @@ def config_file(tmp_path: Path, text: str = TOKENS) -> str:
 
 @pytest.mark.parametrize(
     "text,seconds",
-    [("90s", 90), ("10m", 600), ("3d", 259200), ("1h30m", 5400), ("2w", 1209600),
-     ("500ms", 0.5), (" 12H ", 43200), (7, 7), (1.5, 1.5)],
-)  # fmt: skip
+    [
+        ("90s", 90),
+        ("10m", 600),
+        ("3d", 259200),
+        ("1h30m", 5400),
+        ("2w", 1209600),
+        ("500ms", 0.5),
+        (" 12H ", 43200),
+        (7, 7),
+        (1.5, 1.5),
+    ],
+)
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 

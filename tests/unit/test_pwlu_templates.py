@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from guardbot.core.nag_text import render
 from guardbot.pwlu import page
-from guardbot.pwlu.templates import render
 
-VALUES = {"name": "<b>Eve</b> & co", "user_id": "@eve:x", "link": "https://x/c?a=1&b=2",
-          "nag": 2, "max": 5}  # fmt: skip
+VALUES = {
+    "name": "<b>Eve</b> & co",
+    "user_id": "@eve:x",
+    "link": "https://x/c?a=1&b=2",
+    "nag": 2,
+    "max": 5,
+}
 
 
 def test_plain_text_keeps_values_as_they_are() -> None:

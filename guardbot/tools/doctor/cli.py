@@ -39,17 +39,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("-c", "--config", default="config.yaml", metavar="<path>")
     parser.add_argument(
-        "-r", "--registration", metavar="<path>",
+        "-r",
+        "--registration",
+        metavar="<path>",
         help="the registration file the homeserver loads (default: registration.yaml, if any)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--fix", action="store_true",
+        "--fix",
+        action="store_true",
         help="run the database migrations and register guardbot's user if needed",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--read-only", action="store_true",
+        "--read-only",
+        action="store_true",
         help="skip the two checks that must create something on the homeserver",
-    )  # fmt: skip
+    )
     return parser.parse_args(argv)
 
 
@@ -85,8 +89,9 @@ async def run(args: argparse.Namespace, stream: Any = None) -> int:
     registration = check_registration_file(config, args.registration, report, regen)
     await check_database(config, report, args.fix, command)
 
-    hs = Homeserver(config["homeserver.address"], config["appservice.as_token"],
-                    config.bot_user_id, timeout=30)  # fmt: skip
+    hs = Homeserver(
+        config["homeserver.address"], config["appservice.as_token"], config.bot_user_id, timeout=30
+    )
     checks = HomeserverChecks(
         config, hs, report, fix=args.fix, read_only=args.read_only, regen=regen, command=command
     )
@@ -98,9 +103,14 @@ async def run(args: argparse.Namespace, stream: Any = None) -> int:
 
 
 async def _homeserver(
-    checks: HomeserverChecks, config: Config, hs: Homeserver, report: Report,
-    registration: dict[str, Any] | None, reg_path: str, regen: str,
-) -> None:  # fmt: skip
+    checks: HomeserverChecks,
+    config: Config,
+    hs: Homeserver,
+    report: Report,
+    registration: dict[str, Any] | None,
+    reg_path: str,
+    regen: str,
+) -> None:
     later = ["appservice", "ping", "bot user", "bot admin", "guests", "directory"]
     if not await checks.reachable():
         for name in later:
@@ -169,8 +179,11 @@ def check_registration_file(
         "as_token": config["appservice.as_token"],
         "hs_token": config["appservice.hs_token"],
     }
-    config_key = {"id": "appservice.id", "url": "appservice.address",
-                  "sender_localpart": "appservice.bot_username"}  # fmt: skip
+    config_key = {
+        "id": "appservice.id",
+        "url": "appservice.address",
+        "sender_localpart": "appservice.bot_username",
+    }
     wrong = [
         f"{key} differs from {config_key.get(key, 'appservice.' + key)}"
         for key, value in expected.items()
@@ -201,9 +214,12 @@ def _matching(namespaces: list[dict[str, Any]], user_id: str) -> list[dict[str, 
 
 
 def check_namespaces(
-    config: Config, registration: dict[str, Any] | None, hs_covers_guests: bool | None,
-    report: Report, regen: str,
-) -> None:  # fmt: skip
+    config: Config,
+    registration: dict[str, Any] | None,
+    hs_covers_guests: bool | None,
+    report: Report,
+    regen: str,
+) -> None:
     name = "namespaces"
     domain, bot = config["homeserver.domain"], config.bot_user_id
     guests = [f"@{n}:{domain}" for n in ("1", "42", GUEST_SAMPLE)]
@@ -224,19 +240,21 @@ def check_namespaces(
         report.fail(name, "the registration file: " + "; ".join(problems), regen)
     elif hs_covers_guests is False:
         report.fail(
-            name, f"the registration the homeserver loaded does not cover guest IDs ({guests[0]}):"
+            name,
+            f"the registration the homeserver loaded does not cover guest IDs ({guests[0]}):"
             " guest joins would never reach guardbot",
             "point app_service_config_files at the registration guardbot -g wrote (see -r) and"
             " restart the homeserver",
-        )  # fmt: skip
+        )
     elif registration is None and hs_covers_guests is None:
         report.skip(name, "no registration file to read, and the homeserver could not be asked")
     else:
         seen = "the homeserver confirms guest IDs are in it" if hs_covers_guests else "file only"
         report.ok(
-            name, f"guest IDs (@<digits>:{domain}, not exclusive) and {bot} (exclusive) are"
+            name,
+            f"guest IDs (@<digits>:{domain}, not exclusive) and {bot} (exclusive) are"
             f" guardbot's, so every guest's membership events reach it ({seen})",
-        )  # fmt: skip
+        )
 
 
 # -- database ------------------------------------------------------------------------------------
@@ -250,9 +268,10 @@ async def check_database(config: Config, report: Report, fix: bool, command: str
     if sqlite_path is not None and not os.path.exists(sqlite_path) and not fix:
         # Opening it would create the file: the doctor does that only when asked to.
         report.fail(
-            name, f"{shown}: the file does not exist yet",
+            name,
+            f"{shown}: the file does not exist yet",
             f"run `{command} --fix` to create it and its tables (guardbot also does at start)",
-        )  # fmt: skip
+        )
         return
     if not fix:
         database.upgrade_table = None  # read only: no migrations without --fix
@@ -264,10 +283,11 @@ async def check_database(config: Config, report: Report, fix: bool, command: str
         if isinstance(e, TimeoutError):
             first = f"no answer in {DB_TIMEOUT} s"
         report.fail(
-            name, f"cannot use {shown} ({first})",
+            name,
+            f"cannot use {shown} ({first})",
             "check `database` in the config (or GUARDBOT_DATABASE): the server must be running"
             " and reachable, the database must exist and the user may log in",
-        )  # fmt: skip
+        )
         return
     finally:
         await _stop(database)
@@ -276,14 +296,16 @@ async def check_database(config: Config, report: Report, fix: bool, command: str
         report.ok(name, f"{shown} is reachable and at the latest schema, v{latest}{done}")
     elif version < latest:
         report.fail(
-            name, f"{shown} is at schema v{version}, this guardbot needs v{latest}",
+            name,
+            f"{shown} is at schema v{version}, this guardbot needs v{latest}",
             f"run `{command} --fix` to run the migrations (guardbot also does at start)",
-        )  # fmt: skip
+        )
     else:
         report.fail(
-            name, f"{shown} is at schema v{version}, newer than this guardbot knows (v{latest})",
+            name,
+            f"{shown} is at schema v{version}, newer than this guardbot knows (v{latest})",
             "upgrade guardbot, or point `database` at this version's database",
-        )  # fmt: skip
+        )
 
 
 async def _schema_version(database: db.Database) -> int:

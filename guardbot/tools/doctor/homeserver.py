@@ -24,9 +24,16 @@ GUEST_SAMPLE = "987654321987"
 
 class HomeserverChecks:
     def __init__(
-        self, config: Config, hs: Homeserver, report: Report, *, fix: bool, read_only: bool,
-        regen: str, command: str,
-    ) -> None:  # fmt: skip
+        self,
+        config: Config,
+        hs: Homeserver,
+        report: Report,
+        *,
+        fix: bool,
+        read_only: bool,
+        regen: str,
+        command: str,
+    ) -> None:
         self.c = config
         self.hs = hs
         self.report = report
@@ -44,9 +51,10 @@ class HomeserverChecks:
             await self.hs.versions()
         except HomeserverError as e:
             self.report.fail(
-                "homeserver", f"cannot reach {address} ({e.error if e.status == 0 else e})",
+                "homeserver",
+                f"cannot reach {address} ({e.error if e.status == 0 else e})",
                 "check homeserver.address and that the homeserver is running",
-            )  # fmt: skip
+            )
             return False
         try:
             version = (await self.hs.request("GET", "/_synapse/admin/v1/server_version")).get(
@@ -66,18 +74,21 @@ class HomeserverChecks:
         except HomeserverError as e:
             if e.status == 401:
                 self.report.fail(
-                    name, "the homeserver does not know appservice.as_token",
+                    name,
+                    "the homeserver does not know appservice.as_token",
                     f"add {registration_path} to app_service_config_files in homeserver.yaml and"
                     " restart the homeserver (after every `-g` too: it makes new tokens)",
-                )  # fmt: skip
+                )
             else:
                 self.report.fail(name, f"whoami with the as_token failed ({e})", "see the error")
             return False
         if who.get("user_id") != self.bot:
             self.report.fail(
-                name, f"the homeserver's registration for this as_token has sender"
-                f" {who.get('user_id')}, but the config's bot is {self.bot}", self.regen,
-            )  # fmt: skip
+                name,
+                f"the homeserver's registration for this as_token has sender"
+                f" {who.get('user_id')}, but the config's bot is {self.bot}",
+                self.regen,
+            )
             return False
         self.report.ok(name, f"the homeserver loaded guardbot's registration (sender {self.bot})")
         return True
@@ -102,9 +113,10 @@ class HomeserverChecks:
             self.report.ok("bot user", f"{self.bot} was not registered; registered it (--fix)")
         elif not self.registered:
             self.report.fail(
-                "bot user", f"{self.bot} is not registered on the homeserver",
+                "bot user",
+                f"{self.bot} is not registered on the homeserver",
                 f"run `{self.command} --fix`, which registers it (guardbot also does at start)",
-            )  # fmt: skip
+            )
         else:
             self.report.ok("bot user", f"{self.bot} is registered")
         if self.admin:
@@ -112,11 +124,12 @@ class HomeserverChecks:
             return
         first = "" if self.registered else "register it (above), then "
         self.report.fail(
-            "bot admin", f"{self.bot} is not a server admin, so it cannot ask who is a guest",
+            "bot admin",
+            f"{self.bot} is not a server admin, so it cannot ask who is a guest",
             f"{first}as an existing admin run: curl -X PUT -H 'Authorization: Bearer <admin access"
             f" token>' -d '{{\"admin\": true}}'"
             f" {self.hs.address}/_synapse/admin/v2/users/{self.bot}",
-        )  # fmt: skip
+        )
 
     async def _has_profile(self) -> bool:
         # Synapse gives every registered user a profile row (displayname = localpart) and
@@ -140,19 +153,21 @@ class HomeserverChecks:
         except HomeserverError as e:
             if e.status == 403:
                 self.report.fail(
-                    name, f"the homeserver does not allow guests ({e.error})",
+                    name,
+                    f"the homeserver does not allow guests ({e.error})",
                     "guardbot has nothing to do without guests; to allow them set"
                     " allow_guest_access: true in homeserver.yaml and restart the homeserver",
-                )  # fmt: skip
+                )
             elif e.status == 429:
                 self.report.skip(name, "the homeserver rate-limited guest registration; retry")
             else:
                 self.report.fail(name, f"guest registration failed ({e})", "see the error")
             return
         self.report.ok(
-            name, f"the homeserver allows guests (probe: registered guest {data.get('user_id')}"
+            name,
+            f"the homeserver allows guests (probe: registered guest {data.get('user_id')}"
             " and discarded its token; Synapse has no read-only way to tell)",
-        )  # fmt: skip
+        )
 
     async def directory(self) -> None:
         """Can rooms be listed? Read-only first; a probe room only if nothing is listed."""
@@ -165,11 +180,12 @@ class HomeserverChecks:
         except HomeserverError as e:
             if e.status == 403:
                 self.report.fail(
-                    name, f"the homeserver lets no one publish rooms ({e.error}):"
+                    name,
+                    f"the homeserver lets no one publish rooms ({e.error}):"
                     " enable_room_list_search is false or a module forbids it",
                     "nothing is ever listed, so guardbot has nothing to do; set"
                     " enable_room_list_search: true in homeserver.yaml if you want a directory",
-                )  # fmt: skip
+                )
                 return
             if e.status != 400 and e.status != 404:
                 self.report.fail(name, f"directory probe failed ({e})", "see the error")
@@ -178,9 +194,10 @@ class HomeserverChecks:
         listed = page.get("total_room_count_estimate") or len(page.get("chunk") or [])
         if listed:
             self.report.ok(
-                name, f"{listed} room(s) listed in the room directory, so"
+                name,
+                f"{listed} room(s) listed in the room directory, so"
                 " room_list_publication_rules let rooms be listed",
-            )  # fmt: skip
+            )
             return
         if self.read_only:
             self.report.skip(name, "no room is listed and --read-only forbids a probe room")
@@ -198,9 +215,11 @@ class HomeserverChecks:
         # Invite-only and closed to guests, so nobody can get in while it is listed for a moment.
         closed = {"type": "m.room.guest_access", "content": {"guest_access": "forbidden"}}
         body = {
-            "preset": "private_chat", "visibility": "private",
-            "name": "guardbot doctor probe (safe to delete)", "initial_state": [closed],
-        }  # fmt: skip
+            "preset": "private_chat",
+            "visibility": "private",
+            "name": "guardbot doctor probe (safe to delete)",
+            "initial_state": [closed],
+        }
         try:
             room_id = str(
                 (await self.hs.request("POST", "/_matrix/client/v3/createRoom", body))["room_id"]
@@ -223,11 +242,12 @@ class HomeserverChecks:
             self.report.ok(name, f"room_list_publication_rules let rooms be listed ({probe})")
         elif error is not None and error.status == 403:
             self.report.fail(
-                name, f"room_list_publication_rules refused to list a room for {self.bot} and no"
+                name,
+                f"room_list_publication_rules refused to list a room for {self.bot} and no"
                 f" room is listed; Synapse's default is to deny all ({probe})",
                 "in homeserver.yaml set room_list_publication_rules: [{action: allow}] (or rules"
                 " for who may list rooms) and restart the homeserver",
-            )  # fmt: skip
+            )
         else:
             self.report.fail(name, f"publishing the probe room failed ({error}; {probe})", "see it")
 

@@ -114,9 +114,10 @@ async def check_ping(config: Config, hs: Homeserver, report: Report, regen: str)
     except OSError as e:
         if e.errno != errno.EADDRINUSE:
             report.fail(
-                NAME, f"cannot listen on {host}:{port} ({e.strerror})",
+                NAME,
+                f"cannot listen on {host}:{port} ({e.strerror})",
                 "set appservice.hostname/appservice.port to an address this machine may listen on",
-            )  # fmt: skip
+            )
             return
         await _through_running_guardbot(config, hs, report, txn_id, regen)
         return
@@ -134,22 +135,26 @@ async def check_ping(config: Config, hs: Homeserver, report: Report, regen: str)
         report.ok(NAME, f"the homeserver reached {address} with the right hs_token ({where})")
     elif listener.token_matched is False:
         report.fail(
-            NAME, "the homeserver called with an hs_token that is not appservice.hs_token"
-            f" ({where}): it loaded a registration with other tokens", regen,
-        )  # fmt: skip
+            NAME,
+            "the homeserver called with an hs_token that is not appservice.hs_token"
+            f" ({where}): it loaded a registration with other tokens",
+            regen,
+        )
     elif error is None or error.errcode == "M_BAD_STATUS":
         report.fail(
-            NAME, "the homeserver's ping to the registration's URL reached something other than"
+            NAME,
+            "the homeserver's ping to the registration's URL reached something other than"
             f" this doctor on {host}:{port} (a guardbot running elsewhere?)",
             "make appservice.address the URL at which the homeserver reaches appservice.hostname"
             f":port, then {regen}",
-        )  # fmt: skip
+        )
     else:
         report.fail(
-            NAME, f"the homeserver cannot reach guardbot ({where}): {error.error}",
+            NAME,
+            f"the homeserver cannot reach guardbot ({where}): {error.error}",
             "make appservice.address a URL at which the homeserver reaches"
             f" {host}:{port} (firewall, container network, hostname), then {regen}",
-        )  # fmt: skip
+        )
 
 
 async def _through_running_guardbot(
@@ -158,29 +163,33 @@ async def _through_running_guardbot(
     host, port = config["appservice.hostname"], config["appservice.port"]
     if not await _guardbot_is_live(host, port):
         report.fail(
-            NAME, f"{host}:{port} is taken by a program that is not guardbot",
+            NAME,
+            f"{host}:{port} is taken by a program that is not guardbot",
             "stop it, or choose another appservice.port (and appservice.address), then " + regen,
-        )  # fmt: skip
+        )
         return
     error = await _ping(hs, config["appservice.id"], txn_id)
     if _homeserver_gone(error, report):
         return
     if error is None:
         report.ok(
-            NAME, f"the homeserver reached the running guardbot on {host}:{port}, which accepted"
+            NAME,
+            f"the homeserver reached the running guardbot on {host}:{port}, which accepted"
             " its hs_token",
-        )  # fmt: skip
+        )
     elif _unsupported(error):
         report.skip(NAME, "the homeserver does not support appservice ping (Matrix 1.7)")
     elif error.errcode == "M_BAD_STATUS" and error.body.get("status") in (401, 403):
         report.fail(
-            NAME, f"the running guardbot on {host}:{port} refused the homeserver's hs_token",
+            NAME,
+            f"the running guardbot on {host}:{port} refused the homeserver's hs_token",
             f"give guardbot the hs_token of the registration the homeserver loaded: {regen},"
             " then restart guardbot",
-        )  # fmt: skip
+        )
     else:
         report.fail(
-            NAME, f"guardbot runs on {host}:{port} but the homeserver's ping failed: {error.error}",
+            NAME,
+            f"guardbot runs on {host}:{port} but the homeserver's ping failed: {error.error}",
             "make appservice.address a URL at which the homeserver reaches"
             f" {host}:{port}, then {regen}",
-        )  # fmt: skip
+        )

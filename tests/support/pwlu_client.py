@@ -16,7 +16,7 @@ from guardbot.config import Config
 from guardbot.pwlu.nags import NAG_MARK
 from guardbot.pwlu.passwords import KeyRing
 
-from .conftest import GuardbotProcess, Homeserver, StartGuardbot
+from .homeserver import GuardbotProcess, Homeserver, StartGuardbot
 from .matrix_client import User, q, wait_for
 
 # Short enough for a test to watch a whole schedule.

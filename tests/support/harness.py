@@ -1,5 +1,5 @@
-"""Pieces the fault suite shares: its size, the homeserver's own record of what guardbot did,
-secrets to look for in logs, and small bounded helpers.
+"""Pieces the fault suite shares: its size, the databases a storm runs on, the homeserver's own
+record of what guardbot did, secrets to look for in logs, and small bounded helpers.
 
 Everything is counted from the homeserver's side (Synapse's admin API reads any room's timeline
 whoever is in it), never from guardbot's database: a repeated or wrong action must be visible
@@ -18,9 +18,21 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from tests.integration.matrix_client import MatrixError, User, q
+from guardbot.config import Config
+from guardbot.pwlu.passwords import KeyRing
+
+from .homeserver import GuardbotProcess, Homeserver
+from .matrix_client import MatrixError, User, q
+from .postgres import POSTGRES
 
 T = TypeVar("T")
+
+OPEN_REGISTRATION = {"enable_registration": True, "enable_registration_without_verification": True}
+
+# What the fault suite's fixtures hand a test: launch(hs, database, **overrides) runs guardbot;
+# make_database("postgres" | "sqlite") makes a database for this test only.
+Launch = Callable[..., Awaitable[GuardbotProcess]]
+MakeDatabase = Callable[[str], Awaitable[str]]
 
 
 # -- size -------------------------------------------------------------------------------------
@@ -51,6 +63,13 @@ if SCALE_NAME not in SCALES:
 SCALE = SCALES[SCALE_NAME]
 
 
+def backends() -> list[str]:
+    """Databases a storm runs on: PostgreSQL when the CI has it; the full run adds SQLite."""
+    if SCALE.crash_backends_all or not POSTGRES:
+        return ["postgres", "sqlite"] if POSTGRES else ["sqlite"]
+    return ["postgres"]
+
+
 # -- secrets ----------------------------------------------------------------------------------
 class Secrets:
     """Every token and password the suite hands out; no log may contain any of them."""
@@ -66,6 +85,20 @@ class Secrets:
     def found_in(self, text: str) -> list[str]:
         """The secrets in `text`, masked: a failure message is itself a log."""
         return sorted(f"{v[:3]}…({len(v)} chars)" for v in self.values if v in text)
+
+
+def remember_secrets(hs: Homeserver, secrets: Secrets) -> KeyRing:
+    """The homeserver's guardbot tokens and PWLU secret; returns the key ring whose derived
+    passwords (one per named guest) must stay out of the logs too."""
+    config = Config(str(hs.config_path))
+    config.load()
+    secrets.add(hs.as_token, hs.hs_token, config["pwlu.secret"], "admin-pw", hs.admin.token)
+    return KeyRing(config["pwlu.secret"])
+
+
+def scan_synapse_log(hs: Homeserver, secrets: Secrets) -> None:
+    text = hs.synapse.log_path.read_text(errors="replace") if hs.synapse.log_path.exists() else ""
+    assert not secrets.found_in(text), f"secrets in {hs.synapse.log_path}: {secrets.found_in(text)}"
 
 
 # -- bounded helpers --------------------------------------------------------------------------

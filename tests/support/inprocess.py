@@ -4,7 +4,7 @@ subprocess would make slow. It runs in a thread with its own event loop so that 
 tests stay plain functions; requests go over a raw socket so that any bytes can be sent.
 
 No background loop runs (no evaluator): what a transaction stored stays in the inbox to be
-looked at.
+looked at. Also here: a scratch database for it, and its settings against a real Synapse.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from aiohttp import web
 from yarl import URL
 
 from guardbot.app import Guardbot
-from guardbot.config import create_from_example, load
+from guardbot.config import Config, create_from_example, load
 from guardbot.logs import RedactSecrets, secrets_of
-from tests.conftest import POSTGRES
+
+from .homeserver import Homeserver
+from .postgres import POSTGRES
 
 T = TypeVar("T")
 
@@ -136,3 +138,21 @@ def scratch_database(kind: str, workdir: pathlib.Path) -> Iterator[str]:
             pool.submit(
                 asyncio.run, admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             ).result()
+
+
+def pwlu_settings(hs: Homeserver, database: str) -> dict[str, str]:
+    """The environment of an in-process guardbot with named guests on, against `hs`."""
+    config = Config(str(hs.config_path))
+    config.load()
+    return {
+        "GUARDBOT_DATABASE": database,
+        "GUARDBOT_HOMESERVER__ADDRESS": hs.synapse.base_url,
+        "GUARDBOT_HOMESERVER__DOMAIN": hs.synapse.server_name,
+        "GUARDBOT_APPSERVICE__AS_TOKEN": hs.as_token,
+        "GUARDBOT_APPSERVICE__HS_TOKEN": hs.hs_token,
+        "GUARDBOT_PWLU__ENABLED": "true",
+        "GUARDBOT_PWLU__SECRET": config["pwlu.secret"],
+        "GUARDBOT_PWLU__PUBLIC_URL": "http://127.0.0.1:1",
+        "GUARDBOT_PWLU__RATE_LIMIT__PER_SECOND": "100000",
+        "GUARDBOT_PWLU__RATE_LIMIT__BURST_COUNT": "100000",
+    }

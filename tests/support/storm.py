@@ -19,11 +19,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.integration.conftest import Homeserver
-from tests.integration.matrix_client import User, upgrade_guest
-from tests.integration.test_enforcement import listed_room
-
 from .harness import bounded, leave, retrying, room_ledger, settle
+from .homeserver import Homeserver
+from .matrix_client import User, upgrade_guest
+from .rooms import listed_room
 
 ROLES = ("plain", "plain", "plain", "rename", "rejoin", "invited")
 

@@ -8,13 +8,12 @@ import asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from guardbot import db
-from guardbot.config import Config
-from guardbot.core.clock import now_ms
-from guardbot.core.policy import Kick, Policy, RoomFacts
+from guardbot import background, db
+from guardbot.core.actions import Kick, WaitingOn
+from guardbot.core.clock import Clock
 from guardbot.guard.executor import Executor
-from guardbot.guard.guests import GuestOracle
-from guardbot.matrix.client import Homeserver
+
+from ..support.guard import guard_loop
 
 ROOM, GUEST, BOT = "!room:example.org", "@7:example.org", "@guardbot:example.org"
 
@@ -50,20 +49,13 @@ class FakeHomeserver:
 
 async def run_kick(database: db.Database, fake: FakeHomeserver) -> tuple[Executor, db.ActionStore]:
     await fake.server.start_server()
-    config = Config("unused.yaml")
-    config._data = config.load_base()._data  # the example config's defaults
-    config["homeserver.domain"] = "example.org"
-    hs = Homeserver(str(fake.server.make_url("")), "as-token", BOT)
-    guests = GuestOracle(hs, "example.org", set())
-    guests.admin = True
-    store = db.ActionStore(database)
+    guard = await guard_loop(database, str(fake.server.make_url("")), listed=[ROOM])
+    await guard.actions.add([Kick(ROOM, GUEST, "reason", cause="$join")], now_ms())
+    return guard.executor, guard.actions
 
-    async def facts(room_id: str) -> RoomFacts:
-        return RoomFacts(room_id, True, Policy.KICK, "reason", "notice")
 
-    executor = Executor(config, hs, store, guests, facts, asyncio.Event())
-    await store.add([Kick(ROOM, GUEST, "reason", cause="$join")], now_ms())
-    return executor, store
+def now_ms() -> int:
+    return Clock().now_ms()
 
 
 async def test_rate_limit_waits_as_told_then_kicks_once(database: db.Database) -> None:
@@ -79,7 +71,7 @@ async def test_rate_limit_waits_as_told_then_kicks_once(database: db.Database) -
         assert await store.next_due_at() >= started + 1500
         assert await executor.run_once() == 0  # not before its time
 
-        runner = asyncio.create_task(executor.run())
+        runner = background.start("executor", executor.step, executor.wakeup)
         try:
             for _ in range(100):
                 if fake.kicks:
@@ -97,20 +89,24 @@ async def test_rate_limit_waits_as_told_then_kicks_once(database: db.Database) -
 
 
 async def test_homeserver_errors_back_off_and_power_is_explained(database: db.Database) -> None:
-    fake = FakeHomeserver([
-        (502, {}),
-        (403, {"errcode": "M_FORBIDDEN", "error": "You don't have permission to kick"}),
-    ])  # fmt: skip
+    fake = FakeHomeserver(
+        [
+            (502, {}),
+            (403, {"errcode": "M_FORBIDDEN", "error": "You don't have permission to kick"}),
+        ]
+    )
     executor, store = await run_kick(database, fake)
     try:
         await executor.run_once()
         [row] = await store.history()
         assert row["attempts"] == 1 and "homeserver trouble" in row["outcome"]
+        assert row["waiting_on"] == WaitingOn.HOMESERVER
         await database.execute("UPDATE action SET next_attempt_at=0")
         await executor.run_once()
         [row] = await store.history()
         assert row["attempts"] == 2
         assert "lacks power" in row["outcome"] and "@guardbot:example.org" in row["outcome"]
+        assert row["waiting_on"] == WaitingOn.ROOM
         assert await store.next_due_at() > now_ms() + 3000  # backoff grew
         assert not fake.kicks
     finally:

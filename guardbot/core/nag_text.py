@@ -1,4 +1,5 @@
-"""The reminder text: an operator's template with a few placeholders, as plain text and HTML."""
+"""The reminder text (a nag): an operator's template with a few placeholders, as plain text and
+HTML. Pure, so the config can check a template without importing the PWLU feature."""
 
 from __future__ import annotations
 

@@ -9,9 +9,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from guardbot import db
+from guardbot.core.clock import Clock
 from guardbot.core.observations import MemberChange
 from guardbot.guard.intake import AppserviceAPI
 from guardbot.matrix.errors import error_middleware
+
+from ..support.clock import CountingWakeup
+from ..support.metrics import counted
 
 TOKEN = "hs-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -28,12 +32,10 @@ def guest_join(n: int) -> dict:
     }
 
 
-async def serve(database: db.Database) -> tuple[TestClient, AppserviceAPI, list[int]]:
-    inbox = db.InboxStore(database, db.ActionStore(database))
-    woken: list[int] = []
-    api = AppserviceAPI(
-        TOKEN, "example.org", "@guardbot:example.org", inbox, lambda: woken.append(1)
-    )
+async def serve(database: db.Database) -> tuple[TestClient, AppserviceAPI, CountingWakeup]:
+    inbox = db.InboxStore(database)
+    woken = CountingWakeup()
+    api = AppserviceAPI(TOKEN, "example.org", "@guardbot:example.org", inbox, woken, (), Clock())
     app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
     api.register(app)
     client = TestClient(TestServer(app))
@@ -42,12 +44,13 @@ async def serve(database: db.Database) -> tuple[TestClient, AppserviceAPI, list[
 
 
 async def inbox_users(database: db.Database) -> list[str]:
-    rows = await db.InboxStore(database, db.ActionStore(database)).take(1000)
+    rows = await db.InboxStore(database).take(1000)
     return [r.observation.user_id for r in rows if isinstance(r.observation, MemberChange)]
 
 
 async def test_broken_event_does_not_cost_the_others(database: db.Database) -> None:
     client, api, woken = await serve(database)
+    malformed = counted("guardbot_events_malformed")
     try:
         events = [guest_join(1), {"type": "m.room.member", "content": "nope"}, 7, guest_join(2)]
         resp = await client.put(
@@ -55,8 +58,8 @@ async def test_broken_event_does_not_cost_the_others(database: db.Database) -> N
         )
         assert resp.status == 200
         assert await inbox_users(database) == ["@1:example.org", "@2:example.org"]
-        assert api.stats.malformed == 2
-        assert woken
+        assert counted("guardbot_events_malformed") - malformed == 2
+        assert woken.count
     finally:
         await client.close()
 
@@ -78,10 +81,11 @@ async def test_redelivery_adds_nothing_even_after_a_restart(
     await reopened.start()
     try:
         client, api, _ = await serve(reopened)
+        repeated = counted("guardbot_transactions_repeated")
         try:
             resp = await client.put("/_matrix/app/v1/transactions/5", data=body, headers=AUTH)
             assert resp.status == 200
-            assert api.stats.duplicates == 1
+            assert counted("guardbot_transactions_repeated") - repeated == 1
             # The same ID with a different body is a new transaction (the homeserver's
             # database was reset and its IDs restarted), not a redelivery.
             other = json.dumps({"events": [guest_join(2)]})

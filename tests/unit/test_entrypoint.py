@@ -1,51 +1,29 @@
 """docker/entrypoint.sh, run directly with a data directory of the test's own (no Docker engine
-here): the first run writes config + registration and stops; later runs exec guardbot."""
+here): the first run writes config + registration and stops; later runs exec guardbot, which
+fails fast here (no homeserver). The exec into a guardbot that runs is in
+tests/integration/test_entrypoint_exec.py."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import pathlib
-import shutil
-import signal
 import stat
 import subprocess
-import sys
-import time
 
-import aiohttp
-import pytest
 from ruamel.yaml import YAML
 
-from .conftest import Homeserver, free_port
+from tests.support.entrypoint import entrypoint, env_for
+from tests.support.homeserver import free_port
 
-pytestmark = pytest.mark.integration
-SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "docker" / "entrypoint.sh"
 _yaml = YAML(typ="safe")
-
-
-def env_for(data: pathlib.Path, **config: str) -> dict[str, str]:
-    """The container's environment: guardbot on PATH, the data directory, GUARDBOT_* keys."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDBOT_")}
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    env["GUARDBOT_DATA_DIR"] = str(data)
-    env.update({f"GUARDBOT_{k}": v for k, v in config.items()})
-    return env
-
-
-def entrypoint(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["sh", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60,
-        cwd="/",
-    )  # fmt: skip
 
 
 def first_run(data: pathlib.Path) -> subprocess.CompletedProcess[str]:
     data.mkdir()
     return entrypoint(
-        env_for(data, HOMESERVER__DOMAIN="example.test",
-                APPSERVICE__ADDRESS="http://guardbot:29330"),
-    )  # fmt: skip
+        env_for(
+            data, HOMESERVER__DOMAIN="example.test", APPSERVICE__ADDRESS="http://guardbot:29330"
+        ),
+    )
 
 
 def test_first_run_writes_config_and_registration(tmp_path: pathlib.Path) -> None:
@@ -114,40 +92,3 @@ def test_second_run_execs_guardbot_which_fails_fast(tmp_path: pathlib.Path) -> N
     doctor = entrypoint(env_for(data, HOMESERVER__ADDRESS=unreachable), *args)
     assert doctor.returncode == 1
     assert "homeserver: cannot reach" in doctor.stdout
-
-
-async def test_second_run_starts_guardbot_in_place_of_the_script(
-    homeserver: Homeserver, tmp_path: pathlib.Path
-) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(homeserver.config_path, data / "config.yaml")
-    log_path = tmp_path / "guardbot.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            ["sh", str(SCRIPT)], env=env_for(data), stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        url = f"http://127.0.0.1:{homeserver.guardbot_port}/_matrix/mau/ready"
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as session:
-            while True:
-                assert proc.poll() is None, log_path.read_text()
-                try:
-                    async with session.get(url) as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, log_path.read_text()
-                await asyncio.sleep(0.05)
-        # exec: the script's own process is now guardbot, with the data directory's config.
-        cmdline = pathlib.Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
-        assert b"-c" in cmdline and str(data / "config.yaml").encode() in cmdline
-        assert any(part.endswith(b"guardbot") for part in cmdline), cmdline
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=20)
-    assert code == 0, log_path.read_text()
-    log = log_path.read_text()
-    assert homeserver.as_token not in log and homeserver.hs_token not in log

@@ -1,0 +1,61 @@
+"""A decision stored whole: its actions queued, its audit records written, what it records
+applied, and the observation it answers dropped from the inbox, in one database transaction."""
+
+from __future__ import annotations
+
+from mautrix.util.async_db import Database
+
+from guardbot.core.decision import (
+    Decision,
+    DmLeft,
+    DryRunSwitch,
+    NagsEnded,
+    NamedGuestForgotten,
+    Record,
+    RoomClassified,
+    RoomPolicySetting,
+    RoomWoken,
+)
+from guardbot.db.auditlog import AuditStore
+from guardbot.db.inbox import InboxStore
+from guardbot.db.listing import RoomStore
+from guardbot.db.named_guests import PwluStore
+from guardbot.db.queue import ActionStore
+from guardbot.db.room_settings import SettingsStore
+
+
+class DecisionStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.inbox = InboxStore(db)
+        self.actions = ActionStore(db)
+        self.audit = AuditStore(db)
+        self.settings = SettingsStore(db)
+        self.rooms = RoomStore(db)
+        self.named_guests = PwluStore(db)
+
+    async def settle(self, row_id: int, decision: Decision, now: int) -> None:
+        async with self.db.acquire() as conn, conn.transaction():
+            await self.actions.add(decision.actions, now)
+            for entry in decision.audit:
+                await self.audit.add(entry)
+            for record in decision.records:
+                await self._apply(record, now)
+            await self.inbox.drop(row_id)
+
+    async def _apply(self, record: Record, now: int) -> None:
+        match record:
+            case RoomPolicySetting():
+                await self.settings.set_room_policy(record)
+            case DryRunSwitch():
+                await self.settings.set_dry_run(record)
+            case RoomClassified():
+                await self.rooms.classify(record.room_id, record.listed, record.at)
+            case RoomWoken():
+                await self.actions.wake_room(record.room_id, now)
+            case NagsEnded():
+                await self.named_guests.finish(record.user_id, record.reason)
+            case DmLeft():
+                await self.named_guests.set_dm_left(record.user_id, True)
+            case NamedGuestForgotten():
+                await self.named_guests.drop(record.user_id)
