@@ -28,15 +28,11 @@ from typing import Any
 
 import aiohttp
 
+from devtools.guard_loop import guard_loop
 from guardbot import db
 from guardbot.background import Wakeup
-from guardbot.core import policy
 from guardbot.core.clock import Clock
 from guardbot.guard.directory import Directory
-from guardbot.guard.evaluator import Evaluator
-from guardbot.guard.executor import Executor
-from guardbot.guard.facts import RoomFactSource
-from guardbot.guard.guests import GuestOracle
 from guardbot.matrix.client import Homeserver
 
 from .common import Options, Row, database_url, fmt_ms, started_database
@@ -187,44 +183,11 @@ async def sweep(members: int, guests: int, former: int) -> tuple[float, dict[str
     async with fake_homeserver(*args) as url, database_url("sqlite", "") as dburl:
         async with started_database(dburl) as database:
             hs = Homeserver(url, "as-token", BOT)
-            clock, inbox_wakeup, queue_wakeup = Clock(), Wakeup(), Wakeup()
-            decisions = db.DecisionStore(database)
-            guests_oracle = GuestOracle(hs, DOMAIN, set(), clock)
-            guests_oracle.set_admin(True)
-            server = policy.ServerPolicy(default=policy.Policy.KICK, kick_reason="bench")
-            directory = Directory(
-                hs, decisions.rooms, clock, inbox_wakeup, poll_interval=10, page_size=PAGE
-            )
-            rooms = RoomFactSource(server, directory, decisions.settings)
-            evaluator = Evaluator(
-                server=server,
-                bot_user_id=BOT,
-                management_room="",
-                decisions=decisions,
-                rooms=rooms,
-                guests=guests_oracle,
-                hs=hs,
-                conversations=[],
-                remember=[rooms.remember],
-                clock=clock,
-                wakeup=inbox_wakeup,
-                queue_wakeup=queue_wakeup,
-            )
-            executor = Executor(
-                hs=hs,
-                store=decisions.actions,
-                guests=guests_oracle,
-                rooms=rooms,
-                clock=clock,
-                wakeup=queue_wakeup,
-                inbox_wakeup=inbox_wakeup,
-                auto_join=False,
-            )
-            await directory.poll_once()  # the room is listed: its observation waits
+            guard = await guard_loop(database, hs)  # the kick policy, with admin rights
+            await guard.directory.poll_once()  # the room is listed: its observation waits
             await _calls(url, reset=True)
             started = time.perf_counter()
-            while await evaluator.run_once() + await executor.run_once():
-                pass
+            await guard.run_until_idle()
             seconds = time.perf_counter() - started
             calls = await _calls(url)
             await hs.close()

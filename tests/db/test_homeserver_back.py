@@ -11,11 +11,10 @@ import socket
 
 from aiohttp import web
 
+from devtools.guard_loop import guard_loop
 from guardbot import background, db
 from guardbot.core.actions import ActionState, JoinRoom
 from guardbot.core.clock import Clock
-
-from ..support.guard import guard_loop
 
 LISTED = "!listed:example.org"
 

@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 
+from devtools.guard_loop import GuardLoop, guard_loop
 from guardbot import db
 from guardbot.core.clock import Clock
 from guardbot.core.observations import BotMembership, RoomPolicyChange
 from guardbot.matrix.client import Homeserver, HomeserverError
-
-from ..support.guard import GuardLoop, guard_loop
 
 BOT = "@guardbot:example.org"
 

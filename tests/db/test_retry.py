@@ -8,12 +8,11 @@ import asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from devtools.guard_loop import guard_loop
 from guardbot import background, db
 from guardbot.core.actions import Kick, WaitingOn
 from guardbot.core.clock import Clock
 from guardbot.guard.executor import Executor
-
-from ..support.guard import guard_loop
 
 ROOM, GUEST, BOT = "!room:example.org", "@7:example.org", "@guardbot:example.org"
 

@@ -1,5 +1,5 @@
 """The guard loop wired as app.py wires it (real stores, fact sources, evaluator and executor),
-on a test's database and homeserver, for tests that drive it pass by pass."""
+on a given database and homeserver, for tests and benchmarks that drive it pass by pass."""
 
 from __future__ import annotations
 
