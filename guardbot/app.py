@@ -28,6 +28,7 @@ from guardbot.config import Config, ConfigError, create_from_example, load
 from guardbot.core.clock import Clock
 from guardbot.guard.conversations import Conversations
 from guardbot.guard.directory import Directory
+from guardbot.guard.door import Door
 from guardbot.guard.evaluator import ConversationDecider, Evaluator
 from guardbot.guard.executor import Executor
 from guardbot.guard.facts import RoomFactSource
@@ -114,6 +115,13 @@ class Guardbot(Program):
             f"Wrote {self.args.registration} and stored its tokens in {path}.\n"
             f"Next: add {os.path.abspath(self.args.registration)} to app_service_config_files"
             " in homeserver.yaml, restart the homeserver, then run guardbot -c " + path
+        )
+        hidden = f"<antispam.token from {os.path.abspath(path)}>"
+        print(
+            '\nThe door (recommended; README, "The door"): install synapse-http-antispam where'
+            " Synapse runs (pip install synapse-http-antispam) and add to homeserver.yaml:\n"
+            + registration.dump_yaml({"modules": [registration.door_module(effective, hidden)]})
+            + "(authorization: the antispam.token in the config, kept out of this output)"
         )
 
     def prepare_log(self) -> None:
@@ -229,7 +237,21 @@ class Guardbot(Program):
         self.web = web.Application(
             middlewares=[error_middleware], client_max_size=int(c["appservice.max_body_size"])
         )
+        self.door = Door(
+            token=c["antispam.token"],
+            domain=c["homeserver.domain"],
+            rooms=self.rooms,
+            directory=self.directory,
+            guests=self.guests,
+            settings=self.decisions.settings,
+            clock=clock,
+            timeout=float(c["antispam.timeout"]),
+            refusal=c["antispam.refusal"].replace(
+                "{account_hint}", c["antispam.account_hint"] if c["pwlu.enabled"] else ""
+            ),
+        )
         self.appservice.register(self.web)
+        self.door.register(self.web)
         self.web.router.add_get("/_matrix/mau/live", self._live)
         self.web.router.add_get("/_matrix/mau/ready", self._ready)
         if self.pwlu is not None:
@@ -290,6 +312,12 @@ class Guardbot(Program):
                 self.directory.poll_step,
                 expected=(HomeserverError,),
                 max_backoff=float(c["directory.poll_interval"]),
+            ),
+            background.start(
+                "publications",
+                self.directory.publication_step,
+                self.directory.publication_wakeup,
+                expected=(HomeserverError,),
             ),
             background.start("prune", self._prune_transactions),
         ]

@@ -175,6 +175,11 @@ def _token(value: Any) -> str | None:
     return None
 
 
+def _door_token(value: Any) -> str | None:
+    """Like the appservice tokens, but "generate" is allowed: the door is simply not set up."""
+    return None if value == "generate" else _token(value)
+
+
 def _typed(kind: type | tuple[type, ...], what: str) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         if isinstance(value, bool) and kind is not bool:
@@ -313,6 +318,10 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "appservice.as_token": _token,
     "appservice.hs_token": _token,
     "appservice.max_body_size": _positive,
+    "antispam.token": _door_token,
+    "antispam.timeout": _positive,
+    "antispam.refusal": _typed(str, "a string"),
+    "antispam.account_hint": _typed(str, "a string"),
     "database": _database,
     "directory.poll_interval": _positive,
     "directory.page_size": _positive,

@@ -57,7 +57,13 @@ class JsonFormatter(logging.Formatter):
 def secrets_of(config: Any) -> list[str]:
     """The values in a guardbot config that must never be written to a log."""
     found: list[str] = []
-    keys = ("appservice.as_token", "appservice.hs_token", "pwlu.secret", "pwlu.previous_secrets")
+    keys = (
+        "appservice.as_token",
+        "appservice.hs_token",
+        "antispam.token",
+        "pwlu.secret",
+        "pwlu.previous_secrets",
+    )
     for key in keys:
         try:
             value = config[key]

@@ -36,6 +36,17 @@ LISTED_ROOMS = Gauge("guardbot_directory_listed_rooms", "Rooms in the public roo
 DIRECTORY_POLL_SECONDS = Histogram(
     "guardbot_directory_poll_seconds", "Time of one full scan of the public room directory"
 )
+DOOR_ANSWERS = Counter(
+    "guardbot_door_answers_total",
+    "Answers at the door, by callback and answer (allowed, refused, late, unsure)",
+    ["callback", "answer"],
+)
+DOOR_SECONDS = Histogram(
+    "guardbot_door_seconds",
+    "Time guardbot took to answer the door, by callback",
+    ["callback"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
 NAGS_SENT = Counter("guardbot_nags_sent_total", "Reminders sent to named guests")
 
 

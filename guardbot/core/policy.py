@@ -231,6 +231,12 @@ def decide_after_outage(back: HomeserverBack, listed_rooms: tuple[RoomFacts, ...
     return [Sweep(room.room_id, cause=cause) for room in listed_rooms if enforces(room)]
 
 
+def refuse_at_the_door(room: RoomFacts, verdict: Verdict) -> bool:
+    """The homeserver asks before a join or an invite: a guest stays out of a listed room
+    whose policy removes guests, without touching its guest_access. Dry-run refuses nobody."""
+    return enforces(room) and verdict is Verdict.GUEST and not room.dry_run
+
+
 # -- the re-checks right before acting ------------------------------------------------------
 def confirm_kick(room: RoomFacts, membership: str | None, verdict: Verdict) -> str | None:
     """None if the kick still stands, else why it no longer does."""

@@ -1,4 +1,5 @@
-"""Per-room settings people change at run time: room admins' policies and dry-run switches."""
+"""Settings that change at run time: room admins' policies, dry-run switches, and when the
+homeserver last called the door."""
 
 from __future__ import annotations
 
@@ -43,3 +44,15 @@ class SettingsStore:
             switch.set_by,
             switch.set_at,
         )
+
+    async def door_seen(self, what: str, now: int) -> None:
+        await self.db.execute(
+            "INSERT INTO door_seen (id, what, at) VALUES (1, $1, $2)"
+            " ON CONFLICT (id) DO UPDATE SET what=$1, at=$2",
+            what,
+            now,
+        )
+
+    async def door_last_seen(self) -> tuple[str, int] | None:
+        row = await self.db.fetchrow("SELECT what, at FROM door_seen WHERE id=1")
+        return (row["what"], row["at"]) if row else None

@@ -19,6 +19,10 @@ from guardbot.matrix.client import Homeserver
 
 log = logging.getLogger(__name__)
 
+# After the door saw a publication: seconds until each look at the directory. The homeserver
+# publishes right after it asked; a rule may still refuse, and the poll catches the rest.
+PUBLICATION_CHECKS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
+
 
 class Directory:
     def __init__(
@@ -41,6 +45,9 @@ class Directory:
         self._classified: dict[str, bool] = {}
         self.last_poll_at: int | None = None  # ms
         self.last_poll_seconds: float | None = None
+        # Rooms the door saw being published: room -> (checks made, when the next is due).
+        self._publishing: dict[str, tuple[int, float]] = {}
+        self.publication_wakeup = Wakeup()
 
     async def load(self) -> None:
         self.listed = await self.rooms.listed()
@@ -83,6 +90,42 @@ class Directory:
     async def poll_step(self) -> float:
         await self.poll_once()
         return self.poll_interval
+
+    def publishing(self, room_id: str) -> None:
+        """The door was asked to let a room into the directory: look for it there shortly (the
+        homeserver publishes it after it asked), not at the next poll."""
+        if room_id not in self._publishing:
+            self._publishing[room_id] = (0, self.clock.monotonic() + PUBLICATION_CHECKS[0])
+            self.publication_wakeup.set()
+
+    def publishing_rooms(self) -> list[str]:
+        return sorted(self._publishing)
+
+    async def publication_step(self) -> float | None:
+        """Check the rooms being published that are due; how long until the next check."""
+        now = self.clock.monotonic()
+        for room_id, (checks, due) in list(self._publishing.items()):
+            if due > now:
+                continue
+            if await self.hs.directory_visibility(room_id) == "public":
+                del self._publishing[room_id]
+                await self._listed_now(room_id)
+            elif checks + 1 < len(PUBLICATION_CHECKS):
+                self._publishing[room_id] = (checks + 1, now + PUBLICATION_CHECKS[checks + 1])
+            else:
+                del self._publishing[room_id]  # refused, or slow: the poll has it either way
+        if not self._publishing:
+            return None
+        return max(0.0, min(due for _, due in self._publishing.values()) - now)
+
+    async def _listed_now(self, room_id: str) -> None:
+        newly = await self.rooms.apply({room_id}, set(), self.clock.now_ms())
+        self.listed.add(room_id)
+        self._classified[room_id] = True
+        metrics.LISTED_ROOMS.set(len(self.listed))
+        if newly:
+            log.info("Directory: %s was published; enforcing now, not at the next poll", room_id)
+            self.inbox_wakeup.set()
 
     async def classify(self, room_id: str) -> tuple[bool, RoomClassified | None]:
         """Listed? A room never seen is looked up at once rather than at the next poll; what

@@ -11,9 +11,9 @@ import pytest
 import pytest_asyncio
 
 from tests.support.homeserver import (
-    GuardbotProcess,
     Homeserver,
     StartGuardbot,
+    guardbot_starter,
     running_homeserver,
 )
 
@@ -30,26 +30,22 @@ async def homeserver(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 async def start_guardbot(
     homeserver: Homeserver, tmp_path: pathlib.Path
 ) -> AsyncIterator[StartGuardbot]:
-    """start_guardbot(POLICY__LISTED_ROOMS="kick", ...) runs guardbot with those config
-    overrides (as GUARDBOT_* environment variables) and a database of this test's own."""
-    started: list[GuardbotProcess] = []
+    """start_guardbot(POLICY__LISTED_ROOMS="kick", ...): guardbot against the session's Synapse."""
+    async with guardbot_starter(homeserver, tmp_path) as start:
+        yield start
 
-    async def start(database: str = "", **overrides: object) -> GuardbotProcess:
-        env = {
-            "GUARDBOT_DATABASE": database or f"sqlite:{tmp_path / 'guardbot.db'}",
-            "GUARDBOT_DIRECTORY__POLL_INTERVAL": "1",
-            "GUARDBOT_LOGGING__LOGGERS__GUARDBOT__LEVEL": "DEBUG",
-        }
-        env.update({f"GUARDBOT_{k}": str(v) for k, v in overrides.items()})
-        proc = GuardbotProcess(homeserver, tmp_path, env)
-        started.append(proc)
-        await proc.start()
-        return proc
 
-    yield start
-    for proc in started:
-        await proc.stop()
-    for proc in started:  # secrets stay secret, whatever happened in the test
-        log = proc.log()
-        for secret in (homeserver.as_token, homeserver.hs_token):
-            assert secret not in log, "a token reached guardbot's log"
+@pytest_asyncio.fixture(scope="session")
+async def door_homeserver(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Homeserver]:
+    """A Synapse that asks guardbot at the door (synapse-http-antispam, as the README says)."""
+    extra = {"enable_registration": True, "enable_registration_without_verification": True}
+    async with running_homeserver(tmp_path_factory.mktemp("door-hs"), extra, door=True) as hs:
+        yield hs
+
+
+@pytest_asyncio.fixture
+async def start_door_guardbot(
+    door_homeserver: Homeserver, tmp_path: pathlib.Path
+) -> AsyncIterator[StartGuardbot]:
+    async with guardbot_starter(door_homeserver, tmp_path) as start:
+        yield start

@@ -22,6 +22,7 @@ import aiohttp
 from ruamel.yaml import YAML
 
 from devtools.local_synapse import LocalSynapse
+from guardbot.registration import door_module
 
 from .matrix_client import User
 
@@ -41,6 +42,7 @@ class Homeserver:
     guardbot_port: int
     as_token: str
     hs_token: str
+    antispam_token: str
 
     async def user(self, localpart: str) -> User:
         user_id, token = await self.synapse.register_user(localpart, "pw-" + localpart)
@@ -53,17 +55,25 @@ class Homeserver:
 
 @contextlib.asynccontextmanager
 async def running_homeserver(
-    root: pathlib.Path, extra_config: dict[str, Any], registration: dict[str, Any] | None = None
+    root: pathlib.Path,
+    extra_config: dict[str, Any],
+    registration: dict[str, Any] | None = None,
+    *,
+    door: bool = False,
 ) -> AsyncIterator[Homeserver]:
     """A Synapse with guardbot's registration (made by `guardbot -g`, then `registration`'s keys
     put over it, e.g. `rate_limited: True`) and an admin user, for the session fixture or a test
-    that needs a homeserver configured its own way."""
+    that needs a homeserver configured its own way. With `door`, Synapse asks guardbot before
+    joins, invites and publications (synapse-http-antispam, the entry `guardbot -g` prints)."""
     synapse = LocalSynapse(
         root / "synapse", appservice_files=[root / "registration.yaml"], extra_config=extra_config
     )
     port = free_port()
     config_path = root / "config.yaml"
     config = synapse.register_guardbot(config_path, port)
+    if door:
+        module = door_module(config, config["antispam.token"])
+        synapse.extra_config["modules"] = [module]
     if registration:
         path = root / "registration.yaml"  # JSON is YAML: Synapse reads it as it is
         path.write_text(json.dumps({**YAML(typ="safe").load(path.read_text()), **registration}))
@@ -84,6 +94,7 @@ async def running_homeserver(
             port,
             config["appservice.as_token"],
             config["appservice.hs_token"],
+            config["antispam.token"],
         )
     finally:
         await synapse.stop()
@@ -145,3 +156,33 @@ class GuardbotProcess:
 
 # What the start_guardbot fixture hands a test.
 StartGuardbot = Callable[..., Awaitable[GuardbotProcess]]
+
+
+@contextlib.asynccontextmanager
+async def guardbot_starter(
+    homeserver: Homeserver, workdir: pathlib.Path
+) -> AsyncIterator[StartGuardbot]:
+    """start(POLICY__LISTED_ROOMS="kick", ...) runs guardbot with those config overrides (as
+    GUARDBOT_* environment variables) and a database of this test's own; all are stopped after,
+    and their logs checked for tokens."""
+    started: list[GuardbotProcess] = []
+
+    async def start(database: str = "", **overrides: object) -> GuardbotProcess:
+        env = {
+            "GUARDBOT_DATABASE": database or f"sqlite:{workdir / 'guardbot.db'}",
+            "GUARDBOT_DIRECTORY__POLL_INTERVAL": "1",
+            "GUARDBOT_LOGGING__LOGGERS__GUARDBOT__LEVEL": "DEBUG",
+        }
+        env.update({f"GUARDBOT_{k}": str(v) for k, v in overrides.items()})
+        proc = GuardbotProcess(homeserver, workdir, env)
+        started.append(proc)
+        await proc.start()
+        return proc
+
+    yield start
+    for proc in started:
+        await proc.stop()
+    for proc in started:  # secrets stay secret, whatever happened in the test
+        log = proc.log()
+        for secret in (homeserver.as_token, homeserver.hs_token, homeserver.antispam_token):
+            assert secret not in log, "a token reached guardbot's log"

@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import sys
+import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar, cast
 
@@ -88,6 +89,7 @@ async def run(args: argparse.Namespace, stream: Any = None) -> int:
         command += " -r " + shlex.quote(args.registration)
     registration = check_registration_file(config, args.registration, report, regen)
     await check_database(config, report, args.fix, command)
+    await check_door(config, report)
 
     hs = Homeserver(
         config["homeserver.address"], config["appservice.as_token"], config.bot_user_id, timeout=30
@@ -258,6 +260,39 @@ def check_namespaces(
 
 
 # -- database ------------------------------------------------------------------------------------
+async def check_door(config: Config, report: Report) -> None:
+    """Does the homeserver really ask guardbot at the door? The module's ping (do_ping) and the
+    first call after each start are recorded in the database; nothing else can tell."""
+    name = "door"
+    if config["antispam.token"] == "generate":
+        report.skip(name, 'not set up: no antispam.token (README, "The door")')
+        return
+    database = db.create(config["database"])
+    database.upgrade_table = None  # read only
+    if database.scheme == Scheme.SQLITE and not os.path.exists(database.url.path):
+        report.skip(name, "no database yet (see the database line)")
+        return
+    try:
+        await asyncio.wait_for(database.start(), DB_TIMEOUT)
+        seen = await db.SettingsStore(database).door_last_seen()
+    except Exception:
+        report.skip(name, "the database cannot tell (see the database line)")
+        return
+    finally:
+        await _stop(database)
+    if seen is None:
+        report.skip(
+            name,
+            "the homeserver has not called it yet: install synapse-http-antispam, add the"
+            " modules entry `guardbot -g` prints (with do_ping: true) to homeserver.yaml,"
+            " restart Synapse while guardbot runs",
+        )
+        return
+    what, at = seen
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at / 1000))
+    report.ok(name, f"the homeserver called it at {when} ({what})")
+
+
 async def check_database(config: Config, report: Report, fix: bool, command: str) -> None:
     name = "database"
     url = config["database"]

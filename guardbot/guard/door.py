@@ -1,0 +1,174 @@
+"""The door: the homeserver asks guardbot before a local join, an invite or a directory
+publication (the Synapse module synapse-http-antispam POSTs each callback here).
+
+A guest joining or invited into a listed room whose policy removes guests is refused with
+guardbot's own words; everyone else passes. The door never holds a join hostage: no I/O for
+users who cannot be guests, cached verdicts, a directory look-up only for a room never
+classified, and a bound on every answer after which the join goes through (the event path,
+kick or forbid, stays the backstop). A publication tells guardbot that a room is becoming
+listed: the directory checks it at once instead of at the next poll.
+
+Every refusal is an answer, not an action: nothing is stored, nothing is queued. The module
+refuses the join on any non-2xx answer that carries an errcode, so auth errors here refuse too:
+the token must match (guardbot doctor checks the module's ping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from aiohttp import web
+
+from guardbot import metrics
+from guardbot.core import policy
+from guardbot.core.clock import Clock
+from guardbot.core.observations import is_guest_candidate
+from guardbot.core.policy import RoomFacts, Verdict
+from guardbot.db import SettingsStore
+from guardbot.guard.directory import Directory
+from guardbot.guard.facts import RoomFactSource
+from guardbot.guard.guests import GuestOracle
+from guardbot.guard.intake import bearer_token
+from guardbot.matrix.client import HomeserverError
+from guardbot.matrix.errors import matrix_error
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/_guardbot/antispam"
+# A room the door looked up itself (never classified by the directory) is remembered this long:
+# the door only reads, and the directory's own record wins once it has one.
+LOOKUP_TTL_S = 60.0
+LOOKUPS_KEPT = 10_000
+
+
+class Door:
+    def __init__(
+        self,
+        *,
+        token: str,
+        domain: str,
+        rooms: RoomFactSource,
+        directory: Directory,
+        guests: GuestOracle,
+        settings: SettingsStore,
+        clock: Clock,
+        timeout: float,
+        refusal: str,
+    ) -> None:
+        # "generate": not set up; no token the module could send matches an empty one.
+        self._token = b"" if token == "generate" else token.encode()
+        self.domain = domain
+        self.rooms = rooms
+        self.directory = directory
+        self.guests = guests
+        self.settings = settings
+        self.clock = clock
+        self.timeout = timeout
+        self.refusal = refusal
+        self._lookups: OrderedDict[str, tuple[bool, float]] = OrderedDict()
+        self._seen = False  # the first call since start is recorded, for doctor
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_post(PREFIX + "/{callback}", self.handle)
+
+    # -- HTTP ------------------------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.Response:
+        token = bearer_token(request)
+        if token is None:
+            return matrix_error(401, "M_MISSING_TOKEN", "Missing antispam token")
+        if not self._token or not hmac.compare_digest(
+            token.encode("utf-8", "surrogateescape"), self._token
+        ):
+            return matrix_error(403, "M_FORBIDDEN", "Wrong antispam token")
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, RecursionError):
+            return matrix_error(400, "M_NOT_JSON", "Body is not JSON")
+        if not isinstance(body, dict):
+            return matrix_error(400, "M_BAD_JSON", "Body must be a JSON object")
+        callback = request.match_info["callback"]
+        if callback == "ping":
+            await self._record_seen("ping")
+            return web.json_response({"id": body.get("id"), "status": "ok"})
+        if not self._seen:
+            await self._record_seen(callback)
+        with metrics.DOOR_SECONDS.labels(callback).time():
+            return await self._answer(callback, body)
+
+    async def _answer(self, callback: str, body: dict[str, Any]) -> web.Response:
+        match callback:
+            case "user_may_join_room":
+                user, room = body.get("user"), body.get("room")
+            case "user_may_invite":
+                user, room = body.get("invitee"), body.get("room_id")
+            case "user_may_publish_room":
+                room = body.get("room_id")
+                if isinstance(room, str):
+                    self.directory.publishing(room)
+                metrics.DOOR_ANSWERS.labels(callback, "allowed").inc()
+                return web.json_response({})
+            case _:
+                # A callback enabled in the module but not guardbot's business: refusing it
+                # (any errcode) would refuse it for everyone on the server.
+                log.warning("The door was asked %s, which guardbot does not answer", callback)
+                metrics.DOOR_ANSWERS.labels("other", "allowed").inc()
+                return web.json_response({})
+        if not isinstance(user, str) or not isinstance(room, str):
+            return matrix_error(400, "M_BAD_JSON", "user and room must be strings")
+        try:
+            refuse = await asyncio.wait_for(self.refuses(user, room), timeout=self.timeout)
+        except TimeoutError:
+            log.warning("The door let %s into %s: no answer within %ss", user, room, self.timeout)
+            metrics.DOOR_ANSWERS.labels(callback, "late").inc()
+            return web.json_response({})
+        except HomeserverError as e:
+            log.warning("The door let %s into %s: cannot tell (%s)", user, room, e)
+            metrics.DOOR_ANSWERS.labels(callback, "unsure").inc()
+            return web.json_response({})
+        if not refuse:
+            metrics.DOOR_ANSWERS.labels(callback, "allowed").inc()
+            return web.json_response({})
+        log.info("The door refused guest %s in %s (%s)", user, room, callback)
+        metrics.DOOR_ANSWERS.labels(callback, "refused").inc()
+        return matrix_error(403, "M_FORBIDDEN", self.refusal)
+
+    # -- the decision ----------------------------------------------------------------------
+    async def refuses(self, user_id: str, room_id: str) -> bool:
+        """Is this a guest, and the room one that keeps guests out?"""
+        if not is_guest_candidate(user_id, self.domain, kind_guest=False):
+            return False  # no numeric local ID: never a guest, and no I/O to know it
+        room = await self._room(room_id)
+        if not policy.enforces(room):
+            return False
+        # A join: the hint is absent at the door; without admin rights the verdict is unknown.
+        verdict = await self.guests.verdict(user_id, kind_guest=False, new_join=True)
+        if verdict is Verdict.GUEST:
+            # A cached "guest" may be minutes old and the guest upgraded since: ask again
+            # unless the answer is from just now (one look-up per refusal, none otherwise).
+            verdict = await self.guests.verdict(
+                user_id, kind_guest=False, new_join=True, fresh=True
+            )
+        return policy.refuse_at_the_door(room, verdict)
+
+    async def _room(self, room_id: str) -> RoomFacts:
+        cached = self._lookups.get(room_id)
+        if cached is not None and self.clock.monotonic() - cached[1] < LOOKUP_TTL_S:
+            return self.rooms.of_known(room_id, cached[0])
+        facts, classified = await self.rooms.room(room_id)
+        if classified is not None:
+            self._lookups[room_id] = (classified.listed, self.clock.monotonic())
+            while len(self._lookups) > LOOKUPS_KEPT:
+                self._lookups.popitem(last=False)
+        return facts
+
+    async def _record_seen(self, what: str) -> None:
+        try:
+            await self.settings.door_seen(what, self.clock.now_ms())
+            self._seen = True
+        except Exception:
+            log.exception("Could not record the door's call")

@@ -1,0 +1,173 @@
+"""The door's HTTP edge: who may ask, what a malformed question gets, and the bound on every
+answer, against a scripted homeserver (slowness on cue is a fault no real one gives) and the
+real stores. The real Synapse and module are in tests/integration/test_door.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from devtools.guard_loop import guard_loop
+from guardbot import db
+from guardbot.core.clock import Clock
+from guardbot.core.policy import Policy
+from guardbot.guard.door import Door
+from guardbot.matrix.client import Homeserver
+from guardbot.matrix.errors import error_middleware
+
+TOKEN = "door-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+LISTED, UNLISTED = "!listed:example.org", "!unlisted:example.org"
+GUEST, MEMBER = "@7:example.org", "@8:example.org"
+
+
+class ScriptedHomeserver(Homeserver):
+    """Answers the door's two questions (is this user a guest, is this room listed), counting
+    them; `slow` delays the admin API past the door's bound."""
+
+    def __init__(self) -> None:
+        super().__init__("http://127.0.0.1:1", "as-token", "@guardbot:example.org")
+        self.asked: list[str] = []
+        self.slow = 0.0
+
+    async def admin_user(self, user_id: str) -> dict[str, Any] | None:
+        self.asked.append(user_id)
+        await asyncio.sleep(self.slow)
+        return {"name": user_id, "is_guest": user_id == GUEST, "admin": False}
+
+    async def directory_visibility(self, room_id: str) -> str:
+        self.asked.append(room_id)
+        return "private"
+
+
+async def serve(
+    database: db.Database, token: str = TOKEN
+) -> tuple[TestClient, ScriptedHomeserver, Door]:
+    hs = ScriptedHomeserver()
+    guard = await guard_loop(database, hs, listed=[LISTED], policy=Policy.KICK)
+    door = Door(
+        token=token,
+        domain="example.org",
+        rooms=guard.rooms,
+        directory=guard.directory,
+        guests=guard.guests,
+        settings=guard.decisions.settings,
+        clock=Clock(),
+        timeout=0.2,
+        refusal="No guests here: pick a username.",
+    )
+    app = web.Application(middlewares=[error_middleware])
+    door.register(app)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return client, hs, door
+
+
+async def ask(
+    client: TestClient, callback: str, body: Any, headers: dict = AUTH
+) -> tuple[int, dict]:
+    resp = await client.post(
+        f"/_guardbot/antispam/{callback}", data=json.dumps(body), headers=headers
+    )
+    return resp.status, await resp.json()
+
+
+def join(user: str, room: str) -> dict:
+    return {"user": user, "room": room, "is_invited": False}
+
+
+async def test_a_guest_is_refused_and_everyone_else_passes(database: db.Database) -> None:
+    client, hs, _ = await serve(database)
+    try:
+        status, body = await ask(client, "user_may_join_room", join(GUEST, LISTED))
+        assert (status, body) == (
+            403,
+            {"errcode": "M_FORBIDDEN", "error": "No guests here: pick a username."},
+        )
+        invite = {"inviter": "@alice:example.org", "invitee": GUEST, "room_id": LISTED}
+        assert (await ask(client, "user_may_invite", invite))[0] == 403
+        assert await ask(client, "user_may_join_room", join(MEMBER, LISTED)) == (200, {})
+        assert await ask(client, "user_may_join_room", join(GUEST, UNLISTED)) == (200, {})
+        hs.asked.clear()
+        # Not a numeric local ID, or another server's user: never a guest here, and no I/O.
+        for user in ("@alice:example.org", "@7:other.org"):
+            assert await ask(client, "user_may_join_room", join(user, LISTED)) == (200, {})
+        assert hs.asked == []
+    finally:
+        await client.close()
+
+
+async def test_only_the_module_with_the_token_may_ask(database: db.Database) -> None:
+    client, _, _ = await serve(database)
+    try:
+        assert (await ask(client, "user_may_join_room", join(GUEST, LISTED), {}))[1][
+            "errcode"
+        ] == "M_MISSING_TOKEN"
+        wrong = {"Authorization": "Bearer nope"}
+        status, body = await ask(client, "user_may_join_room", join(GUEST, LISTED), wrong)
+        assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    finally:
+        await client.close()
+    # "generate": the door is not set up, and no token opens it.
+    client, _, _ = await serve(database, token="generate")
+    try:
+        for token in ("generate", ""):
+            headers = {"Authorization": f"Bearer {token}"}
+            assert (await ask(client, "ping", {"id": "x"}, headers))[0] in (401, 403)
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "errcode"),
+    [
+        (b"{", "M_NOT_JSON"),
+        (b"[1]", "M_BAD_JSON"),
+        (b'{"user": 7, "room": "!r:e"}', "M_BAD_JSON"),
+        (b"[" * 100_000, "M_NOT_JSON"),
+    ],
+)
+async def test_a_malformed_question_gets_matrix_error_json(
+    database: db.Database, raw: bytes, errcode: str
+) -> None:
+    client, _, _ = await serve(database)
+    try:
+        resp = await client.post("/_guardbot/antispam/user_may_join_room", data=raw, headers=AUTH)
+        assert resp.status == 400 and (await resp.json())["errcode"] == errcode
+    finally:
+        await client.close()
+
+
+async def test_a_slow_answer_lets_the_join_through(database: db.Database) -> None:
+    client, hs, _ = await serve(database)
+    hs.slow = 5.0  # far past the door's 0.2 s
+    try:
+        assert await ask(client, "user_may_join_room", join(GUEST, LISTED)) == (200, {})
+    finally:
+        await client.close()
+
+
+async def test_ping_and_unknown_callbacks_are_answered_and_recorded(database: db.Database) -> None:
+    client, _, door = await serve(database)
+    try:
+        assert await ask(client, "ping", {"id": "abc"}) == (200, {"id": "abc", "status": "ok"})
+        assert (await door.settings.door_last_seen() or ("",))[0] == "ping"
+        # A callback guardbot does not answer is allowed: refusing it would refuse everyone.
+        assert await ask(client, "check_event_for_spam", {"event": {}}) == (200, {})
+    finally:
+        await client.close()
+
+
+async def test_a_publication_is_looked_for_at_once(database: db.Database) -> None:
+    client, _, door = await serve(database)
+    try:
+        body = {"user_id": "@alice:example.org", "room_id": UNLISTED}
+        assert await ask(client, "user_may_publish_room", body) == (200, {})
+        assert door.directory.publishing_rooms() == [UNLISTED]
+    finally:
+        await client.close()
