@@ -165,6 +165,7 @@ class Guardbot(Program):
             self.inbox_wakeup,
             poll_interval=c["directory.poll_interval"],
             page_size=c["directory.page_size"],
+            recheck_every=float(c["directory.recheck_every"]),
         )
         self.rooms = RoomFactSource(server, self.directory, self.decisions.settings)
         # Rooms where guardbot talks with people (management room, PWLU DMs): every message

@@ -201,6 +201,12 @@ def _positive(value: Any) -> str | None:
     return None
 
 
+def _not_negative(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return "must be a number of seconds, 0 or more"
+    return None
+
+
 def _localpart(value: Any) -> str | None:
     if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9._=/+-]+", value):
         return "must be a user ID localpart (lowercase letters, digits, ._=/+-)"
@@ -325,6 +331,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "database": _database,
     "directory.poll_interval": _positive,
     "directory.page_size": _positive,
+    "directory.recheck_every": _not_negative,
     "policy.listed_rooms": _policy,
     "policy.rooms": _typed(dict, "a map of room ID to forbid, kick or off"),
     "policy.kick_reason": _typed(str, "a string"),

@@ -69,6 +69,24 @@ class RoomListed:
 
 
 @dataclass(frozen=True)
+class MembersChanged:
+    """A listed room's joined-member count in the directory moved since the last poll: someone
+    came or went, whether or not guardbot saw the event (the homeserver can lose them)."""
+
+    room_id: str
+    joined_members: int
+    polled_at: int  # ms
+
+
+@dataclass(frozen=True)
+class RecheckDue:
+    """Time for the slow re-check of every listed room (directory.recheck_every): it catches
+    what a count cannot, e.g. a member leaving while a guest joins."""
+
+    at: int  # ms
+
+
+@dataclass(frozen=True)
 class MemberFound:
     """A member seen while sweeping a room (not a new join: a stale `kind` alone never
     condemns anyone found this way)."""
@@ -126,6 +144,8 @@ Observation = (
     | BotMembership
     | PowerChange
     | RoomListed
+    | MembersChanged
+    | RecheckDue
     | MemberFound
     | HomeserverBack
     | Message
@@ -140,6 +160,8 @@ OBSERVATIONS: dict[str, type] = {
         BotMembership,
         PowerChange,
         RoomListed,
+        MembersChanged,
+        RecheckDue,
         MemberFound,
         HomeserverBack,
         Message,
@@ -279,6 +301,10 @@ def observation_key(obs: Observation) -> str:
             return f"found|{obs.room_id}|{obs.user_id}|{obs.event_id}"
         case HomeserverBack():
             return f"back|{obs.at}"
+        case MembersChanged():
+            return f"members|{obs.room_id}|{obs.polled_at}"
+        case RecheckDue():
+            return f"recheck|{obs.at}"
     return obs.event_id
 
 
@@ -295,6 +321,10 @@ def describe(obs: Observation) -> str:
             return "room appeared in the public directory"
         case HomeserverBack():
             return "the homeserver answers again after an outage"
+        case MembersChanged():
+            return f"the directory counts {obs.joined_members} members now"
+        case RecheckDue():
+            return "the slow re-check of every listed room"
         case GuestAccessChange():
             return f"{obs.sender} set guest_access to {obs.guest_access} ({obs.event_id})"
         case BotMembership():

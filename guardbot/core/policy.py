@@ -35,8 +35,10 @@ from guardbot.core.observations import (
     HomeserverBack,
     MemberChange,
     MemberFound,
+    MembersChanged,
     Observation,
     PowerChange,
+    RecheckDue,
     RoomListed,
     RoomPolicyChange,
     describe,
@@ -225,9 +227,9 @@ def decide_bot_membership(change: BotMembership, room: RoomFacts) -> Decision:
     return NOTHING
 
 
-def decide_after_outage(back: HomeserverBack, listed_rooms: tuple[RoomFacts, ...]) -> list[Action]:
-    """Whatever the homeserver lost while it was down: sweep every listed room, once."""
-    cause = f"homeserver back at {back.at}"
+def sweep_all(listed_rooms: tuple[RoomFacts, ...], cause: str) -> list[Action]:
+    """Whatever the event stream may have missed: sweep every listed room, once per cause
+    (the homeserver back after an outage, the slow re-check)."""
     return [Sweep(room.room_id, cause=cause) for room in listed_rooms if enforces(room)]
 
 
@@ -388,7 +390,10 @@ def _decide(obs: Observation, facts: Facts, server: ServerPolicy) -> Decision:
     if isinstance(obs, PowerChange):
         return Decision(records=(RoomWoken(obs.room_id),))
     if isinstance(obs, HomeserverBack):
-        return Decision(actions=tuple(decide_after_outage(obs, facts.listed_rooms)))
+        cause = f"homeserver back at {obs.at}"
+        return Decision(actions=tuple(sweep_all(facts.listed_rooms, cause)))
+    if isinstance(obs, RecheckDue):
+        return Decision(actions=tuple(sweep_all(facts.listed_rooms, f"recheck at {obs.at}")))
     if isinstance(obs, BotMembership) and obs.membership == "invite":
         return decide_invite(obs, facts)
     room = facts.room
@@ -403,6 +408,10 @@ def _decide(obs: Observation, facts: Facts, server: ServerPolicy) -> Decision:
             return Decision(actions=tuple(decide_guest_access(obs, room, facts.bot_user_id)))
         case RoomListed():
             return Decision(actions=tuple(close_and_sweep(room, cause=f"listed:{obs.listed_at}")))
+        case MembersChanged():
+            # Someone came or went unseen, perhaps: look at everyone (and close it again).
+            cause = f"members:{obs.polled_at}"
+            return Decision(actions=tuple(close_and_sweep(room, cause=cause)))
         case BotMembership():
             return decide_bot_membership(obs, room)
         case RoomPolicyChange():

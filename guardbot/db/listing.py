@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mautrix.util.async_db import Database
 
-from guardbot.core.observations import RoomListed
+from guardbot.core.observations import MembersChanged, RoomListed
 from guardbot.db.inbox import InboxStore
 
 # Room IDs per look-up: well under SQLite's limit on a statement's parameters.
@@ -19,6 +19,25 @@ class RoomStore:
     async def listed(self) -> set[str]:
         rows = await self.db.fetch("SELECT room_id FROM room WHERE listed")
         return {r["room_id"] for r in rows}
+
+    async def member_counts(self) -> dict[str, int]:
+        """Each listed room's joined-member count at the last poll (rooms with one)."""
+        rows = await self.db.fetch(
+            "SELECT room_id, joined_members FROM room WHERE listed AND joined_members IS NOT NULL"
+        )
+        return {r["room_id"]: r["joined_members"] for r in rows}
+
+    async def record_counts(self, counts: dict[str, int], changed: list[str], now: int) -> None:
+        """New member counts; each room in `changed` also goes to the inbox as MembersChanged,
+        in the same transaction, so a count is never stored without its re-check."""
+        if not counts:
+            return
+        async with self.db.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                "UPDATE room SET joined_members=$2 WHERE room_id=$1",
+                [(room_id, n) for room_id, n in counts.items()],
+            )
+            await self.inbox.add([MembersChanged(r, counts[r], now) for r in changed], now)
 
     async def known(self, room_id: str) -> bool | None:
         """True/False if classified, None if guardbot has never looked."""

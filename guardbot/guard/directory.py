@@ -2,8 +2,12 @@
 
 Publishing a room sends no event to appservices, so guardbot polls /publicRooms and diffs it
 against what it knew; each newly listed room goes to the inbox with the poll's record, in one
-transaction. A room met before the next poll is looked up on its own (`classify`, a read);
-the evaluator stores what it learned with its decision and then tells the directory.
+transaction. The same pages carry each room's joined-member count: a count that moved since the
+last poll means someone came or went, seen or not (the homeserver can lose events), and the
+room goes to the inbox for a re-check of its members; a slow re-check of every listed room
+catches what a count cannot. A room met before the next poll is looked up on its own
+(`classify`, a read); the evaluator stores what it learned with its decision and then tells the
+directory.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from guardbot import metrics
 from guardbot.background import Wakeup
 from guardbot.core.clock import Clock
 from guardbot.core.decision import RoomClassified
+from guardbot.core.observations import RecheckDue
 from guardbot.db import RoomStore
 from guardbot.matrix.client import Homeserver
 
@@ -34,6 +39,7 @@ class Directory:
         *,
         poll_interval: float,
         page_size: int,
+        recheck_every: float = 0,
     ) -> None:
         self.hs = hs
         self.rooms = rooms
@@ -41,8 +47,13 @@ class Directory:
         self.inbox_wakeup = inbox_wakeup  # newly listed rooms wait there to be decided on
         self.poll_interval = poll_interval
         self.page_size = page_size
+        # The slow re-check of every listed room, in seconds (0: never); the first one only
+        # after a full interval, not at every start.
+        self.recheck_every = recheck_every
+        self._recheck_at = clock.monotonic() + recheck_every
         self.listed: set[str] = set()
         self._classified: dict[str, bool] = {}
+        self._members: dict[str, int] = {}  # listed room -> joined members at the last poll
         self.last_poll_at: int | None = None  # ms
         self.last_poll_seconds: float | None = None
         # Rooms the door saw being published: room -> (checks made, when the next is due).
@@ -52,16 +63,20 @@ class Directory:
     async def load(self) -> None:
         self.listed = await self.rooms.listed()
         self._classified = dict.fromkeys(self.listed, True)
+        self._members = await self.rooms.member_counts()
 
-    async def scan(self) -> set[str]:
-        """One full paginated pass over the directory."""
-        found: set[str] = set()
+    async def scan(self) -> dict[str, int | None]:
+        """One full paginated pass over the directory: room -> joined members (None if the
+        homeserver gave no count)."""
+        found: dict[str, int | None] = {}
         since: str | None = None
         for _ in range(100_000):  # bounded even if the server keeps handing out next_batch
             page = await self.hs.public_rooms_page(self.page_size, since)
             for entry in page.get("chunk") or []:
                 if isinstance(entry, dict) and isinstance(entry.get("room_id"), str):
-                    found.add(entry["room_id"])
+                    count = entry.get("num_joined_members")
+                    valid = isinstance(count, int) and not isinstance(count, bool)
+                    found[entry["room_id"]] = count if valid else None
             since = page.get("next_batch")
             if not since:
                 break
@@ -69,26 +84,55 @@ class Directory:
 
     async def poll_once(self) -> tuple[list[str], set[str]]:
         started = self.clock.monotonic()
-        found = await self.scan()
+        scanned = await self.scan()
+        found = set(scanned)
         gone = self.listed - found
-        newly = await self.rooms.apply(found - self.listed, gone, self.clock.now_ms())
+        now = self.clock.now_ms()
+        newly = await self.rooms.apply(found - self.listed, gone, now)
         self.listed = found
         for room_id in gone:
             self._classified[room_id] = False
+            self._members.pop(room_id, None)
         for room_id in found:
             self._classified[room_id] = True
-        self.last_poll_at = self.clock.now_ms()
+        changed = await self._reconcile(scanned, set(newly), now)
+        self.last_poll_at = now
         self.last_poll_seconds = self.clock.monotonic() - started
         metrics.DIRECTORY_POLL_SECONDS.observe(self.last_poll_seconds)
         metrics.LISTED_ROOMS.set(len(self.listed))
-        if newly or gone:
-            log.info("Directory: %d newly listed, %d unlisted", len(newly), len(gone))
-        if newly:
+        if newly or gone or changed:
+            log.info(
+                "Directory: %d newly listed, %d unlisted, %d with other members than at the"
+                " last poll",
+                len(newly),
+                len(gone),
+                len(changed),
+            )
+        if newly or changed:
             self.inbox_wakeup.set()
         return newly, gone
 
+    async def _reconcile(
+        self, scanned: dict[str, int | None], newly: set[str], now: int
+    ) -> list[str]:
+        """Rooms whose member count moved since the last poll: someone came or went, whether
+        guardbot saw it or the homeserver lost the event. Their counts are stored and each
+        goes to the inbox for a re-check of its members. O(listed rooms), no request."""
+        counts = {r: n for r, n in scanned.items() if n is not None and self._members.get(r) != n}
+        # A newly listed room is swept for its listing anyway; a room without a count stored
+        # yet (the first poll of this version) only gets one.
+        changed = sorted(r for r in counts if r not in newly and r in self._members)
+        await self.rooms.record_counts(counts, changed, now)
+        self._members.update(counts)
+        return changed
+
     async def poll_step(self) -> float:
         await self.poll_once()
+        if self.recheck_every and self.clock.monotonic() >= self._recheck_at:
+            now = self.clock.now_ms()
+            await self.rooms.inbox.add([RecheckDue(now)], now)
+            self._recheck_at = self.clock.monotonic() + self.recheck_every
+            self.inbox_wakeup.set()
         return self.poll_interval
 
     def publishing(self, room_id: str) -> None:

@@ -28,6 +28,7 @@ from guardbot.core.observations import (
     MemberFound,
     Message,
     Observation,
+    RecheckDue,
     RoomPolicyChange,
     describe,
 )
@@ -93,7 +94,7 @@ class Evaluator:
             dry_runs=dict(self.rooms.dry_runs),
         )
         match obs:
-            case HomeserverBack():
+            case HomeserverBack() | RecheckDue():
                 return replace(base, listed_rooms=self.rooms.listed_rooms())
             case BotMembership() if obs.membership == "invite":
                 return replace(base, inviter_is_admin=await self._admin(obs))

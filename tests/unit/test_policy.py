@@ -22,7 +22,9 @@ from guardbot.core.observations import (
     HomeserverBack,
     MemberChange,
     MemberFound,
+    MembersChanged,
     PowerChange,
+    RecheckDue,
     RoomListed,
     RoomPolicyChange,
 )
@@ -409,3 +411,19 @@ def test_key_depends_on_room_and_user() -> None:
     assert forbid.key == ForbidGuestAccess(ROOM, cause="$e", notice="hello").key
     kinds = {Kick(ROOM, GUEST, "r", "$e").key, forbid.key, Sweep(ROOM, "$e").key}
     assert len(kinds | {JoinRoom(ROOM, "$e").key}) == 4
+
+
+def test_a_member_count_that_moved_re_checks_the_room() -> None:
+    moved = MembersChanged(ROOM, 12, polled_at=99)
+    assert actions_for(moved, facts(Policy.KICK)) == [Sweep(ROOM, cause="members:99")]
+    forbid = actions_for(moved, facts(Policy.FORBID))
+    assert [type(a) for a in forbid] == [ForbidGuestAccess, Sweep]  # closed again, if opened
+    assert actions_for(moved, facts(Policy.OFF)) == []
+    assert actions_for(moved, facts(listed=False)) == []
+
+
+def test_the_slow_recheck_sweeps_every_enforced_listed_room() -> None:
+    rooms = (facts(Policy.KICK), replace(facts(Policy.OFF), room_id="!off:example.org"))
+    assert actions_for(RecheckDue(7), None, listed_rooms=rooms) == [
+        Sweep(ROOM, cause="recheck at 7")
+    ]

@@ -3,4 +3,11 @@ from mautrix.util.async_db import UpgradeTable
 upgrade_table = UpgradeTable(database_name="guardbot")
 
 # Each step registers itself on upgrade_table, in this order.
-from guardbot.db.upgrade import v01_initial, v02_pwlu, v03_audit, v04_typed_states, v05_door  # noqa: E402,F401
+from guardbot.db.upgrade import (  # noqa: E402,F401
+    v01_initial,
+    v02_pwlu,
+    v03_audit,
+    v04_typed_states,
+    v05_door,
+    v06_member_counts,
+)
