@@ -61,6 +61,16 @@ class PowerChange:
 
 
 @dataclass(frozen=True)
+class RoomUpgraded:
+    """A room guardbot is in was replaced (m.room.tombstone): the conversation moves on."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    replacement_room: str
+
+
+@dataclass(frozen=True)
 class RoomListed:
     """The room appeared in the public directory (from the poller or a look-up)."""
 
@@ -143,6 +153,7 @@ Observation = (
     | GuestAccessChange
     | BotMembership
     | PowerChange
+    | RoomUpgraded
     | RoomListed
     | MembersChanged
     | RecheckDue
@@ -159,6 +170,7 @@ OBSERVATIONS: dict[str, type] = {
         GuestAccessChange,
         BotMembership,
         PowerChange,
+        RoomUpgraded,
         RoomListed,
         MembersChanged,
         RecheckDue,
@@ -221,6 +233,17 @@ def triage(
         )
     if etype == "m.room.power_levels" and event.get("state_key") == "":
         return PowerChange(room_id=_str(event, "room_id"), event_id=_str(event, "event_id"))
+    if etype == "m.room.tombstone" and event.get("state_key") == "":
+        content = event.get("content")
+        replacement = content.get("replacement_room") if isinstance(content, dict) else None
+        if not isinstance(replacement, str) or not replacement.startswith("!"):
+            return None  # a tombstone without a successor: nothing to follow
+        return RoomUpgraded(
+            room_id=_str(event, "room_id"),
+            event_id=_str(event, "event_id"),
+            sender=_str(event, "sender"),
+            replacement_room=_str(content, "replacement_room"),
+        )
     if etype == POLICY_EVENT and event.get("state_key") == "":
         content = event.get("content")
         return RoomPolicyChange(
@@ -329,6 +352,8 @@ def describe(obs: Observation) -> str:
             return f"{obs.sender} set guest_access to {obs.guest_access} ({obs.event_id})"
         case BotMembership():
             return f"guardbot {obs.membership} ({obs.event_id})"
+        case RoomUpgraded():
+            return f"{obs.sender} upgraded the room to {obs.replacement_room} ({obs.event_id})"
         case Message():
             return f"a message from {obs.sender} ({obs.event_id})"
     return type(obs).__name__

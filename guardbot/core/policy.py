@@ -17,6 +17,7 @@ from guardbot.core.actions import (
     JoinRoom,
     Kick,
     Notice,
+    SetRoomPolicy,
     Sweep,
 )
 from guardbot.core.decision import (
@@ -41,6 +42,7 @@ from guardbot.core.observations import (
     RecheckDue,
     RoomListed,
     RoomPolicyChange,
+    RoomUpgraded,
     describe,
 )
 
@@ -149,7 +151,12 @@ class Facts:
     inviter_is_admin: bool = False  # an invite to the management room
     management_room: str = ""
     dry_runs: Mapping[str, bool] = field(default_factory=dict)
-    listed_rooms: tuple[RoomFacts, ...] = ()  # HomeserverBack
+    listed_rooms: tuple[RoomFacts, ...] = ()  # HomeserverBack, RecheckDue
+    # guardbot joined: the room's own policy event, if it has one guardbot has not judged yet.
+    # An upgrade, or guardbot's join of a replacement without a policy: what the predecessor's
+    # admins had chosen.
+    policy_event: RoomPolicyChange | None = None
+    predecessor_policy: RoomPolicySetting | None = None
 
 
 # -- the rules ------------------------------------------------------------------------------
@@ -218,13 +225,34 @@ def decide_invite(change: BotMembership, facts: Facts) -> Decision:
     return Decision(actions=(JoinRoom(change.room_id, cause=change.event_id),))
 
 
-def decide_bot_membership(change: BotMembership, room: RoomFacts) -> Decision:
-    """Once in a room, look at who is already there."""
-    if change.membership == "join":
-        # Caused by this join event, so a later re-join closes the room and sweeps it again.
-        sweep = close_and_sweep(room, cause=change.event_id)
-        return Decision(actions=tuple(sweep), records=(RoomWoken(room.room_id),))
-    return NOTHING
+def decide_bot_membership(
+    change: BotMembership, facts: Facts, room: RoomFacts, server: ServerPolicy
+) -> Decision:
+    """Once in a room: its own policy first (set in its initial state, or while guardbot was
+    not there; an upgraded room's carried over), then a look at who is already there."""
+    if change.membership != "join":
+        return NOTHING
+    decision = Decision(records=(RoomWoken(room.room_id),))
+    if facts.policy_event is not None:
+        ruled, room = rule_room_policy(facts.policy_event, facts, room, server)
+        decision += ruled
+    elif facts.predecessor_policy is not None:
+        write, setting = carried_over(room.room_id, facts.predecessor_policy, facts.now)
+        room = room_facts(server, room.room_id, room.listed, setting, facts.dry_runs)
+        decision += Decision(actions=(write,), records=(setting,))
+    # Caused by this join event, so a later re-join closes the room and sweeps it again.
+    return decision + Decision(actions=tuple(close_and_sweep(room, cause=change.event_id)))
+
+
+def decide_upgrade(upgrade: RoomUpgraded, facts: Facts) -> Decision:
+    """A room guardbot is in was upgraded: follow it into the replacement (where Synapse
+    moved the directory listing), with the policy its admins had chosen; guardbot's join
+    there applies it to whoever is inside."""
+    join = JoinRoom(upgrade.replacement_room, cause=upgrade.event_id)
+    if facts.predecessor_policy is None:
+        return Decision(actions=(join,))
+    write, setting = carried_over(upgrade.replacement_room, facts.predecessor_policy, facts.now)
+    return Decision(actions=(join, write), records=(setting,))
 
 
 def sweep_all(listed_rooms: tuple[RoomFacts, ...], cause: str) -> list[Action]:
@@ -321,9 +349,11 @@ def judge_room_policy(
     return PolicyRuling(Policy(choice), reason, set_by, f"policy is now {choice}, set by {set_by}")
 
 
-def decide_room_policy(
+def rule_room_policy(
     change: RoomPolicyChange, facts: Facts, room: RoomFacts, server: ServerPolicy
-) -> Decision:
+) -> tuple[Decision, RoomFacts]:
+    """A room's policy event judged: the answer in the room, its audit record and, if it
+    stands, the setting recorded; and the room's facts as they are after it."""
     ruling = judge_room_policy(
         change, facts.sender_may_set_policy, server.room_admins_may, facts.bot_user_id
     )
@@ -339,7 +369,7 @@ def decide_room_policy(
     if ruling.policy is None:
         text = f"guardbot ignores this policy change: {ruling.explanation}."
         notice = Notice(change.room_id, text, text, cause=change.event_id)
-        return Decision(actions=(notice,), audit=(audit,))
+        return Decision(actions=(notice,), audit=(audit,)), room
     setting = RoomPolicySetting(
         change.room_id,
         ruling.policy.value,
@@ -352,10 +382,34 @@ def decide_room_policy(
     text = f"guardbot: {ruling.explanation}."
     if after.source is PolicySource.SERVER_ROOM:
         text += f" The server admin's setting for this room ({after.policy}) still applies."
+    notice = Notice(change.room_id, text, text, cause=change.event_id)
+    return Decision(actions=(notice,), audit=(audit,), records=(setting,)), after
+
+
+def decide_room_policy(
+    change: RoomPolicyChange, facts: Facts, room: RoomFacts, server: ServerPolicy
+) -> Decision:
+    ruled, after = rule_room_policy(change, facts, room, server)
+    if not ruled.records:
+        return ruled  # refused: nothing changes
     # Switching a listed room to an enforcing policy applies it to who is already there.
-    actions = [Notice(change.room_id, text, text, cause=change.event_id)]
-    actions += close_and_sweep(after, cause=change.event_id)
-    return Decision(actions=tuple(actions), audit=(audit,), records=(setting,))
+    return ruled + Decision(actions=tuple(close_and_sweep(after, cause=change.event_id)))
+
+
+def carried_over(
+    new_room: str, predecessor: RoomPolicySetting, now: int
+) -> tuple[SetRoomPolicy, RoomPolicySetting]:
+    """An upgraded room's replacement takes its predecessor's policy (Synapse copies no custom
+    state): recorded at once, so nothing in the new room runs under the default meanwhile, and
+    written into its state for the admin who chose it."""
+    cause = f"upgrade from {predecessor.room_id}"
+    content: dict[str, Any] = {"listed_rooms": predecessor.policy, "set_by": predecessor.set_by}
+    if predecessor.reason:
+        content["reason"] = predecessor.reason
+    setting = RoomPolicySetting(
+        new_room, predecessor.policy, predecessor.reason, predecessor.set_by, cause, now
+    )
+    return SetRoomPolicy(new_room, content, cause=cause), setting
 
 
 # -- one observation, one decision ----------------------------------------------------------
@@ -396,6 +450,8 @@ def _decide(obs: Observation, facts: Facts, server: ServerPolicy) -> Decision:
         return Decision(actions=tuple(sweep_all(facts.listed_rooms, f"recheck at {obs.at}")))
     if isinstance(obs, BotMembership) and obs.membership == "invite":
         return decide_invite(obs, facts)
+    if isinstance(obs, RoomUpgraded):
+        return decide_upgrade(obs, facts)
     room = facts.room
     if room is None:
         return NOTHING
@@ -413,7 +469,7 @@ def _decide(obs: Observation, facts: Facts, server: ServerPolicy) -> Decision:
             cause = f"members:{obs.polled_at}"
             return Decision(actions=tuple(close_and_sweep(room, cause=cause)))
         case BotMembership():
-            return decide_bot_membership(obs, room)
+            return decide_bot_membership(obs, facts, room, server)
         case RoomPolicyChange():
             return decide_room_policy(obs, facts, room, server)
     return NOTHING

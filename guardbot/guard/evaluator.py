@@ -30,6 +30,7 @@ from guardbot.core.observations import (
     Observation,
     RecheckDue,
     RoomPolicyChange,
+    RoomUpgraded,
     describe,
 )
 from guardbot.core.policy import Facts, ServerPolicy, Verdict
@@ -117,6 +118,35 @@ class Evaluator:
                 power = await self.hs.room_power(room_id)
                 may = power.may_send_state(obs.sender, POLICY_EVENT)
                 return replace(facts, sender_may_set_policy=may)
+            case BotMembership() if obs.membership == "join":
+                return await self._joined(obs, facts)
+            case RoomUpgraded():
+                return replace(facts, predecessor_policy=self.rooms.policies.get(room_id))
+        return facts
+
+    async def _joined(self, join: BotMembership, facts: Facts) -> Facts:
+        """guardbot is in: the room's own policy event (its initial state, or one sent while
+        guardbot was not there), or, for an upgraded room without one, its predecessor's."""
+        room_id = join.room_id
+        event = await self.hs.state_event(room_id, POLICY_EVENT, format_event=True)
+        known = self.rooms.policies.get(room_id)
+        if event is not None and isinstance(event.get("content"), dict):
+            if known is not None and known.event_id == event.get("event_id"):
+                return facts  # judged before
+            event_id, sender = event.get("event_id"), event.get("sender")
+            if not isinstance(event_id, str) or not isinstance(sender, str):
+                return facts
+            change = RoomPolicyChange(room_id, event_id, sender, event["content"])
+            power = await self.hs.room_power(room_id)
+            may = power.may_send_state(change.sender, POLICY_EVENT)
+            return replace(facts, policy_event=change, sender_may_set_policy=may)
+        if known is not None:
+            return facts
+        create = await self.hs.state_event(room_id, "m.room.create")
+        predecessor = create.get("predecessor") if isinstance(create, dict) else None
+        old = predecessor.get("room_id") if isinstance(predecessor, dict) else None
+        if isinstance(old, str) and old in self.rooms.policies:
+            return replace(facts, predecessor_policy=self.rooms.policies[old])
         return facts
 
     async def _verdict(

@@ -191,9 +191,9 @@ class Executor:
             case Sweep():
                 return await self._sweep(action, await self.rooms.facts(action.room_id), found)
             case JoinRoom():
-                await self.hs.join(action.room_id)
+                how = await self._join(action.room_id)
                 await self.store.wake_room(action.room_id, self.clock.now_ms())
-                return Outcome(DONE, "joined")
+                return Outcome(DONE, how)
             case Notice():
                 txn_id = f"guardbot-{queued.id}"
                 await self.hs.send_message(action.room_id, action.text, action.html, txn_id)
@@ -202,6 +202,18 @@ class Executor:
                 await self.hs.send_state(action.room_id, observations.POLICY_EVENT, action.content)
                 return Outcome(DONE, f"policy event sent: {action.content.get('listed_rooms')}")
         return Outcome(FAILED, f"unknown action {type(action).__name__}")
+
+    async def _join(self, room_id: str) -> str:
+        """Join as anyone may (an invite, a public room); a room that lets guardbot in by
+        neither (an upgrade's replacement nobody invited it to) through the admin API."""
+        try:
+            await self.hs.join(room_id)
+            return "joined"
+        except HomeserverError as e:
+            if e.status != 403 or not self.guests.admin:
+                raise
+        await self.hs.admin_join(room_id)
+        return "joined through the admin API"
 
     async def _kick(self, action: Kick, room: RoomFacts) -> Outcome:
         member = await self.hs.state_event(action.room_id, "m.room.member", action.user_id)

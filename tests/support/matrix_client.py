@@ -51,6 +51,7 @@ class User:
         guest_access: str = "can_join",
         invite: list[str] = (),
         power: dict[str, int] | None = None,
+        state: list[dict[str, Any]] = (),
     ) -> str:
         body: dict[str, Any] = {
             "preset": "public_chat",
@@ -61,12 +62,17 @@ class User:
                     "type": "m.room.guest_access",
                     "state_key": "",
                     "content": {"guest_access": guest_access},
-                }
+                },
+                *state,
             ],
         }
         if power:
             body["power_level_content_override"] = {"users": power}
         return (await self.request("POST", "/_matrix/client/v3/createRoom", body))["room_id"]
+
+    async def upgrade(self, room_id: str, version: str = "12") -> str:
+        path = f"/_matrix/client/v3/rooms/{q(room_id)}/upgrade"
+        return (await self.request("POST", path, {"new_version": version}))["replacement_room"]
 
     async def set_listed(self, room_id: str, listed: bool) -> None:
         visibility = "public" if listed else "private"

@@ -18,6 +18,7 @@ from guardbot.core.observations import (
     MemberFound,
     PowerChange,
     RoomListed,
+    RoomUpgraded,
     describe,
     observation_key,
     triage,
@@ -210,3 +211,17 @@ def test_triage_does_not_modify_the_event() -> None:
     before = copy.deepcopy(event)
     triage(event, DOMAIN, BOT)
     assert event == before
+
+
+def test_a_tombstone_with_a_successor_is_an_upgrade() -> None:
+    tomb = {
+        "type": "m.room.tombstone",
+        "room_id": ROOM,
+        "event_id": "$t",
+        "sender": "@a:x",
+        "state_key": "",
+        "content": {"replacement_room": "!new:example.org", "body": "moved"},
+    }
+    assert triage(tomb, DOMAIN, BOT) == RoomUpgraded(ROOM, "$t", "@a:x", "!new:example.org")
+    for content in ({}, {"replacement_room": 5}, {"replacement_room": "#alias:x"}):
+        assert triage({**tomb, "content": content}, DOMAIN, BOT) is None

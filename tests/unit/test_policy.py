@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from guardbot.core.actions import ForbidGuestAccess, JoinRoom, Kick, Notice, Sweep
+from guardbot.core.actions import ForbidGuestAccess, JoinRoom, Kick, Notice, SetRoomPolicy, Sweep
 from guardbot.core.decision import (
     GLOBAL,
     AuditRecord,
@@ -27,6 +27,7 @@ from guardbot.core.observations import (
     RecheckDue,
     RoomListed,
     RoomPolicyChange,
+    RoomUpgraded,
 )
 from guardbot.core.policy import (
     Facts,
@@ -427,3 +428,43 @@ def test_the_slow_recheck_sweeps_every_enforced_listed_room() -> None:
     assert actions_for(RecheckDue(7), None, listed_rooms=rooms) == [
         Sweep(ROOM, cause="recheck at 7")
     ]
+
+
+def test_an_upgraded_room_is_followed_with_its_policy() -> None:
+    upgrade = RoomUpgraded(ROOM, "$tomb", "@alice:example.org", "!new:example.org")
+    assert actions_for(upgrade, facts()) == [JoinRoom("!new:example.org", cause="$tomb")]
+    chosen = RoomPolicySetting(ROOM, "kick", None, "@alice:example.org", "$p", 1)
+    decision = decide(upgrade, gathered(facts(), predecessor_policy=chosen), SERVER)
+    assert [type(a) for a in decision.actions] == [JoinRoom, SetRoomPolicy]
+    # Recorded now: nothing in the new room runs under the server default meanwhile.
+    (record,) = decision.records
+    assert (record.room_id, record.policy, record.set_by) == (
+        "!new:example.org",
+        "kick",
+        "@alice:example.org",
+    )
+
+
+def test_joining_a_room_applies_the_policy_in_its_state_first() -> None:
+    """A room made with its policy in the initial state: the server default (forbid here)
+    must not be applied before it."""
+    own = policy_event({"listed_rooms": "kick"})
+    join = BotMembership(ROOM, "$botjoin", "join")
+    decision = decide(
+        join, gathered(facts(Policy.FORBID), policy_event=own, sender_may_set_policy=True), SERVER
+    )
+    assert [r.policy for r in decision.records if isinstance(r, RoomPolicySetting)] == ["kick"]
+    assert [type(a) for a in decision.actions] == [Notice, Sweep]  # no ForbidGuestAccess
+
+
+def test_an_upgraded_room_without_a_policy_takes_its_predecessors() -> None:
+    before = RoomPolicySetting("!old:example.org", "kick", "be kind", "@alice:example.org", "$p", 1)
+    join = BotMembership(ROOM, "$botjoin", "join")
+    decision = decide(join, gathered(facts(Policy.FORBID), predecessor_policy=before), SERVER)
+    write, sweep = decision.actions
+    assert write == SetRoomPolicy(
+        ROOM,
+        {"listed_rooms": "kick", "set_by": "@alice:example.org", "reason": "be kind"},
+        cause="upgrade from !old:example.org",
+    )
+    assert sweep == Sweep(ROOM, cause="$botjoin")  # kick now: no ForbidGuestAccess first
