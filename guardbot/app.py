@@ -147,7 +147,7 @@ class Guardbot(Program):
         def homeserver_back() -> None:
             self.inbox_wakeup.homeserver_back()  # sweep every listed room for lost events
             self.queue_wakeup.homeserver_back()  # retry what waited for the homeserver
-            self.nag_wakeup.set()
+            self.nag_wakeup.homeserver_back()  # reminders that waited for it
 
         self.database = db.create(c["database"])
         self.decisions = db.DecisionStore(self.database)
@@ -325,6 +325,8 @@ class Guardbot(Program):
         if self.pwlu is not None:
             nagger = self.pwlu.nagger
             self.tasks.append(background.start("pwlu-nags", nagger.step, self.nag_wakeup))
+            carry_overs = self.pwlu.registrar.resume_carry_overs
+            self.tasks.append(background.start("pwlu-carry-over", carry_overs))
         self.ready = True
         log.info("guardbot %s is running as %s", __version__, c.bot_user_id)
 

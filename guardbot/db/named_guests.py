@@ -174,20 +174,47 @@ class PwluStore:
             )
             return
         await self.db.execute(
-            "UPDATE pwlu SET nags_sent=$2, sending=NULL, attempts=0, next_nag_at=$3"
+            "UPDATE pwlu SET nags_sent=$2, sending=NULL, attempts=0, deferred_for=NULL,"
+            " next_nag_at=$3"
             " WHERE user_id=$1 AND sending=$2",
             user_id,
             n,
             next_nag_at,
         )
 
-    async def defer(self, user_id: str, at: int) -> None:
+    async def defer(self, user_id: str, at: int, *, for_homeserver: bool = False) -> None:
+        """The next try waits until `at`; one that waits only for the homeserver to answer again
+        goes as soon as it does (wake_deferred)."""
         await self.db.execute(
-            "UPDATE pwlu SET next_nag_at=$2, attempts=attempts+1"
+            "UPDATE pwlu SET next_nag_at=$2, attempts=attempts+1, deferred_for=$3"
             " WHERE user_id=$1 AND next_nag_at IS NOT NULL",
             user_id,
             at,
+            "homeserver" if for_homeserver else None,
         )
+
+    async def wake_deferred(self, now: int) -> int:
+        """The homeserver answers again: what waited only for it is due now."""
+        rows = await self.db.fetch(
+            "UPDATE pwlu SET next_nag_at=$1, deferred_for=NULL"
+            " WHERE deferred_for='homeserver' AND next_nag_at > $1 RETURNING user_id",
+            now,
+        )
+        return len(rows)
+
+    # -- a guest's rooms, carried over to the new account ------------------------------------
+    async def carry_overs(self) -> list[tuple[str, str, str]]:
+        """Unfinished carry-overs: (named guest, key ID, the guest whose rooms it takes)."""
+        rows = await self.db.fetch(
+            "SELECT user_id, key_id, carry_from FROM pwlu WHERE carry_from IS NOT NULL"
+        )
+        return [(r["user_id"], r["key_id"], r["carry_from"]) for r in rows]
+
+    async def carry_over_pending(self, user_id: str, guest_id: str) -> None:
+        await self.db.execute("UPDATE pwlu SET carry_from=$2 WHERE user_id=$1", user_id, guest_id)
+
+    async def carried_over(self, user_id: str) -> None:
+        await self.db.execute("UPDATE pwlu SET carry_from=NULL WHERE user_id=$1", user_id)
 
     async def finish(self, user_id: str, reason: str, *, password_set: bool = False) -> bool:
         """Nagging is over for good. True if this call ended it (it was not over already)."""

@@ -342,6 +342,16 @@ class Homeserver:
         data = await self.request("GET", f"{CS}/joined_rooms", token=_user_token(token))
         return _strings(data, "joined_rooms")
 
+    async def joined_rooms_of(self, user_id: str) -> list[str]:
+        """A user's rooms, asked as them: guests' numeric IDs are in guardbot's namespace."""
+        data = await self.request("GET", f"{CS}/joined_rooms", query={"user_id": user_id})
+        return _strings(data, "joined_rooms")
+
+    async def leave_as_user(self, room_id: str, user_id: str) -> None:
+        """Leave as a user of guardbot's namespace (appservice masquerading)."""
+        path = f"{CS}/rooms/{q(room_id)}/leave"
+        await self.request("POST", path, {}, query={"user_id": user_id})
+
     async def join_as(self, room_id: str, token: str) -> None:
         await self.request("POST", f"{CS}/join/{q(room_id)}", {}, token=_user_token(token))
 

@@ -83,6 +83,10 @@ class Nagger:
     # -- the schedule ----------------------------------------------------------------------
     async def step(self) -> float:
         """Every nag due now, then how long until the next (at most a minute)."""
+        if self.wakeup.take_homeserver_back():
+            woken = await self.store.wake_deferred(self.clock.now_ms())
+            if woken:
+                log.info("The homeserver answers again: %d reminders go now", woken)
         while await self.run_once():
             pass
         now = self.clock.now_ms()
@@ -123,7 +127,9 @@ class Nagger:
             delay = e.retry_after_ms if e.status == 429 and e.retry_after_ms else None
             delay = delay or min(MAX_BACKOFF_MS, 2000 * 2 ** min(row.attempts, 20))
             log.warning("Reminder for %s deferred %.0fs: %s", row.user_id, delay / 1000, e)
-            await self.store.defer(row.user_id, self.clock.now_ms() + delay)
+            at = self.clock.now_ms() + delay
+            waits_for_homeserver = e.transient and e.status != 429
+            await self.store.defer(row.user_id, at, for_homeserver=waits_for_homeserver)
         except Exception:
             log.exception("Reminder for %s failed; deferring it", row.user_id)
             await self.store.defer(row.user_id, self.clock.now_ms() + MAX_BACKOFF_MS)

@@ -63,7 +63,7 @@ class PwluService:
             clock,
             nag_wakeup,
         )
-        registrar = Registrar(
+        self.registrar = registrar = Registrar(
             hs,
             self.store,
             self.keys,

@@ -18,7 +18,7 @@ from typing import Any
 from guardbot.core.clock import Clock
 from guardbot.db.named_guests import PwluStore
 from guardbot.matrix.client import Homeserver, HomeserverError
-from guardbot.pwlu.passwords import KeyRing
+from guardbot.pwlu.passwords import KeyRing, UnknownKey
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,9 @@ class Registrar:
         localpart = req.username.lower()
         user_id = f"@{localpart}:{self.domain}"
         guest_token = req.guest_access_token
+        guest_id: str | None = None
         if guest_token is not None:
-            refused = await self._check_guest(guest_token)
+            refused, guest_id = await self._check_guest(guest_token)
             if refused:
                 return refused
         recorded = bool(_LOCALPART.fullmatch(localpart))
@@ -107,46 +108,81 @@ class Registrar:
         self.on_registered()
         log.info("Registered named guest %s", user_id)
         answer = dict(data)
-        if guest_token is not None:
+        if guest_token is not None and guest_id is not None:
+            # Recorded first: a crash in the middle leaves it to resume_carry_overs.
+            await self.store.carry_over_pending(user_id, guest_id)
             moved, kept = await self._carry_over(guest_token, str(data.get("access_token", "")))
+            await self.store.carried_over(user_id)
             answer["rooms_carried_over"] = moved
             answer["rooms_not_carried_over"] = kept
         return ApiAnswer(200, answer)
 
-    async def _check_guest(self, guest_token: str) -> ApiAnswer | None:
+    async def _check_guest(self, guest_token: str) -> tuple[ApiAnswer | None, str | None]:
+        """(a refusal, or None) and the guest's user ID."""
         try:
             who = await self.client.whoami(guest_token)
         except HomeserverError as e:
             if e.status in (401, 403):
-                return _forbidden("guest_access_token is not a valid access token")
-            return homeserver_answer(e)
+                return _forbidden("guest_access_token is not a valid access token"), None
+            return homeserver_answer(e), None
         if not who.get("is_guest"):
-            return _forbidden("guest_access_token does not belong to a guest")
-        return None
+            return _forbidden("guest_access_token does not belong to a guest"), None
+        guest_id = who.get("user_id")
+        return None, guest_id if isinstance(guest_id, str) else None
+
+    async def resume_carry_overs(self) -> float:
+        """Carry-overs a crash cut short, finished without the tokens (never stored): the
+        guest's side as the appservice (guests' numeric IDs are in its namespace), the new
+        account's by logging in with its derived password. Returns when to look again."""
+        for user_id, key_id, guest_id in await self.store.carry_overs():
+            try:
+                rooms = await self.client.joined_rooms_of(guest_id)
+                if rooms:
+                    token = await self.client.login(user_id, self.keys.password(user_id, key_id))
+                    try:
+                        moved = await self._move(rooms, token, guest_id)
+                    finally:
+                        await self.client.logout(token)
+                    log.info("Finished carrying %d rooms over to %s", len(moved), user_id)
+            except (HomeserverError, UnknownKey) as e:
+                log.warning("Carrying %s's rooms over is still unfinished: %s", user_id, e)
+                continue
+            await self.store.carried_over(user_id)
+        return 60.0
 
     async def _carry_over(self, guest_token: str, new_token: str) -> tuple[list[str], list[str]]:
         """The new account joins the guest's rooms; the guest leaves each room the new account
         got into (and stays where it did not: it keeps what it could reach)."""
-        moved: list[str] = []
-        kept: list[str] = []
         try:
             rooms = await self.client.joined_rooms(guest_token)
         except HomeserverError as e:
             log.warning("Could not list the guest's rooms to carry them over: %s", e)
-            return moved, kept
+            return [], []
+        moved = await self._move(rooms, new_token, guest_token=guest_token)
+        return moved, [r for r in rooms if r not in moved]
+
+    async def _move(
+        self, rooms: list[str], new_token: str, guest_id: str = "", guest_token: str = ""
+    ) -> list[str]:
+        """The new account joins each room; the guest leaves each one it got into (and stays
+        where it did not: it keeps what it could reach). The guest leaves by its own token, or
+        as the appservice."""
+        moved: list[str] = []
         for room_id in rooms:
             try:
                 await self.client.join_as(room_id, new_token)
             except HomeserverError as e:
                 log.info("Named guest could not join %s (%s); the guest stays there", room_id, e)
-                kept.append(room_id)
                 continue
             moved.append(room_id)
             try:
-                await self.client.leave_as(room_id, guest_token)
+                if guest_token:
+                    await self.client.leave_as(room_id, guest_token)
+                else:
+                    await self.client.leave_as_user(room_id, guest_id)
             except HomeserverError as e:
                 log.warning("The guest could not leave %s: %s", room_id, e)
-        return moved, kept
+        return moved
 
 
 def _forbidden(error: str) -> ApiAnswer:

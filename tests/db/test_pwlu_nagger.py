@@ -129,3 +129,24 @@ async def test_a_refused_probe_ends_reminders_without_a_message(setup: Any) -> N
     assert client.sent == []
     assert row.state == "done" and row.password_set and row.done_reason == "password set elsewhere"
     assert await store.due(now_ms() + 10**9) == []
+
+
+async def test_a_reminder_that_waited_for_the_homeserver_goes_when_it_answers(setup: Any) -> None:
+    nagger, client, store = setup
+    client.faults["login"] = [HomeserverError(0, "M_CONNECTION_FAILED", "down", {})]
+    await nagger.run_once()
+    row = await store.get(USER)
+    assert client.sent == [] and row.next_nag_at > now_ms()  # backed off
+    client.faults["login"] = [HomeserverError(429, "M_LIMIT_EXCEEDED", "slow", {})]
+    await store.defer(USER, now_ms() - 1)
+    await nagger.run_once()  # a rate limit: waits its time, not for the homeserver
+    nagger.wakeup.homeserver_back()
+    await nagger.step()
+    assert client.sent == []
+    client.faults["login"] = [HomeserverError(502, "M_UNKNOWN", "bad gateway", {})]
+    await store.defer(USER, now_ms() - 1)
+    await nagger.run_once()
+    assert client.sent == []
+    nagger.wakeup.homeserver_back()  # the homeserver answers again
+    await nagger.step()
+    assert [txn for _, txn, _ in client.sent] == [nag_txn_id(USER, 1)]

@@ -10,4 +10,5 @@ from guardbot.db.upgrade import (  # noqa: E402,F401
     v04_typed_states,
     v05_door,
     v06_member_counts,
+    v07_pwlu_recovery,
 )

@@ -21,6 +21,7 @@ from aiohttp import web
 from guardbot.config import Config
 from guardbot.guard.intake import bearer_token
 from guardbot.matrix.client import Homeserver, HomeserverError, q
+from guardbot.matrix.errors import error_middleware
 from guardbot.tools.doctor.report import Report
 
 NAME = "ping"
@@ -36,7 +37,7 @@ class PingListener:
         self.runner: web.AppRunner | None = None
 
     async def start(self, host: str, port: int) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=[error_middleware])
         app.router.add_post("/_matrix/app/v1/ping", self.ping)
         # Transactions must fail: accepting one here would lose its events for guardbot. A
         # non-2xx answer makes the homeserver keep them and retry later.
@@ -55,13 +56,16 @@ class PingListener:
             self.runner = None
 
     async def ping(self, request: web.Request) -> web.Response:
-        with contextlib.suppress(ValueError, aiohttp.ContentTypeError):
+        # Very deep JSON (RecursionError) counts as no body, like any that is not JSON.
+        with contextlib.suppress(ValueError, RecursionError, aiohttp.ContentTypeError):
             body = await request.json()
             txn_id = body.get("transaction_id") if isinstance(body, dict) else None
             if txn_id is not None and txn_id != self.txn_id:
                 return await self.refuse(request)  # someone else's ping
         token = bearer_token(request) or ""
-        self.token_matched = hmac.compare_digest(token.encode(), self._hs_token)
+        # surrogateescape: header bytes that are not UTF-8 arrive as lone surrogates.
+        presented = token.encode("utf-8", "surrogateescape")
+        self.token_matched = hmac.compare_digest(presented, self._hs_token)
         if self.token_matched:
             return web.json_response({})
         return web.json_response({"errcode": "M_FORBIDDEN", "error": "Wrong hs_token"}, status=403)
