@@ -1,7 +1,7 @@
 """`python -m bench [names...] [--quick] [--postgres URL] [--json PATH]`: run the benchmarks and
 print one table (benchmark, figure, reference, ratio, goal, met?).
 
-Names: intake, removal, directory, nags, ready (default: all, in that order). --quick uses
+Names: intake, removal, directory, nags, ready, door (default: all, in that order). --quick uses
 smaller sizes (a smoke run in a minute or two; its figures are not the recorded ones).
 """
 
@@ -29,6 +29,7 @@ BENCHMARKS = {
     "directory": "3. directory scan and room sweep",
     "nags": "4. nag scheduler: work per due reminder, reminder lateness on a real Synapse",
     "ready": "5. memory and time to ready",
+    "door": "6. the door: its decision time, a join on a real Synapse with and without it",
 }
 HEADERS = ("benchmark", "figure", "reference", "ratio", "goal", "met?")
 

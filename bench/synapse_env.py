@@ -25,6 +25,7 @@ from urllib.parse import quote
 import aiohttp
 
 from devtools.local_synapse import LocalSynapse
+from guardbot.registration import door_module
 
 # Joins, state changes and syncs as fast as the benchmark sends them.
 LOOSE = {"per_second": 10000, "burst_count": 100000}
@@ -81,9 +82,10 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def synapse_with_guardbot(
-    root: pathlib.Path, extra_config: dict[str, Any] | None = None
+    root: pathlib.Path, extra_config: dict[str, Any] | None = None, *, door: bool = False
 ) -> AsyncIterator[Env]:
-    """Synapse (its config with `extra_config` put over it) with guardbot registered."""
+    """Synapse (its config with `extra_config` put over it) with guardbot registered; with
+    `door`, Synapse asks guardbot before joins (synapse-http-antispam, as `guardbot -g` says)."""
     extra = {
         "rc_joins_per_room": LOOSE,
         "rc_message": LOOSE,
@@ -96,6 +98,8 @@ async def synapse_with_guardbot(
     port = free_port()
     config_path = root / "config.yaml"
     config = synapse.register_guardbot(config_path, port)
+    if door:
+        synapse.extra_config["modules"] = [door_module(config, config["antispam.token"])]
     await synapse.start()
     try:
         async with aiohttp.ClientSession() as session:
