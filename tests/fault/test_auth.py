@@ -28,8 +28,14 @@ PUBLIC = {
 }
 # What a wrong credential looks like for each kind of protected endpoint.
 HS_TOKEN = re.compile(r"^/_matrix/app/v1/")
+ANTISPAM_TOKEN = re.compile(r"^/_guardbot/antispam/")  # the door: the module's own token
 USER_TOKEN = re.compile(r"^/_guardbot/v1/pwlu/(status|password)$")
-SAMPLE = {"txn_id": "fuzz-auth-1", "user_id": "@1:localhost", "alias": "#a:localhost"}
+SAMPLE = {
+    "txn_id": "fuzz-auth-1",
+    "user_id": "@1:localhost",
+    "alias": "#a:localhost",
+    "callback": "user_may_join_room",
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +74,7 @@ def wrong_credentials(real: str) -> list[list[tuple[bytes, bytes]]]:
 
 
 def refused(status: int, path: str) -> bool:
-    if HS_TOKEN.match(path):
+    if HS_TOKEN.match(path) or ANTISPAM_TOKEN.match(path):
         return status in (401, 403)
     if USER_TOKEN.match(path):
         return status == 401
@@ -82,7 +88,7 @@ def test_every_endpoint_refuses_a_missing_or_wrong_token(gb: InProcessGuardbot) 
     for method, path in routes:
         if (method, path) in PUBLIC:
             continue
-        assert HS_TOKEN.match(path) or USER_TOKEN.match(path), (
+        assert HS_TOKEN.match(path) or USER_TOKEN.match(path) or ANTISPAM_TOKEN.match(path), (
             f"{method} {path} is neither public nor protected: decide, and list it here"
         )
         for headers in wrong_credentials(hs_token):
@@ -103,6 +109,9 @@ def test_the_real_token_is_let_in(gb: InProcessGuardbot) -> None:
     path = b"/_matrix/app/v1/transactions/fuzz-auth-ok"
     txn = request(gb.port, b"PUT", path, headers=bearer(token), body=b'{"events": []}')
     assert txn.status == 200
+    door = bearer(gb.config["antispam.token"].encode())
+    ping = request(gb.port, b"POST", b"/_guardbot/antispam/ping", headers=door, body=b"{}")
+    assert ping.status == 200
 
 
 async def test_the_running_process_refuses_too(fault_hs: Homeserver, launch: Launch) -> None:
@@ -126,6 +135,7 @@ async def test_the_running_process_refuses_too(fault_hs: Homeserver, launch: Lau
         (b"GET", b"/_matrix/app/v1/rooms/%23a%3Alocalhost", as_token),
         (b"GET", b"/_guardbot/v1/pwlu/status", hs_token),
         (b"POST", b"/_guardbot/v1/pwlu/password", hs_token),
+        (b"POST", b"/_guardbot/antispam/user_may_join_room", hs_token),
     ]:
         for headers in ([], bearer(b"wrong"), bearer(other)):
             answer = request(port, method, path, headers=headers, body=b"{}")

@@ -92,7 +92,8 @@ def remember_secrets(hs: Homeserver, secrets: Secrets) -> KeyRing:
     passwords (one per named guest) must stay out of the logs too."""
     config = Config(str(hs.config_path))
     config.load()
-    secrets.add(hs.as_token, hs.hs_token, config["pwlu.secret"], "admin-pw", hs.admin.token)
+    secrets.add(hs.as_token, hs.hs_token, hs.antispam_token, config["pwlu.secret"])
+    secrets.add("admin-pw", hs.admin.token)
     return KeyRing(config["pwlu.secret"])
 
 

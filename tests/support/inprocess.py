@@ -150,6 +150,7 @@ def pwlu_settings(hs: Homeserver, database: str) -> dict[str, str]:
         "GUARDBOT_HOMESERVER__DOMAIN": hs.synapse.server_name,
         "GUARDBOT_APPSERVICE__AS_TOKEN": hs.as_token,
         "GUARDBOT_APPSERVICE__HS_TOKEN": hs.hs_token,
+        "GUARDBOT_ANTISPAM__TOKEN": hs.antispam_token,
         "GUARDBOT_PWLU__ENABLED": "true",
         "GUARDBOT_PWLU__SECRET": config["pwlu.secret"],
         "GUARDBOT_PWLU__PUBLIC_URL": "http://127.0.0.1:1",
