@@ -156,7 +156,11 @@ class Guardbot(Program):
             c["homeserver.address"], c["appservice.as_token"], bot, on_back=homeserver_back
         )
         self.guests = GuestOracle(
-            self.hs, c["homeserver.domain"], set(c["bot.exempt_users"]), clock
+            self.hs,
+            c["homeserver.domain"],
+            set(c["bot.exempt_users"]),
+            clock,
+            admin_recheck=float(c["bot.admin_recheck"]),
         )
         self.directory = Directory(
             self.hs,
@@ -321,6 +325,7 @@ class Guardbot(Program):
                 expected=(HomeserverError,),
             ),
             background.start("prune", self._prune_transactions),
+            background.start("admin-rights", self.guests.check_admin, expected=(HomeserverError,)),
         ]
         if self.pwlu is not None:
             nagger = self.pwlu.nagger
@@ -375,8 +380,7 @@ class Guardbot(Program):
         except HomeserverError as e:
             log.warning("Could not check whether guardbot is a server admin: %s", e)
         if self.guests.admin:
-            log.info("guardbot is a server admin: guest status comes from the admin API")
-            return
+            return  # set_admin said so
         bot = self.config.bot_user_id
         log.warning(
             "guardbot (%s) is NOT a server admin. To make it one, as an existing admin run:\n"

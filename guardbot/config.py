@@ -343,6 +343,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "metrics.listen_address": _host_port,
     "bot.auto_join_listed_rooms": _typed(bool, "true or false"),
     "bot.exempt_users": _user_list,
+    "bot.admin_recheck": _positive,
     "pwlu.enabled": _typed(bool, "true or false"),
     "pwlu.secret": _typed(str, "a string (guardbot -g generates it)"),
     "pwlu.previous_secrets": _string_list,

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from guardbot.core.clock import Clock
 from guardbot.core.observations import localpart_is_numeric
 from guardbot.core.policy import Verdict
-from guardbot.matrix.client import Homeserver
+from guardbot.matrix.client import Homeserver, HomeserverError
 
 log = logging.getLogger(__name__)
 
@@ -121,16 +121,32 @@ class GuestOracle:
         clock: Clock,
         *,
         max_entries: int = 1_000_000,
+        admin_recheck: float = 60.0,
     ) -> None:
         self.hs = hs
         self.domain = domain
         self.exempt = exempt | {hs.bot_user_id}
         self.admin = False  # see set_admin; without admin rights, hints are all there is
         self._cache = VerdictCache(domain, max_entries, clock)
+        self.admin_recheck = admin_recheck  # seconds between two looks at the admin rights
 
-    def set_admin(self, admin: bool) -> None:
-        """Whether guardbot may ask the admin API (the app checks at start)."""
-        self.admin = admin
+    def set_admin(self, admin: bool) -> bool:
+        """Whether guardbot may ask the admin API; True if that changed. Rights can be given or
+        taken while guardbot runs (the README's own order grants them after the start)."""
+        changed, self.admin = self.admin != admin, admin
+        if changed and admin:
+            log.info("guardbot is now a server admin: guest status comes from the admin API")
+        elif changed:
+            log.warning(
+                "guardbot is no longer a server admin: it acts only on new joins that say"
+                " kind: guest until it is one again"
+            )
+        return changed
+
+    async def check_admin(self) -> float:
+        """The admin rights as the homeserver sees them now; when to look again."""
+        self.set_admin(await self.hs.is_server_admin())
+        return self.admin_recheck
 
     def invalidate(self, user_id: str) -> None:
         self._cache.discard(user_id)
@@ -157,7 +173,13 @@ class GuestOracle:
         cached = self._cache.get(user_id, fresh=fresh)
         if cached is not None:
             return Verdict.GUEST if cached else Verdict.NOT_GUEST
-        info = await self.hs.admin_user(user_id)
+        try:
+            info = await self.hs.admin_user(user_id)
+        except HomeserverError as e:
+            if e.status != 403:
+                raise
+            self.set_admin(False)  # taken away: the hint is all there is again
+            return await self.verdict(user_id, kind_guest=kind_guest, new_join=new_join)
         if info is None:
             return Verdict.UNKNOWN
         # A deactivated account is gone already; an admin is never removed.

@@ -80,3 +80,31 @@ async def test_auto_join_listed_rooms_through_the_admin_api(
 
     await wait_removed(alice, room_id, guest.user_id)
     assert await alice.membership(room_id, homeserver.bot_user_id) == "join"
+
+
+async def test_admin_rights_given_after_the_start_are_noticed(
+    homeserver: Homeserver, start_guardbot: StartGuardbot
+) -> None:
+    """The README's own order: start guardbot, then make it an admin. It must not go on acting
+    on hints alone until a restart."""
+    await homeserver.synapse.make_admin(homeserver.admin.token, homeserver.bot_user_id, admin=False)
+    try:
+        bot = await start_guardbot(POLICY__LISTED_ROOMS="kick", BOT__ADMIN_RECHECK="1")
+        assert "is NOT a server admin" in bot.log()
+        alice = await homeserver.user("alice_later_admin")
+        room_id = await alice.create_room(
+            listed=True, invite=[homeserver.bot_user_id], power={homeserver.bot_user_id: 50}
+        )
+        bot_id = homeserver.bot_user_id
+        await wait_for(lambda: membership_is(alice, room_id, bot_id, "join"), what="join")
+
+        await homeserver.synapse.make_admin(homeserver.admin.token, homeserver.bot_user_id)
+        await wait_for(
+            lambda: _logged(bot.log(), "guardbot is now a server admin"), what="the change noticed"
+        )
+        # An invite carries no hint: only the admin API can tell, and now guardbot asks it.
+        invited = await homeserver.guest()
+        await alice.invite(room_id, invited.user_id)
+        await wait_removed(alice, room_id, invited.user_id)
+    finally:
+        await homeserver.synapse.make_admin(homeserver.admin.token, homeserver.bot_user_id)

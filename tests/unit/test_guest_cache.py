@@ -10,6 +10,7 @@ import pytest
 from guardbot.core.policy import Verdict
 from guardbot.guard import guests
 from guardbot.guard.guests import FRESH_FOR, GUEST_TTL, GuestOracle, VerdictCache
+from guardbot.matrix.client import HomeserverError
 
 from ..support.clock import FakeClock
 
@@ -116,3 +117,15 @@ async def test_oracle_asks_once_and_again_before_a_kick_unless_just_asked(clock:
     oracle.invalidate(former)
     assert await verdict(former) is Verdict.NOT_GUEST
     assert hs.asked[-1] == former and len(hs.asked) == 5
+
+
+async def test_admin_rights_taken_away_fall_back_to_the_hint(clock: FakeClock) -> None:
+    class Refusing(FakeHomeserver):
+        async def admin_user(self, user_id: str) -> dict[str, Any]:
+            raise HomeserverError(403, "M_FORBIDDEN", "You are not a server admin", {})
+
+    oracle = GuestOracle(Refusing(), D, set(), clock)  # type: ignore[arg-type]
+    oracle.set_admin(True)
+    assert await oracle.verdict(f"@1:{D}", kind_guest=True, new_join=True) is Verdict.GUEST
+    assert oracle.admin is False  # noticed, not asked again and again
+    assert await oracle.verdict(f"@2:{D}", kind_guest=False, new_join=False) is Verdict.UNKNOWN
