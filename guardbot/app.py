@@ -90,14 +90,15 @@ class Guardbot(Program):
             if self.args.generate_registration:
                 self._generate_registration(path)
                 raise SystemExit(0)
-            self.config = load(path, save=not self.args.no_update)
+            self.config = load(path)
         except ConfigError as e:
             fail(str(e))
 
     def _generate_registration(self, path: str) -> None:
-        if not os.path.exists(path):
+        created = not os.path.exists(path)
+        if created:
             create_from_example(path)
-            print(f"Created {path} from the example config; review it.")
+            print(f"Created {path} from the example config.")
         config = Config(path)
         config.load()
         config.check_unknown_keys()
@@ -111,8 +112,18 @@ class Guardbot(Program):
         effective.validate()
         registration.write(registration.build(effective), self.args.registration)
         config.save()
+        print(f"Wrote {self.args.registration} and stored its tokens in {path}.")
+        example = Config(path).load_base()
+        essentials = ("homeserver.address", "homeserver.domain", "appservice.address")
+        if created and example and all(effective[k] == example[k] for k in essentials):
+            # Still the example's: a registration for example.org is not worth installing.
+            print(
+                f"Next: edit {path}: at least {', '.join(essentials)} and database (or set"
+                " them as GUARDBOT_* variables), then run this command again; it writes the"
+                " registration for your server with new tokens."
+            )
+            return
         print(
-            f"Wrote {self.args.registration} and stored its tokens in {path}.\n"
             f"Next: add {os.path.abspath(self.args.registration)} to app_service_config_files"
             " in homeserver.yaml, restart the homeserver, then run guardbot -c " + path
         )

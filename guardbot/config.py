@@ -372,8 +372,10 @@ def create_from_example(path: str) -> None:
         raise ConfigError(f"{path}: could not create the config file here")
 
 
-def load(path: str, *, save: bool = True, environ: dict[str, str] | None = None) -> Config:
-    """Load, merge with the example, apply the environment and validate; ConfigError on a fault."""
+def load(path: str, *, save: bool = False, environ: dict[str, str] | None = None) -> Config:
+    """Load, merge with the example, apply the environment and validate; ConfigError on a fault.
+    The file is left as the operator wrote it: a key they deleted takes its default in memory
+    and is not written back (only `guardbot -g` writes the config: the tokens)."""
     config = Config(path)
     try:
         config.load()

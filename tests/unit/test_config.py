@@ -66,16 +66,13 @@ def test_short_file_is_completed_from_the_example(tmp_path: Path) -> None:
         "homeserver:\n  domain: my.org\nappservice:\n  as_token: a\n  hs_token: h\n"
         "policy:\n  rooms:\n    '!abc:my.org': 'off'\n",
     )
+    before = path.read_text()
     config = load(str(path), environ={})
     assert config.bot_user_id == "@guardbot:my.org"
+    assert config["homeserver.address"] == "http://localhost:8008"  # the example's default
     assert policy_of(config, "!abc:my.org") == "off"
     assert policy_of(config, "!other:my.org") == "forbid"
-    saved = path.read_text()
-    assert "# How often to scan the server's public room directory" in saved
-    assert _yaml.load(saved)["homeserver"] == {
-        "address": "http://localhost:8008",
-        "domain": "my.org",
-    }
+    assert path.read_text() == before  # completed in memory; the file stays the admin's
 
 
 def test_emptied_section_means_its_defaults(tmp_path: Path) -> None:
@@ -251,6 +248,22 @@ def test_generate_creates_config_and_registration(tmp_path: Path) -> None:
     assert load(str(tmp_path / "config.yaml"), environ={})["appservice.as_token"] == reg["as_token"]
 
 
+def test_the_first_generate_says_to_edit_the_config_before_anything_else(tmp_path: Path) -> None:
+    """A new admin followed the first run's "Next:" and installed a registration for
+    example.org; the first run now says to edit the config and run -g again, and only then
+    what to do with the registration (and the door's homeserver.yaml entry)."""
+    first = guardbot(tmp_path, "-g", "-r", "registration.yaml")
+    assert first.returncode == 0, first.stderr
+    assert "Next: edit config.yaml" in first.stdout and "run this command again" in first.stdout
+    assert "app_service_config_files" not in first.stdout
+    path = tmp_path / "config.yaml"
+    path.write_text(path.read_text().replace("domain: example.org", "domain: my.org"))
+    again = guardbot(tmp_path, "-g", "-r", "registration.yaml")
+    assert "app_service_config_files" in again.stdout and "synapse_http_antispam" in again.stdout
+    token = _yaml.load(path.read_text())["antispam"]["token"]
+    assert token != "generate" and token not in again.stdout  # the secret stays in the file
+
+
 def test_generate_again_rotates_tokens_and_keeps_edits(tmp_path: Path) -> None:
     assert guardbot(tmp_path, "-g").returncode == 0
     path = tmp_path / "config.yaml"
@@ -326,3 +339,14 @@ def test_env_matrix_ids_are_plain_strings(tmp_path: Path) -> None:
 def test_tooling_variables_are_not_config(tmp_path: Path) -> None:
     environ = {"GUARDBOT_DATA_DIR": "/data", "GUARDBOT_FAULT_SCALE": "full"}
     load(str(write(tmp_path, edited())), environ=environ)  # no "not a config key" error
+
+
+def test_a_deleted_key_takes_its_default_and_is_not_written_back(tmp_path: Path) -> None:
+    """A new admin deleted a key to get its default, and found it written back on the next
+    start (even when guardbot then exited on that default)."""
+    text = edited().replace("    poll_interval: 10\n", "")
+    assert "poll_interval" not in text
+    path = write(tmp_path, text)
+    config = load(str(path), environ={})
+    assert config["directory.poll_interval"] == 10
+    assert path.read_text() == text
