@@ -349,6 +349,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "pwlu.previous_secrets": _string_list,
     "pwlu.public_url": _typed(str, "a URL like https://matrix.example.org"),
     "pwlu.claim_token_ttl": _duration,
+    "pwlu.min_password_length": _count,
     "pwlu.trusted_proxies": _networks,
     "pwlu.rate_limit.per_second": _positive,
     "pwlu.rate_limit.burst_count": _positive,

@@ -49,9 +49,16 @@ class UserLocks:
 
 class Accounts:
     def __init__(
-        self, client: Homeserver, store: PwluStore, keys: KeyRing, locks: UserLocks, clock: Clock
+        self,
+        client: Homeserver,
+        store: PwluStore,
+        keys: KeyRing,
+        locks: UserLocks,
+        clock: Clock,
+        min_password_length: int = 8,
     ) -> None:
         self.clock = clock
+        self.min_password_length = min_password_length
         self.client = client
         self.store = store
         self.keys = keys
@@ -114,7 +121,14 @@ class Accounts:
 
     async def set_password(self, user_id: str, new_password: str, token: str | None) -> None:
         """Set the user's own password. `token` is theirs (API); without one (claim page)
-        guardbot logs in with the derived password for the change and logs out after."""
+        guardbot logs in with the derived password for the change and logs out after.
+        guardbot's own minimum comes first; the homeserver's password policy applies on top."""
+        if len(new_password) < self.min_password_length:
+            raise AccountError(
+                400,
+                "M_WEAK_PASSWORD",
+                f"Use a password of at least {self.min_password_length} characters",
+            )
         row = await self.store.get(user_id)
         if row is not None and row.state == UNCONFIRMED and await self.resolve_unconfirmed(row):
             row = await self.store.get(user_id)

@@ -129,12 +129,23 @@ class ClaimPage:
         try:
             await self.accounts.set_password(user_id, new, None)
         except AccountError as e:
+            if e.errcode == "M_WEAK_PASSWORD":
+                return self._form(user_id, token_hash, e.error + ".", e.status)
             return page.respond(
                 "Cannot set a password", page.message("Not possible", e.error), e.status
             )
         except HomeserverError as e:
-            if e.status == 0 or e.status >= 500 or e.status == 429:
-                text = "The homeserver could not be reached or is busy. Try again in a minute."
+            if e.status == 429:
+                wait = f" in {e.retry_after_ms // 1000 + 1} s" if e.retry_after_ms else " soon"
+                log.warning("Claim page: the homeserver rate-limited guardbot (%s)", e)
+                text = (
+                    "The homeserver is limiting how often guardbot may log in right now."
+                    f" Your password is not set yet: try again{wait}."
+                )
+                return self._form(user_id, token_hash, text, 503)
+            if e.status == 0 or e.status >= 500:
+                log.warning("Claim page: the homeserver could not set the password (%s)", e)
+                text = "The homeserver could not be reached or failed. Try again in a minute."
                 return self._form(user_id, token_hash, text, 503)
             # The homeserver's own reason, e.g. its password policy ("too short").
             return self._form(user_id, token_hash, e.error or e.errcode, e.status)

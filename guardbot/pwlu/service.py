@@ -42,7 +42,9 @@ class PwluService:
         self.store = PwluStore(database)
         self.keys = KeyRing(c["pwlu.secret"], c["pwlu.previous_secrets"] or [])
         locks = UserLocks()
-        self.accounts = Accounts(hs, self.store, self.keys, locks, clock)
+        self.accounts = Accounts(
+            hs, self.store, self.keys, locks, clock, int(c["pwlu.min_password_length"])
+        )
         settings = NagSettings(
             first_after_ms=_ms(c["pwlu.nag.first_after"]),
             every_ms=_ms(c["pwlu.nag.every"]),

@@ -38,6 +38,9 @@ async def test_password_set_through_the_api_ends_reminders(
     room = await dm_room(user, homeserver.bot_user_id)
     await wait_for_nags(user, room, homeserver.bot_user_id, 1)
 
+    # A stock Synapse takes any password; guardbot asks for pwlu.min_password_length (8).
+    status, body = await api.set_password(user.token, "x")
+    assert (status, body["errcode"]) == (400, "M_WEAK_PASSWORD") and "8" in body["error"]
     new_password = "correct horse battery staple 42"
     status, body = await api.set_password(user.token, new_password)
     assert (status, body) == (200, {})
