@@ -317,3 +317,18 @@ async def test_probe_room_is_listed_then_purged(fresh: Setup) -> None:
     # Not yet admin, the first run could only leave its room; as admin, the second purged its own.
     assert left.group(1) in rooms and purged.group(1) not in rooms
     assert await listed_rooms(fresh.synapse) == []
+
+
+async def test_named_guests_need_open_registration_and_the_doctor_checks_it(
+    homeserver: Homeserver, tmp_path: pathlib.Path
+) -> None:
+    """A new admin took "the homeserver must allow registration" literally; the doctor now
+    says whether it does, when pwlu.enabled (the session's Synapse lets clients register)."""
+    database = f"sqlite:{tmp_path / 'guardbot.db'}"
+    reg = registration_of(homeserver)
+    pwlu = {"PWLU__ENABLED": "true", "PWLU__PUBLIC_URL": "https://matrix.example.org"}
+    result = await doctor(homeserver.config_path, "-r", reg, "--fix", DATABASE=database, **pwlu)
+    assert result.line("sign-up").startswith("✓"), result.out
+    assert "lets clients register" in result.line("sign-up")
+    without = await doctor(homeserver.config_path, "-r", reg, DATABASE=database)
+    assert "sign-up:" not in without.out  # only when named guests are on

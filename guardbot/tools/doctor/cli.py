@@ -130,6 +130,8 @@ async def _homeserver(
         report.skip("bot user", unknown)
         report.skip("bot admin", unknown)
     await _guarded(report, "guests", checks.guests())
+    if config["pwlu.enabled"]:
+        await _guarded(report, "sign-up", checks.user_registration())
     if known:
         await _guarded(report, "directory", checks.directory())
     else:

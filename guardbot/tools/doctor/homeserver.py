@@ -169,6 +169,39 @@ class HomeserverChecks:
             " and discarded its token; Synapse has no read-only way to tell)",
         )
 
+    async def user_registration(self) -> None:
+        """Named guests need the homeserver to let clients register. A bare /register asks
+        for nothing but the first step of its auth flows (no account is made)."""
+        name = "sign-up"
+        try:
+            await self.hs.request("POST", "/_matrix/client/v3/register", {}, auth=False)
+        except HomeserverError as e:
+            flows = e.body.get("flows")
+            if e.status == 401 and isinstance(flows, list):
+                stages = sorted(
+                    {s for f in flows if isinstance(f, dict) for s in f.get("stages", [])}
+                )
+                self.report.ok(
+                    name,
+                    "the homeserver lets clients register, as named guests need"
+                    f" (its steps: {', '.join(stages) or 'none'})",
+                )
+                return
+            if e.status == 403:
+                self.report.fail(
+                    name,
+                    f"the homeserver refuses registration ({e.error}); pwlu.enabled needs it",
+                    "set enable_registration: true and enable_registration_without_verification:"
+                    " true (or a verification flow, e.g. registration_requires_token: true) in"
+                    " homeserver.yaml and restart it",
+                )
+                return
+            self.report.fail(name, f"unexpected answer to a registration ({e})", "see the error")
+            return
+        self.report.fail(
+            name, "the homeserver registered an account without any step", "see its config"
+        )
+
     async def directory(self) -> None:
         """Can rooms be listed? Read-only first; a probe room only if nothing is listed."""
         name = "directory"
