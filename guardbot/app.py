@@ -164,7 +164,11 @@ class Guardbot(Program):
         self.decisions = db.DecisionStore(self.database)
         self.inbox = self.decisions.inbox
         self.hs = Homeserver(
-            c["homeserver.address"], c["appservice.as_token"], bot, on_back=homeserver_back
+            c["homeserver.address"],
+            c["appservice.as_token"],
+            bot,
+            on_back=homeserver_back,
+            clock=clock,
         )
         self.guests = GuestOracle(
             self.hs,
@@ -189,7 +193,13 @@ class Guardbot(Program):
         self.pwlu: PwluService | None = None
         if c["pwlu.enabled"]:
             self.pwlu = PwluService(
-                c, self.hs, self.database, self.conversations, clock, self.nag_wakeup
+                c,
+                self.hs,
+                self.database,
+                self.conversations,
+                clock,
+                self.nag_wakeup,
+                is_admin=lambda: self.guests.admin,
             )
         self.management = Management(
             room_id=management_room,

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from guardbot.core.clock import Clock
 from guardbot.core.power import RoomPower
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ class Homeserver:
         bot_user_id: str,
         timeout: float = 30,
         on_back: Callable[[], None] = lambda: None,
+        clock: Clock | None = None,
     ) -> None:
+        self.clock = clock or Clock()
         self.address = address.rstrip("/")
         self.bot_user_id = bot_user_id
         self._auth = {"Authorization": f"Bearer {as_token}"}
@@ -290,6 +293,39 @@ class Homeserver:
         }
         data = await self.request("POST", f"{CS}/login", body, auth=False)
         return str(data["access_token"])
+
+    async def admin_login_as(self, user_id: str, valid_for_ms: int = 60_000) -> str:
+        """A short-lived token for a user, from the admin API (no password, no login limit)."""
+        path = f"/_synapse/admin/v1/users/{q(user_id)}/login"
+        valid_until = self.clock.now_ms() + valid_for_ms
+        data = await self.request("POST", path, {"valid_until_ms": valid_until})
+        return str(data["access_token"])
+
+    async def password_confirms(self, token: str, user_id: str, password: str) -> bool:
+        """Is this the user's password? Asked through the user-interactive auth of deleting
+        no devices (it changes nothing): True if it passes, False if the homeserver refuses it."""
+        path = f"{CS}/delete_devices"
+        token = _user_token(token)
+        try:
+            await self.request("POST", path, {"devices": []}, token=token)
+            return True  # the homeserver skipped auth: it trusts this token as it is
+        except HomeserverError as e:
+            session = e.body.get("session")
+            if e.status != 401 or not isinstance(session, str):
+                raise
+        auth = {
+            "type": "m.login.password",
+            "session": session,
+            "identifier": {"type": "m.id.user", "user": user_id},
+            "password": password,
+        }
+        try:
+            await self.request("POST", path, {"devices": [], "auth": auth}, token=token)
+        except HomeserverError as e:
+            if e.status in (401, 403) and e.errcode == "M_FORBIDDEN":
+                return False
+            raise
+        return True
 
     async def logout(self, token: str) -> None:
         await self.request("POST", f"{CS}/logout", {}, token=_user_token(token))

@@ -23,7 +23,7 @@ from guardbot.db.named_guests import ACTIVE, UNCONFIRMED, PwluRow, PwluStore
 from guardbot.guard.conversations import Conversations
 from guardbot.matrix.client import Homeserver, HomeserverError
 from guardbot.pwlu.accounts import Accounts, UserLocks
-from guardbot.pwlu.passwords import KeyRing, Probe, probe
+from guardbot.pwlu.passwords import KeyRing, Probe
 from guardbot.pwlu.tokens import new_claim_token
 
 log = logging.getLogger(__name__)
@@ -150,9 +150,7 @@ class Nagger:
             log.warning("No secret for %s's password (key %s)", user_id, row.key_id)
             await self.store.finish(user_id, "secret no longer configured")
             return
-        if await probe(self.client, user_id, self.keys.password(user_id, row.key_id)) is (
-            Probe.REFUSED
-        ):
+        if await self.accounts.probe(user_id, row.key_id) is Probe.REFUSED:
             deactivated = await self.client.deactivated(user_id)
             reason = "deactivated" if deactivated else "password set elsewhere"
             await self.store.finish(user_id, reason, password_set=not deactivated)

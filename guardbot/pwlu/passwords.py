@@ -62,18 +62,44 @@ class Probe(StrEnum):
     REFUSED = "refused"  # it does not: a password was set elsewhere, or the account is gone
 
 
-async def probe(client: Homeserver, user_id: str, password: str) -> Probe:
-    """Log in with the derived password and log that session out at once. Raises
-    HomeserverError for anything that is not a yes or no (429, outages) so callers defer."""
+async def probe(client: Homeserver, user_id: str, password: str, *, admin: bool = False) -> Probe:
+    """Does the derived password still work? Raises HomeserverError for anything that is not a
+    yes or no (429, outages) so callers defer.
+
+    With admin rights it asks without logging in: a login comes from guardbot's one address,
+    so every named guest's check would count against the homeserver's per-address login limit
+    (Synapse's rc_login.address: a few, then one every few minutes). Instead guardbot takes a
+    short-lived token for the user from the admin API and has the password checked by the
+    user-interactive auth of deleting no devices, which that limit does not count."""
+    if admin:
+        return await _probe_by_admin(client, user_id, password)
     try:
         token = await client.login(user_id, password)
     except HomeserverError as e:
         if e.status == 403 and e.errcode in ("M_FORBIDDEN", "M_USER_DEACTIVATED"):
             return Probe.REFUSED
         raise
+    await _logout(client, user_id, token)
+    return Probe.WORKS
+
+
+async def _probe_by_admin(client: Homeserver, user_id: str, password: str) -> Probe:
+    try:
+        token = await client.admin_login_as(user_id)
+    except HomeserverError as e:
+        if e.status in (400, 404):
+            return Probe.REFUSED  # deactivated or gone: the callers tell which
+        raise
+    try:
+        works = await client.password_confirms(token, user_id, password)
+    finally:
+        await _logout(client, user_id, token)
+    return Probe.WORKS if works else Probe.REFUSED
+
+
+async def _logout(client: Homeserver, user_id: str, token: str) -> None:
     try:
         await client.logout(token)
     except HomeserverError as e:
-        # The probe device stays until the next probe reuses (and logs out) the same device.
+        # A login probe's device stays until the next probe reuses (and logs out) the same one.
         log.warning("Could not log out guardbot's password check for %s: %s", user_id, e)
-    return Probe.WORKS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -37,13 +38,20 @@ class PwluService:
         conversations: Conversations,
         clock: Clock,
         nag_wakeup: Wakeup,
+        is_admin: Callable[[], bool],
     ) -> None:
         c = config
         self.store = PwluStore(database)
         self.keys = KeyRing(c["pwlu.secret"], c["pwlu.previous_secrets"] or [])
         locks = UserLocks()
         self.accounts = Accounts(
-            hs, self.store, self.keys, locks, clock, int(c["pwlu.min_password_length"])
+            hs,
+            self.store,
+            self.keys,
+            locks,
+            clock,
+            int(c["pwlu.min_password_length"]),
+            is_admin=is_admin,
         )
         settings = NagSettings(
             first_after_ms=_ms(c["pwlu.nag.first_after"]),
