@@ -32,11 +32,13 @@ if [ ! -e "$config" ]; then
     fi
     # guardbot checks the environment's GUARDBOT_* values before it writes anything and prints a
     # one-line error if one is wrong. Its own next steps are for a host install, so they go.
-    if ! guardbot -c "$config" -g -r "$registration" >/dev/null; then
+    # umask first: the tokens and the PWLU secret are never readable by others, not for a moment.
+    if ! (umask 077 && guardbot -c "$config" -g -r "$registration" >/dev/null); then
         rm -f "$config"  # the next run starts over instead of running a half-made config
         exit 1
     fi
-    chmod 600 "$config"
+    # The homeserver (another user, another container) must read the registration.
+    chmod 644 "$registration"
     cat <<NEXT
 guardbot: first run. Wrote $config and $registration (with new tokens).
 

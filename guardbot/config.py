@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import pathlib
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -82,6 +83,15 @@ class Config(BaseFileConfig):
         for name, raw in environ.items():
             if not name.startswith(ENV_PREFIX) or name.startswith(NOT_CONFIG):
                 continue
+            if name.endswith("_FILE"):
+                # GUARDBOT_DATABASE_FILE=/run/secrets/db: the value is that file's content, so
+                # a secret stays out of the environment (docker inspect, compose config).
+                try:
+                    raw = pathlib.Path(raw).read_text().strip()
+                except OSError as e:
+                    key = ".".join(p.lower() for p in name[len(ENV_PREFIX) : -5].split("__"))
+                    raise ConfigError(f"{key}: {name}: cannot read {raw} ({e.strerror})") from None
+                name = name[: -len("_FILE")]
             key = ".".join(p.lower() for p in name[len(ENV_PREFIX) :].split("__"))
             if key not in known and not any(key.startswith(f + ".") for f in FREE_FORM):
                 hint = _did_you_mean(key, known)

@@ -4,7 +4,8 @@ A fresh guardbot database per test: an SQLite file, and PostgreSQL when GUARDBOT
 holds a server URL (a throwaway database is created on it and dropped).
 
 Markers follow from the directory a test lives in: tests/unit -> unit, tests/db -> db,
-tests/integration -> integration, tests/fault -> fault, and a fault test that uses a homeserver
+tests/integration -> integration, tests/fault -> fault, tests/docker -> docker (and
+integration: the image runs against a Synapse), and a fault test that uses a homeserver
 (a fixture in HOMESERVER_FIXTURES, itself or through its own fixtures) is integration too. So
 `-m "not integration"` starts no homeserver; a test not marked integration that starts a Synapse
 anyway fails, saying where it belongs.
@@ -25,7 +26,7 @@ from guardbot import db
 from tests.support.postgres import POSTGRES
 
 TESTS = Path(__file__).resolve().parent
-SUITES = ("unit", "db", "integration", "fault")
+SUITES = ("unit", "db", "integration", "fault", "docker")
 # Fixtures that start a Synapse, or a guardbot process against one.
 HOMESERVER_FIXTURES = frozenset({"homeserver", "start_guardbot", "fault_hs", "launch"})
 
@@ -49,6 +50,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(suite)
         if suite == "fault" and HOMESERVER_FIXTURES.intersection(item.fixturenames):
             item.add_marker("integration")
+        if suite == "docker":
+            item.add_marker("integration")  # the image runs against a real Synapse
 
 
 # -- no homeserver outside the integration tests ----------------------------------------------

@@ -350,3 +350,14 @@ def test_a_deleted_key_takes_its_default_and_is_not_written_back(tmp_path: Path)
     config = load(str(path), environ={})
     assert config["directory.poll_interval"] == 10
     assert path.read_text() == text
+
+
+def test_a_secret_can_come_from_a_file_and_stays_out_of_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, edited())
+    secret = tmp_path / "database"
+    secret.write_text("postgres://guardbot:s3cret@db/guardbot\n")
+    config = load(str(path), environ={"GUARDBOT_DATABASE_FILE": str(secret)})
+    assert config["database"] == "postgres://guardbot:s3cret@db/guardbot"
+    assert "s3cret" not in path.read_text()
+    with pytest.raises(ConfigError, match=r"^database: GUARDBOT_DATABASE_FILE: cannot read"):
+        load(str(path), environ={"GUARDBOT_DATABASE_FILE": str(tmp_path / "absent")})

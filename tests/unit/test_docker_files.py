@@ -29,13 +29,21 @@ def test_dockerfile_runs_as_non_root_with_data_volume_and_healthcheck() -> None:
     steps = instructions()
     users = [args for word, args in steps if word == "USER"]
     assert users, "no USER: the container would run as root"
-    assert users[-1].split(":")[0] not in ("root", "0")
+    # Numeric: Kubernetes' runAsNonRoot cannot check a user name.
+    assert re.fullmatch(r"[1-9][0-9]*:[0-9]+", users[-1]), users[-1]
     volumes = " ".join(args for word, args in steps if word == "VOLUME")
     assert "/data" in re.split(r'[\s\[\]",]+', volumes)
     (health,) = [args for word, args in steps if word == "HEALTHCHECK"]
-    assert "/_matrix/mau/live" in health and "GUARDBOT_APPSERVICE__PORT" in health
-    assert steps[0][0] == "FROM" and steps[0][1].endswith("-slim")
-    assert any(word == "RUN" and "pip install ." in args for word, args in steps)
+    assert '["python3", "/usr/local/bin/guardbot-healthcheck"]' in health  # exec form
+    script = (ROOT / "docker/healthcheck.py").read_text()
+    assert "/_matrix/mau/live" in script and "GUARDBOT_APPSERVICE__HOSTNAME" in script
+    # The base is pinned to a Debian release and can be overridden for a local build.
+    (base,) = [args for word, args in steps if word == "ARG" and args.startswith("BASE=")]
+    assert re.fullmatch(r"BASE=python:3\.\d+-slim-(bookworm|trixie)", base), base
+    assert all(args.startswith("${BASE}") for word, args in steps if word == "FROM")
+    # Installed with the pinned constraints, in a build stage whose leftovers stay behind.
+    assert any(word == "RUN" and "--constraint constraints.txt ." in args for word, args in steps)
+    assert any(word == "COPY" and args.startswith("--from=build") for word, args in steps)
     (entrypoint,) = [args for word, args in steps if word == "ENTRYPOINT"]
     copied = [args for word, args in steps if word == "COPY" and "entrypoint.sh" in args]
     assert copied and copied[0].split()[-1] in entrypoint
@@ -76,13 +84,22 @@ def compose() -> dict:
 def test_compose_wires_synapse_postgres_and_guardbot(tmp_path: Path) -> None:
     services = compose()["services"]
     assert set(services) == {"synapse", "postgres", "guardbot"}
-    assert services["synapse"]["image"].startswith("matrixdotorg/synapse")
+    # A pinned Synapse: `pull` must not upgrade it (its migrations are irreversible).
+    assert re.fullmatch(r"matrixdotorg/synapse:v\d+\.\d+\.\d+", services["synapse"]["image"])
+    assert services["synapse"]["ports"] == ["127.0.0.1:8008:8008"]  # plain HTTP: loopback only
+    assert "-h" in services["postgres"]["healthcheck"]["test"]  # over TCP, not the socket
     guardbot, synapse = services["guardbot"], services["synapse"]
     env = {k: re.sub(r"\$\{(\w+):\?[^}]*\}", r"x\1", v) for k, v in guardbot["environment"].items()}
-    assert env["GUARDBOT_DATABASE"].startswith("postgres://guardbot:")
-    assert env["GUARDBOT_DATABASE"].endswith("@postgres/guardbot")
+    # The database password is in no environment, only in secret files.
+    assert not any("PASSWORD" in k or "postgres://" in v for k, v in env.items())
+    secret_file = tmp_path / "guardbot_database"
+    secret_file.write_text("postgres://guardbot:pw@postgres/guardbot")
+    assert env.pop("GUARDBOT_DATABASE_FILE") == "/run/secrets/guardbot_database"
+    env["GUARDBOT_DATABASE_FILE"] = str(secret_file)
     config = apply(tmp_path, env)
+    assert config["database"] == "postgres://guardbot:pw@postgres/guardbot"
     assert config["homeserver.address"] == "http://synapse:8008"
+    assert "postgres_password" in services["postgres"]["secrets"]
     # Synapse reads guardbot's registration from guardbot's volume, at the path the extra
     # config file names, and loads that file after its own homeserver.yaml.
     data_volume = next(v.split(":")[0] for v in guardbot["volumes"] if v.endswith(":/data"))
