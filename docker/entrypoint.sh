@@ -12,7 +12,9 @@ set -eu
 
 data="${GUARDBOT_DATA_DIR:-/data}"
 config="$data/config.yaml"
-registration="$data/registration.yaml"
+# GUARDBOT_REGISTRATION_PATH: the registration somewhere the homeserver may read, apart from
+# the data (compose gives Synapse that one file's volume, not guardbot's secrets).
+registration="${GUARDBOT_REGISTRATION_PATH:-$data/registration.yaml}"
 
 if [ ! -d "$data" ]; then
     echo "guardbot: the data directory $data does not exist; mount a volume there" >&2

@@ -24,7 +24,13 @@ from guardbot.core.policy import Policy, ServerPolicy
 
 ENV_PREFIX = "GUARDBOT_"
 # GUARDBOT_* variables that belong to the tooling around guardbot, not to its config.
-NOT_CONFIG = ("GUARDBOT_TEST", "GUARDBOT_DATA_DIR", "GUARDBOT_FAULT", "GUARDBOT_BENCH")
+NOT_CONFIG = (
+    "GUARDBOT_TEST",
+    "GUARDBOT_DATA_DIR",
+    "GUARDBOT_REGISTRATION_PATH",  # the container entrypoint's, not a config key
+    "GUARDBOT_FAULT",
+    "GUARDBOT_BENCH",
+)
 BASE_CONFIG = "pkg://guardbot/example-config.yaml"
 # Keys whose children are the user's own names, not keys guardbot knows.
 FREE_FORM = ("logging", "policy.rooms")

