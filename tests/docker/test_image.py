@@ -206,9 +206,14 @@ async def test_the_image_runs_guardbot_as_an_admin_would(
 
 
 async def _ready(url: str) -> bool:
+    """Alive (/live) and ready to take transactions (/ready)."""
     try:
-        async with aiohttp.ClientSession() as session, session.get(url + "/_matrix/mau/ready") as r:
-            return r.status == 200
+        async with aiohttp.ClientSession() as session:
+            for path in ("/_matrix/mau/live", "/_matrix/mau/ready"):
+                async with session.get(url + path) as r:
+                    if r.status != 200:
+                        return False
+        return True
     except aiohttp.ClientError:
         return False
 
