@@ -143,6 +143,18 @@ async def test_the_image_runs_guardbot_as_an_admin_would(
     flags = [f"--env={k}={v}" for k, v in env.items()]
     run = ["run", "--network=host", f"--volume={data}:/data", *flags]
 
+    # Only the installed venv: no build directory or egg-info left from building.
+    leftovers = docker(
+        "run",
+        "--rm",
+        "--user=0",  # to look everywhere; the service itself runs as 990
+        "--entrypoint=sh",
+        image,
+        "-c",
+        "find / -xdev \\( -name '*.egg-info' -o -path /src -o -path /opt/guardbot/build \\)",
+    )
+    assert leftovers == "", leftovers
+
     # The first run: config and registration, then it exits.
     first = docker(*run, "--rm", image)
     assert "first run" in first
