@@ -54,6 +54,37 @@ DONE, SKIPPED, FAILED, DRY_RUN = (
 
 Finished = Callable[[Action, Outcome], None]
 
+# Kicks of different users in one room need not wait on each other: a storm in one room is then
+# cleared at the homeserver's pace, not at one write latency per guest (on Synapse with
+# workers, each kick waits for replication). At most this many at a time per room, and overall.
+PER_ROOM = 4
+OVERALL = 16
+
+
+def batches(items: Iterable[QueuedAction]) -> list[list[QueuedAction]]:
+    """A room's due actions in their order, as batches that may run together: consecutive
+    kicks of distinct users (the same user twice would be kicked twice: each re-check would
+    still see them in), and every other action alone, so forbid still goes before kick."""
+    out: list[list[QueuedAction]] = []
+    batch: list[QueuedAction] = []
+    users: set[str] = set()
+    for queued in items:
+        action = queued.action
+        if isinstance(action, Kick) and action.user_id not in users:
+            batch.append(queued)
+            users.add(action.user_id)
+            continue
+        if batch:
+            out.append(batch)
+            batch, users = [], set()
+        if isinstance(action, Kick):
+            batch, users = [queued], {action.user_id}
+        else:
+            out.append([queued])
+    if batch:
+        out.append(batch)
+    return out
+
 
 class Executor:
     def __init__(
@@ -84,6 +115,7 @@ class Executor:
         # one refused: each waiting only for itself sent them all again at once, window after
         # window (n²/2 refusals for n actions).
         self.limited_until: dict[str, int] = {}
+        self._overall = asyncio.Semaphore(OVERALL)
 
     # -- the loop --------------------------------------------------------------------------
     async def run_once(self) -> int:
@@ -92,7 +124,8 @@ class Executor:
         for queued in await self.store.due(now):
             by_room[queued.action.room_id].append(queued)
         runs = self._not_held_back(by_room.values(), now)
-        # Rooms run side by side; within a room, in the order decided (forbid before kick).
+        # Rooms run side by side; within a room, in the order decided (forbid before kick),
+        # except that kicks of different users in a row go out together (batches()).
         await asyncio.gather(*(self._run_room(items) for items in runs))
         return sum(len(items) for items in runs)
 
@@ -121,7 +154,16 @@ class Executor:
         return runs
 
     async def _run_room(self, items: list[QueuedAction]) -> None:
-        for queued in items:
+        room = asyncio.Semaphore(PER_ROOM)
+        for batch in batches(items):
+            await asyncio.gather(*(self._bounded(room, queued) for queued in batch))
+
+    async def _bounded(self, room: asyncio.Semaphore, queued: QueuedAction) -> None:
+        async with self._overall, room:
+            # A 429 met by another action of this kind, this pass: leave it for the wait.
+            until = self.limited_until.get(type(queued.action).__name__)
+            if until is not None and self.clock.now_ms() < until:
+                return
             await self.execute(queued)
 
     async def step(self) -> float:
