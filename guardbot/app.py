@@ -14,7 +14,7 @@ import logging.config
 import os
 import signal
 import sys
-from typing import Any
+from typing import IO, Any
 
 from aiohttp import web
 from mautrix.util.program import Program
@@ -26,6 +26,7 @@ from guardbot.commands.reports import Reports
 from guardbot.commands.room import RoomCommands
 from guardbot.config import Config, ConfigError, create_from_example, load
 from guardbot.core.clock import Clock
+from guardbot.db import single_instance
 from guardbot.guard.conversations import Conversations
 from guardbot.guard.directory import Directory
 from guardbot.guard.door import Door
@@ -284,6 +285,7 @@ class Guardbot(Program):
             self.pwlu.register(self.web)
         self.clock = clock
         self.runner: web.AppRunner | None = None
+        self._instance_lock: IO[str] | None = None
         self.tasks: list[asyncio.Task[Any]] = []
         self.ready = False
 
@@ -306,6 +308,10 @@ class Guardbot(Program):
 
     async def _start(self) -> None:
         c = self.config
+        try:
+            self._instance_lock = single_instance.lock(self.database)
+        except single_instance.InUse as e:
+            raise StartupError(f"database: {e}") from e
         try:
             await self.database.start()
         except Exception as e:
@@ -460,3 +466,6 @@ class Guardbot(Program):
             await self.database.stop()
         except Exception:
             pass
+        if self._instance_lock is not None:
+            self._instance_lock.close()
+            self._instance_lock = None
