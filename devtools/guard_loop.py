@@ -58,7 +58,7 @@ async def guard_loop(
     admin: bool = True,
     auto_join: bool = False,
     clock: Clock | None = None,
-    conversations: Iterable[ConversationDecider] = (),
+    deciders: Iterable[ConversationDecider] = (),
 ) -> GuardLoop:
     clock = clock or Clock()
     server = ServerPolicy(default=policy, kick_reason="no guests", restore_notice="closed again")
@@ -91,7 +91,7 @@ async def guard_loop(
         rooms=rooms,
         guests=guests,
         hs=hs,
-        conversations=list(conversations),
+        deciders=list(deciders),
         remember=[rooms.remember],
         clock=clock,
         wakeup=inbox_wakeup,

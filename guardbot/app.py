@@ -234,7 +234,7 @@ class Guardbot(Program):
             rooms=self.rooms,
             guests=self.guests,
             hs=self.hs,
-            conversations=deciders,
+            deciders=deciders,
             remember=[self.rooms.remember, self.conversations.remember],
             clock=clock,
             wakeup=self.inbox_wakeup,

@@ -70,5 +70,15 @@ async def run_loop(
         await wakeup.wait(idle if delay is None else max(0.0, delay))
 
 
-def start(name: str, step: Step, wakeup: Wakeup | None = None, **kwargs: float) -> asyncio.Task:
-    return asyncio.create_task(run_loop(name, step, wakeup, **kwargs), name=name)  # type: ignore[arg-type]
+def start(
+    name: str,
+    step: Step,
+    wakeup: Wakeup | None = None,
+    *,
+    idle: float = 5.0,
+    max_backoff: float = 60.0,
+    expected: tuple[type[Exception], ...] = (),
+) -> asyncio.Task[None]:
+    """run_loop as a named task."""
+    loop = run_loop(name, step, wakeup, idle=idle, max_backoff=max_backoff, expected=expected)
+    return asyncio.create_task(loop, name=name)

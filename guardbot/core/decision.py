@@ -115,7 +115,3 @@ class Decision:
 
 
 NOTHING = Decision()
-
-
-def acting(*actions: Action) -> Decision:
-    return Decision(actions=tuple(actions))

@@ -65,7 +65,7 @@ class Evaluator:
         rooms: RoomFactSource,
         guests: GuestOracle,
         hs: Homeserver,
-        conversations: Sequence[ConversationDecider],
+        deciders: Sequence[ConversationDecider],
         remember: Sequence[Callable[[Iterable[Record]], None]],
         clock: Clock,
         wakeup: Wakeup,
@@ -79,7 +79,7 @@ class Evaluator:
         self.rooms = rooms
         self.guests = guests
         self.hs = hs
-        self.conversations = conversations
+        self.deciders = deciders  # for what people say or do in conversations
         self.remember = remember  # told what each stored decision recorded (in-memory views)
         self.clock = clock
         self.wakeup = wakeup
@@ -92,7 +92,8 @@ class Evaluator:
             now=now,
             bot_user_id=self.bot_user_id,
             management_room=self.management_room,
-            dry_runs=dict(self.rooms.dry_runs),
+            # Not copied: it changes only when a stored decision is remembered, after this one.
+            dry_runs=self.rooms.dry_runs,
         )
         match obs:
             case HomeserverBack() | RecheckDue():
@@ -180,7 +181,7 @@ class Evaluator:
         if isinstance(obs, Conversational):
             now = self.clock.now_ms()
             decision = NOTHING
-            for decider in self.conversations:
+            for decider in self.deciders:
                 facts = await decider.gather(obs)
                 if facts is not None:
                     decision += decider.decide(obs, facts, now)
