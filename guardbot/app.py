@@ -17,6 +17,7 @@ import sys
 from typing import IO, Any
 
 from aiohttp import web
+from mautrix.util.async_db import Scheme
 from mautrix.util.program import Program
 
 from guardbot import __version__, background, db, logs, metrics, registration
@@ -27,17 +28,20 @@ from guardbot.commands.room import RoomCommands
 from guardbot.config import Config, ConfigError, create_from_example, load
 from guardbot.core.clock import Clock
 from guardbot.db import single_instance
+from guardbot.db.lease import LeaseStore
 from guardbot.guard.conversations import Conversations
 from guardbot.guard.directory import Directory
+from guardbot.guard.door import PREFIX as DOOR_PATHS
 from guardbot.guard.door import Door
 from guardbot.guard.evaluator import ConversationDecider, Evaluator
 from guardbot.guard.executor import Executor
 from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
 from guardbot.guard.intake import AppserviceAPI
+from guardbot.leader import Leadership
 from guardbot.logs import redact_url
 from guardbot.matrix.client import Homeserver, HomeserverError
-from guardbot.matrix.errors import error_middleware
+from guardbot.matrix.errors import Handler, error_middleware, matrix_error
 from guardbot.pwlu.service import PwluService
 
 log = logging.getLogger("guardbot")
@@ -164,12 +168,19 @@ class Guardbot(Program):
         self.database = db.create(c["database"])
         self.decisions = db.DecisionStore(self.database)
         self.inbox = self.decisions.inbox
+        self.leadership = Leadership(
+            LeaseStore(self.database),
+            clock,
+            lease=float(c["leader.lease"]),
+            alone=self.database.scheme == Scheme.SQLITE,
+        )
         self.hs = Homeserver(
             c["homeserver.address"],
             c["appservice.as_token"],
             bot,
             on_back=homeserver_back,
             clock=clock,
+            fence=self.leadership.fence,
         )
         self.guests = GuestOracle(
             self.hs,
@@ -262,7 +273,8 @@ class Guardbot(Program):
             clock,
         )
         self.web = web.Application(
-            middlewares=[error_middleware], client_max_size=int(c["appservice.max_body_size"])
+            middlewares=[error_middleware, self._standby_middleware],
+            client_max_size=int(c["appservice.max_body_size"]),
         )
         self.door = Door(
             token=c["antispam.token"],
@@ -313,13 +325,13 @@ class Guardbot(Program):
         except single_instance.InUse as e:
             raise StartupError(f"database: {e}") from e
         try:
-            await self.database.start()
+            async with single_instance.upgrades_in_turn(self.database):
+                await self.database.start()
         except Exception as e:
             first = (str(e) or type(e).__name__).splitlines()[0]
             raise StartupError(f"database: cannot open {redact_url(c['database'])}: {first}") from e
         await self._check_homeserver()
-        if self.pwlu is not None:
-            await self.pwlu.load()  # its DMs are conversations before any transaction arrives
+        await self._load_view()
         # Requests in flight get a few seconds at shutdown, well inside docker stop's 10.
         self.runner = web.AppRunner(self.web, access_log=None, shutdown_timeout=5.0)
         await self.runner.setup()
@@ -329,11 +341,45 @@ class Guardbot(Program):
         except OSError as e:
             why = f"appservice.port: cannot listen on {host}:{port} ({e.strerror})"
             raise StartupError(why) from e
-        await self._ping()
         await self._check_admin()
+        # Standby or leader, the door answers and admin rights are watched (both only read).
+        self.tasks = [
+            background.start("admin-rights", self.guests.check_admin, expected=(HomeserverError,)),
+            asyncio.create_task(self._lead(), name="leader"),
+        ]
+
+    async def _load_view(self) -> None:
+        """What the door and the evaluator read from the database: listed rooms, policies."""
         await self.directory.load()
         await self.rooms.load()
-        self.tasks = [
+
+    async def _lead(self) -> None:
+        """Wait for the lease (a standby keeps its view fresh meanwhile), take over, then keep
+        the lease for as long as this process lives."""
+        await self.leadership.elect(while_waiting=self._load_view)
+        holding = asyncio.create_task(self.leadership.hold(), name="lease")
+        self.tasks.append(holding)
+        backoff = 1.0
+        while True:
+            try:
+                await self._take_over()
+                break
+            except Exception as e:
+                log.warning("Could not take over yet (%s); trying again in %.0fs", e, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        await holding
+
+    async def _take_over(self) -> None:
+        c = self.config
+        await self._load_view()  # as the last leader left it
+        if self.pwlu is not None:
+            await self.pwlu.load()  # its DMs are conversations before any transaction arrives
+        self.ready = True  # transactions and the rest are served from here on
+        # The homeserver may be backing off from the process that died: the ping makes it
+        # send what it holds now (Synapse retries at once for a pinged appservice).
+        await self._ping()
+        self.tasks += [
             background.start("reports", self.reports.step),
             background.start(
                 "evaluator", self.evaluator.step, self.inbox_wakeup, expected=(HomeserverError,)
@@ -352,14 +398,12 @@ class Guardbot(Program):
                 expected=(HomeserverError,),
             ),
             background.start("prune", self._prune_transactions),
-            background.start("admin-rights", self.guests.check_admin, expected=(HomeserverError,)),
         ]
         if self.pwlu is not None:
             nagger = self.pwlu.nagger
             self.tasks.append(background.start("pwlu-nags", nagger.step, self.nag_wakeup))
             carry_overs = self.pwlu.registrar.resume_carry_overs
             self.tasks.append(background.start("pwlu-carry-over", carry_overs))
-        self.ready = True
         log.info("guardbot %s is running as %s", __version__, c.bot_user_id)
 
     async def _check_homeserver(self) -> None:
@@ -434,7 +478,23 @@ class Guardbot(Program):
         return web.json_response({})
 
     async def _ready(self, _: web.Request) -> web.Response:
+        # 200 only on the leader: a load balancer sends the homeserver's traffic there.
         return web.json_response({}, status=200 if self.ready else 503)
+
+    @web.middleware
+    async def _standby_middleware(
+        self, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        """A standby answers what only reads (liveness, readiness, the door); everything else
+        is the leader's, and a 503 makes the homeserver retry, or a proxy try the next."""
+        if self.ready or request.path.startswith((DOOR_PATHS, "/_matrix/mau/")):
+            return await handler(request)
+        return matrix_error(
+            503,
+            "M_UNKNOWN",
+            "This guardbot is a standby (or still starting): the leader answers this; its"
+            " /_matrix/mau/ready says 200",
+        )
 
     def prepare_stop(self) -> None:
         # A second Ctrl-C or SIGTERM must not cut the clean shutdown off half-way.
@@ -461,6 +521,7 @@ class Guardbot(Program):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks = []
+        await self.leadership.release()
         await self.hs.close()
         try:
             await self.database.stop()

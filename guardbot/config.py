@@ -217,6 +217,12 @@ def _positive(value: Any) -> str | None:
     return None
 
 
+def _lease(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 600:
+        return "must be a number of seconds from 1 to 600"
+    return None
+
+
 def _not_negative(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         return "must be a number of seconds, 0 or more"
@@ -345,6 +351,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "antispam.refusal": _typed(str, "a string"),
     "antispam.account_hint": _typed(str, "a string"),
     "database": _database,
+    "leader.lease": _lease,
     "directory.poll_interval": _positive,
     "directory.page_size": _positive,
     "directory.recheck_every": _not_negative,

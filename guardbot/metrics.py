@@ -30,6 +30,7 @@ ACTIONS_RETRIED = Counter(
     "Actions postponed to retry, by kind and cause",
     ["kind", "cause"],
 )
+LEADER = Gauge("guardbot_leader", "1 while this process leads (acts), 0 while it stands by")
 QUEUE_DEPTH = Gauge("guardbot_action_queue_depth", "Actions waiting to be carried out")
 INBOX_DEPTH = Gauge("guardbot_inbox_depth", "Observations waiting to be evaluated")
 LISTED_ROOMS = Gauge("guardbot_directory_listed_rooms", "Rooms in the public room directory")

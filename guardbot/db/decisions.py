@@ -34,14 +34,18 @@ class DecisionStore:
         self.rooms = RoomStore(db)
         self.named_guests = PwluStore(db)
 
-    async def settle(self, row_id: int, decision: Decision, now: int) -> None:
+    async def settle(self, row_id: int, decision: Decision, now: int) -> bool:
+        """Store the decision and remove its observation, or nothing at all if the observation
+        was already decided (False): each is decided once, even by two processes at once."""
         async with self.db.acquire() as conn, conn.transaction():
+            if not await self.inbox.drop(row_id):
+                return False
             await self.actions.add(decision.actions, now)
             for entry in decision.audit:
                 await self.audit.add(entry)
             for record in decision.records:
                 await self._apply(record, now)
-            await self.inbox.drop(row_id)
+        return True
 
     async def _apply(self, record: Record, now: int) -> None:
         match record:

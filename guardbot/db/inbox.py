@@ -70,8 +70,11 @@ class InboxStore:
         )
         return [InboxRow(r["id"], decode_observation(r["kind"], r["payload"])) for r in rows]
 
-    async def drop(self, row_id: int) -> None:
-        await self.db.execute("DELETE FROM inbox WHERE id=$1", row_id)
+    async def drop(self, row_id: int) -> bool:
+        """False: already gone (decided by another process, e.g. a leader that lost its lease
+        and does not know it yet)."""
+        gone = await self.db.fetchval("DELETE FROM inbox WHERE id=$1 RETURNING id", row_id)
+        return gone is not None
 
     async def size(self) -> int:
         return int(await self.db.fetchval("SELECT COUNT(*) FROM inbox"))

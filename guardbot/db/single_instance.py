@@ -1,13 +1,21 @@
 """SQLite serves one guardbot at a time: two processes on one file would both act (and both
-think they are alone). The second one is refused at start with what to do instead."""
+think they are alone). The second one is refused at start with what to do instead. On
+PostgreSQL several may start together (an active/standby set): their schema upgrades take
+turns."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+from collections.abc import AsyncIterator
 from typing import IO
 
+import asyncpg
 from mautrix.util.async_db import Database, Scheme
+
+# pg_advisory_lock key for schema upgrades: "guardbot" in ASCII, as a number.
+_UPGRADE_LOCK = int.from_bytes(b"guardbot", "big") >> 1
 
 
 class InUse(Exception):
@@ -36,3 +44,18 @@ def lock(database: Database) -> IO[str] | None:
     handle.write(f"pid {os.getpid()}\n")
     handle.flush()
     return handle
+
+
+@contextlib.asynccontextmanager
+async def upgrades_in_turn(database: Database) -> AsyncIterator[None]:
+    """Around Database.start(): two processes starting on a new PostgreSQL database would
+    otherwise both create the tables, and one would fail half-way."""
+    if database.scheme != Scheme.POSTGRES:
+        yield
+        return
+    conn = await asyncpg.connect(str(database.url))
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _UPGRADE_LOCK)
+        yield
+    finally:
+        await conn.close()  # the session ends: the lock goes with it

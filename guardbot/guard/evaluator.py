@@ -193,7 +193,9 @@ class Evaluator:
         settled = 0
         for row in await self.inbox.take():
             decision = await self._decide_row(row)
-            await self.decisions.settle(row.id, decision, self.clock.now_ms())
+            if not await self.decisions.settle(row.id, decision, self.clock.now_ms()):
+                log.warning("%s was decided elsewhere meanwhile; not again", row.observation)
+                continue
             for remember in self.remember:
                 remember(decision.records)
             settled += 1

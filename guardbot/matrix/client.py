@@ -96,6 +96,7 @@ class Homeserver:
         timeout: float = 30,
         on_back: Callable[[], None] = lambda: None,
         clock: Clock | None = None,
+        fence: Callable[[], None] = lambda: None,
     ) -> None:
         self.clock = clock or Clock()
         self.address = address.rstrip("/")
@@ -107,6 +108,9 @@ class Homeserver:
         # Called when a request works again after that: whatever waits in backoff for the
         # homeserver should go now, not minutes later when its own backoff runs out.
         self.on_back = on_back
+        # Asked before every write: a leader whose lease may have run out (a standby may be
+        # acting by now) must not kick, send or set anything (guardbot/leader.py).
+        self.fence = fence
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -131,6 +135,8 @@ class Homeserver:
         headers = (
             {"Authorization": f"Bearer {token}"} if token else dict(self._auth) if auth else {}
         )
+        if method != "GET":
+            self.fence()
         try:
             async with self.session.request(
                 method, self.address + path, json=body, params=query, headers=headers

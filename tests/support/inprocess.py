@@ -80,6 +80,7 @@ class InProcessGuardbot:
         self.app.config = self.config
         self.app.prepare()
         await self.app.database.start()
+        self.app.ready = True  # served as the leader serves it (a standby answers only reads)
         self._runner = web.AppRunner(self.app.web, access_log=None)
         await self._runner.setup()
         sock = socket.socket()

@@ -28,6 +28,7 @@ ALLOWED = {
     "commands": {"core", "db", "matrix", "guard"},
     "pwlu": {"core", "db", "matrix", "guard", "background", "metrics", "config", "commands"},
     "registration": {"config"},
+    "leader": {"core", "db", "metrics"},
     "tools": {"core", "db", "matrix", "guard", "config", "logs", "registration"},
 }
 

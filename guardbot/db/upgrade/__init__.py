@@ -11,4 +11,5 @@ from guardbot.db.upgrade import (  # noqa: E402,F401
     v05_door,
     v06_member_counts,
     v07_pwlu_recovery,
+    v08_leader,
 )

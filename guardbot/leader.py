@@ -1,0 +1,154 @@
+"""Who acts: the leader of an active/standby set of guardbot processes on one PostgreSQL
+database.
+
+Every process campaigns for one lease row (db/lease.py), timed by the database's clock. The
+leader renews it every fifth of the lease and acts; the others answer only what reads (the
+door, liveness), keep their view of the rooms fresh from the database and try again every
+fifth of the lease. A leader counts its lease from when it *sent* its last renewal, and stops a
+fifth of the lease before that could have run out: so it has stopped before any standby can
+take over, whatever the network or the database do in between. Stopping is exiting at once
+(code 3) — a leader that lost its lease knows nothing it can trust, and every action is
+already safe to redo after a crash; a supervisor (Docker's restart policy, systemd) brings
+the process back as a standby.
+
+SQLite serves one process (the file lock of db/single_instance.py), which takes the lease at
+once; the same code runs, so a single instance is led the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+
+from guardbot import metrics
+from guardbot.core.clock import Clock
+from guardbot.db.lease import LeaseHolder, LeaseStore
+
+log = logging.getLogger(__name__)
+
+EXIT_LOST = 3
+
+
+def _exit(why: str) -> None:
+    log.critical(
+        "No longer the leader (%s): exiting at once so that nothing more is done here; run"
+        " guardbot under a supervisor that restarts it (it comes back as a standby)",
+        why,
+    )
+    logging.shutdown()
+    os._exit(EXIT_LOST)
+
+
+def this_process() -> str:
+    """How a lease holder is named in logs, `status` and doctor."""
+    return f"{socket.gethostname()} pid {os.getpid()}"
+
+
+class Leadership:
+    def __init__(
+        self,
+        store: LeaseStore,
+        clock: Clock,
+        *,
+        lease: float,
+        alone: bool,
+        holder: str | None = None,
+        on_lost: Callable[[str], None] = _exit,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.lease_ms = int(lease * 1000)
+        self.interval = lease / 5
+        self.alone = alone  # SQLite: nobody else can hold the lease
+        self.holder = holder or this_process()
+        self.on_lost = on_lost
+        self.term: int | None = None
+        self._deadline = 0.0  # monotonic; past it, this process must not act
+        self._waiting_logged = False
+
+    @property
+    def leading(self) -> bool:
+        return self.term is not None and self.clock.monotonic() < self._deadline
+
+    def fence(self) -> None:
+        """Before anything only the leader may do: a leader whose lease may have run out
+        (frozen, cut off from the database) stops here, before it acts."""
+        if self.term is not None and self.clock.monotonic() >= self._deadline:
+            self._lose("its lease ran out before it could renew it")
+
+    def _lose(self, why: str) -> None:
+        self.term = None
+        metrics.LEADER.set(0)
+        self.on_lost(why)
+
+    def _hold_until(self, sent_at: float) -> None:
+        self._deadline = sent_at + (self.lease_ms / 1000) * 0.8
+
+    # -- the campaign ------------------------------------------------------------------------
+    async def elect(self, while_waiting: Callable[[], Awaitable[None]]) -> None:
+        """Return once this process leads; until then run `while_waiting` every try."""
+        while True:
+            sent_at = self.clock.monotonic()
+            try:
+                term = await self.store.acquire(self.holder, self.lease_ms, force=self.alone)
+            except Exception as e:
+                log.warning("Cannot ask the database for the lease (%s); trying again", e)
+                term = None
+            if term is not None:
+                self.term = term
+                self._hold_until(sent_at)
+                metrics.LEADER.set(1)
+                log.info("This process leads (term %d): acting", term)
+                return
+            if not self._waiting_logged:
+                self._waiting_logged = True
+                log.info("Standby: %s; waiting to take over", await self._describe_holder())
+            try:
+                await while_waiting()
+            except Exception:
+                log.exception("Standby: could not refresh what it knows")
+            await asyncio.sleep(self.interval)
+
+    async def _describe_holder(self) -> str:
+        try:
+            current: LeaseHolder | None = await self.store.current()
+        except Exception:
+            return "another process holds the lease"
+        if current is None:
+            return "nobody holds the lease"
+        return f"{current.holder} leads (term {current.term})"
+
+    async def hold(self) -> None:
+        """Renew for as long as this process leads; lose the lead when that fails."""
+        while self.term is not None:
+            await asyncio.sleep(self.interval)
+            term, sent_at = self.term, self.clock.monotonic()
+            remaining = self._deadline - sent_at
+            try:
+                renewed = await asyncio.wait_for(
+                    self.store.renew(term, self.lease_ms), timeout=max(0.01, remaining)
+                )
+            except TimeoutError:
+                self._lose("the database did not answer the renewal in time")
+                return
+            except Exception as e:
+                log.warning("Could not renew the lease (%s); trying again", e)
+                self.fence()
+                continue
+            if not renewed:
+                self._lose(f"another process took over from term {term}")
+                return
+            self._hold_until(sent_at)
+
+    async def release(self) -> None:
+        """At a clean stop: a standby takes over at its next try, not after the lease."""
+        term, self.term = self.term, None
+        metrics.LEADER.set(0)
+        if term is not None:
+            try:
+                await self.store.release(term)
+            except Exception as e:
+                log.warning("Could not hand the lease back (%s); it runs out by itself", e)

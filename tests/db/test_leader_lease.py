@@ -1,0 +1,118 @@
+"""The leader's lease on the real databases: one holder at a time however many ask at once, a
+lease that runs out is taken over with a new term, the old term can no longer renew, and an
+observation is decided once even when two processes settle it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from guardbot import db
+from guardbot.core.actions import Kick
+from guardbot.core.clock import Clock
+from guardbot.core.decision import AuditRecord, Decision
+from guardbot.core.observations import HomeserverBack
+from guardbot.db.lease import LeaseStore
+from guardbot.leader import Leadership
+from tests.support.clock import FakeClock
+
+
+async def test_one_holder_and_a_new_term_after_it_runs_out(database: db.Database) -> None:
+    lease = LeaseStore(database)
+    assert await lease.acquire("a", 300) == 1
+    assert await lease.acquire("b", 300) is None  # held
+    assert await lease.renew(1, 300)
+    current = await lease.current()
+    assert current is not None and current.holder == "a" and current.expires_in_ms > 0
+    await asyncio.sleep(0.4)  # a's lease runs out (the database's clock)
+    assert await lease.acquire("b", 300) == 2
+    assert not await lease.renew(1, 300), "the old term renewed after a takeover"
+    await lease.release(1)  # a stale release changes nothing
+    assert await lease.acquire("a", 300) is None
+    await lease.release(2)
+    assert await lease.acquire("a", 300) == 3  # handed back: no wait
+    assert await lease.acquire("c", 60_000, force=True) == 4
+
+
+async def test_many_asking_at_once_get_one_lease(database_url: str) -> None:
+    if database_url.startswith("sqlite:"):
+        pytest.skip("SQLite serves one process (db/single_instance.py)")
+    databases = [db.create(database_url) for _ in range(6)]
+    await databases[0].start()
+    for d in databases[1:]:
+        await d.start()
+    try:
+        for round_ in range(5):
+            terms = await asyncio.gather(
+                *(LeaseStore(d).acquire(f"p{i}", 200) for i, d in enumerate(databases))
+            )
+            assert sum(t is not None for t in terms) == 1, (round_, terms)
+            await asyncio.sleep(0.3)
+    finally:
+        for d in databases:
+            await d.stop()
+
+
+async def test_an_observation_is_decided_once(database: db.Database) -> None:
+    decisions = db.DecisionStore(database)
+    await decisions.inbox.add([HomeserverBack(1)], 1)
+    (row,) = await decisions.inbox.take()
+    why = AuditRecord(2, "guardbot", "decide Kick", "!r:x", "@1:x", "a guest", "queued")
+    kick = Decision(actions=(Kick("!r:x", "@1:x", "e", "guest"),), audit=(why,))
+    first, second = await asyncio.gather(
+        decisions.settle(row.id, kick, 2), decisions.settle(row.id, kick, 2)
+    )
+    assert sorted([first, second]) == [False, True]
+    assert await decisions.actions.pending() == 1
+    assert len(await decisions.audit.find()) == 1  # the loser stored nothing
+
+
+async def test_a_leader_stops_before_its_lease_can_run_out(database: db.Database) -> None:
+    clock = FakeClock()
+    lost: list[str] = []
+    leadership = Leadership(LeaseStore(database), clock, lease=5, alone=False, on_lost=lost.append)
+
+    async def never() -> None:
+        raise AssertionError("the lease was free")
+
+    await leadership.elect(while_waiting=never)
+    assert leadership.leading and leadership.term == 1
+    clock.advance(3.9)
+    leadership.fence()
+    assert not lost
+    clock.advance(0.2)  # 4.1 s of 5 since the lease was asked for: past its own deadline
+    assert not leadership.leading
+    leadership.fence()
+    assert lost and "ran out" in lost[0]
+
+
+async def test_a_leader_whose_term_was_taken_over_loses_at_its_next_renewal(
+    database: db.Database,
+) -> None:
+    store = LeaseStore(database)
+    lost: list[str] = []
+    leadership = Leadership(store, Clock(), lease=1, alone=False, on_lost=lost.append)
+
+    async def nothing() -> None:
+        pass
+
+    await leadership.elect(while_waiting=nothing)
+    assert await store.acquire("usurper", 60_000, force=True) == 2
+    await asyncio.wait_for(leadership.hold(), timeout=10)
+    assert lost == ["another process took over from term 1"]
+    assert not leadership.leading
+
+
+async def test_a_standby_waits_and_then_takes_over(database: db.Database) -> None:
+    store = LeaseStore(database)
+    assert await store.acquire("the leader", 500) == 1
+    waited = 0
+
+    async def refresh() -> None:
+        nonlocal waited
+        waited += 1
+
+    standby = Leadership(store, Clock(), lease=1, alone=False, on_lost=lambda _: None)
+    await asyncio.wait_for(standby.elect(while_waiting=refresh), timeout=10)
+    assert standby.term == 2 and waited >= 1
