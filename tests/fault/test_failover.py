@@ -1,0 +1,161 @@
+"""An active/standby pair of guardbot processes on one PostgreSQL database, behind a proxy that
+behaves as the README's nginx example (devtools/pair_proxy.py), against a real Synapse.
+
+The leader is SIGKILLed in the middle of guest storms, again and again, and each time the
+standby takes over and the dead one comes back as the new standby. Afterwards, from the rooms'
+timelines: every guest out, each removed once per arrival, no one else touched. A frozen
+leader (SIGSTOP, as a machine that stops answering) is taken over from and, woken, exits
+before it does anything more. Each failover is measured (printed; the goal is in bench 7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.support.harness import SCALE, MakeDatabase, Secrets, settle
+from tests.support.homeserver import GuardbotProcess, Homeserver, free_port
+from tests.support.postgres import POSTGRES
+from tests.support.storm import build_arena, guest_wave, storm_until_settled
+
+PROXY = Path(__file__).resolve().parents[2] / "devtools" / "pair_proxy.py"
+
+pytestmark = pytest.mark.skipif(not POSTGRES, reason="a pair needs PostgreSQL")
+
+
+@contextlib.asynccontextmanager
+async def pair(
+    hs: Homeserver, workdir: Path, database: str, secrets: Secrets
+) -> AsyncIterator[list[GuardbotProcess]]:
+    """Two guardbots on `database`, on ports of their own, behind the proxy that listens where
+    the homeserver sends (appservice.address). Stopped, and their logs scanned, at the end."""
+    env = {
+        "GUARDBOT_DATABASE": database,
+        "GUARDBOT_DIRECTORY__POLL_INTERVAL": "1",
+        "GUARDBOT_POLICY__LISTED_ROOMS": "kick",
+        "GUARDBOT_LOGGING__LOGGERS__GUARDBOT__LEVEL": "DEBUG",
+    }
+    bots = [GuardbotProcess(hs, workdir, env, port=free_port()) for _ in range(2)]
+    cmd = [sys.executable, str(PROXY), "--port", str(hs.guardbot_port), "--timeout", "5"]
+    with (workdir / "proxy.log").open("ab") as log:
+        proxy = subprocess.Popen([*cmd, *(b.url for b in bots)], stdout=log, stderr=log)
+    try:
+        yield bots
+    finally:
+        for bot in bots:
+            if bot.proc is not None and bot.proc.poll() is None:
+                os.kill(bot.proc.pid, signal.SIGCONT)  # a test that failed while one froze
+            await bot.stop()
+        proxy.terminate()
+        proxy.wait(10)
+        for bot in bots:
+            found = secrets.found_in(bot.log())
+            assert not found, f"secrets in guardbot's log {bot.log_path}: {found}"
+
+
+async def wait_ready(bot: GuardbotProcess, timeout: float = 60) -> None:
+    async def standing_by() -> list[str]:
+        return [] if await bot.is_ready() else [f"{bot.url} is not ready"]
+
+    await settle(standing_by, timeout=timeout, what="the standby taking over", every=0.05)
+
+
+async def test_the_standby_answers_only_what_reads(
+    fault_hs: Homeserver, make_database: MakeDatabase, secrets: Secrets, tmp_path: Path
+) -> None:
+    async with pair(fault_hs, tmp_path, await make_database("postgres"), secrets) as bots:
+        leader, standby = bots
+        await leader.start(timeout=60)
+        await standby.start(timeout=60, standby=True)
+        auth = {"Authorization": f"Bearer {fault_hs.hs_token}"}
+        async with aiohttp.ClientSession() as session:
+            async with session.get(standby.url + "/_matrix/mau/ready") as resp:
+                assert resp.status == 503
+            body = {"events": [{"type": "m.room.message", "room_id": "!r:x", "event_id": "$e"}]}
+            url = standby.url + "/_matrix/app/v1/transactions/standby-1"
+            async with session.put(url, json=body, headers=auth) as resp:
+                assert resp.status == 503
+                answer = await resp.json()
+                assert answer["errcode"] == "M_UNKNOWN" and "standby" in answer["error"]
+            async with session.get(leader.url + "/_matrix/mau/ready") as resp:
+                assert resp.status == 200
+        assert "Standby: " in standby.log() and "leads (term" in standby.log()
+
+
+async def test_sigkill_the_leader_mid_storm(
+    fault_hs: Homeserver, make_database: MakeDatabase, secrets: Secrets, tmp_path: Path
+) -> None:
+    seed = int(os.environ.get("GUARDBOT_FAULT_SEED", random.randrange(1 << 30)))
+    print(f"GUARDBOT_FAULT_SEED={seed}")
+    rng = random.Random(seed)
+    async with pair(fault_hs, tmp_path, await make_database("postgres"), secrets) as bots:
+        await bots[0].start(timeout=60)
+        await bots[1].start(timeout=60, standby=True)
+        arena = await build_arena(fault_hs)
+        failovers: list[float] = []
+        leader, standby = bots
+
+        async def strike(within: float) -> None:
+            nonlocal leader, standby
+            await asyncio.sleep(rng.uniform(0.05, within))
+            killed = time.monotonic()
+            await leader.kill()
+            await wait_ready(standby)
+            failovers.append(time.monotonic() - killed)
+            await leader.start(timeout=60, standby=True)  # back, as the standby now
+            leader, standby = standby, leader
+
+        for trial in range(SCALE.crash_trials):
+            within = max(1.0, SCALE.guests_per_trial / 12)
+            wave = guest_wave(arena, SCALE.guests_per_trial, rng)
+            await asyncio.wait_for(asyncio.gather(wave, strike(within)), 300)
+            print(f"trial {trial + 1}: failover {failovers[-1]:.1f}s")
+        removals = await storm_until_settled(arena, SCALE.converge_s)
+        print(
+            f"{len(failovers)} leaders SIGKILLed, failovers "
+            f"{', '.join(f'{f:.1f}s' for f in failovers)}; {len(arena.joined)} guests, "
+            f"{removals} removals"
+        )
+        assert len(failovers) == SCALE.crash_trials
+
+
+async def test_a_frozen_leader_is_taken_over_and_exits_when_it_wakes(
+    fault_hs: Homeserver, make_database: MakeDatabase, secrets: Secrets, tmp_path: Path
+) -> None:
+    rng = random.Random(7)
+    async with pair(fault_hs, tmp_path, await make_database("postgres"), secrets) as bots:
+        leader, standby = bots
+        await leader.start(timeout=60)
+        await standby.start(timeout=60, standby=True)
+        arena = await build_arena(fault_hs, rooms=2)
+        assert leader.proc is not None
+        os.kill(leader.proc.pid, signal.SIGSTOP)
+        frozen = time.monotonic()
+
+        # Guests arrive while the leader is frozen: the homeserver's transaction to it hangs
+        # (the proxy gives up after 5 s and tries the standby, which takes over).
+        async def takeover() -> float:
+            await wait_ready(standby)
+            return time.monotonic() - frozen
+
+        _, took = await asyncio.gather(guest_wave(arena, 8, rng), takeover())
+        print(f"taken over {took:.1f}s after the freeze")
+        os.kill(leader.proc.pid, signal.SIGCONT)
+        for _ in range(600):
+            if leader.proc.poll() is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert leader.proc.returncode == 3, leader.log()[-2000:]
+        assert "No longer the leader" in leader.log()
+        await storm_until_settled(arena, SCALE.converge_s)
