@@ -103,15 +103,27 @@ async def running_homeserver(
 class GuardbotProcess:
     """guardbot as an operator runs it: the real CLI in its own process."""
 
-    def __init__(self, hs: Homeserver, workdir: pathlib.Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        hs: Homeserver,
+        workdir: pathlib.Path,
+        env: dict[str, str],
+        port: int | None = None,
+    ) -> None:
+        """`port`: where it listens, when not where the homeserver sends (a proxy in front
+        of an active/standby set listens there)."""
         self.hs = hs
         self.workdir = workdir
         self.log_path = workdir / f"guardbot-{time.monotonic_ns()}.log"
         self.env = {**os.environ, **env}
+        if port is not None:
+            self.env["GUARDBOT_APPSERVICE__PORT"] = str(port)
         self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{hs.guardbot_port}"
+        self.url = f"http://127.0.0.1:{port or hs.guardbot_port}"
 
-    async def start(self, timeout: float = 30) -> None:
+    async def start(self, timeout: float = 30, *, standby: bool = False) -> None:
+        """Until it is ready (leads), or with `standby` until it is live and stands by."""
+        path = "/_matrix/mau/live" if standby else "/_matrix/mau/ready"
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "guardbot", "-c", str(self.hs.config_path), "-n"],
@@ -126,7 +138,7 @@ class GuardbotProcess:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"guardbot exited during start-up:\n{self.log()}")
                 with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(self.url + "/_matrix/mau/ready") as resp:
+                    async with session.get(self.url + path) as resp:
                         if resp.status == 200:
                             return
                 await asyncio.sleep(0.05)
@@ -152,6 +164,13 @@ class GuardbotProcess:
     async def kill(self) -> None:
         """A crash: no shutdown code runs."""
         await self._end(signal.SIGKILL)
+
+    async def is_ready(self) -> bool:
+        with contextlib.suppress(aiohttp.ClientError, OSError):
+            async with aiohttp.ClientSession() as session:
+                async with session.get(self.url + "/_matrix/mau/ready") as resp:
+                    return resp.status == 200
+        return False
 
 
 # What the start_guardbot fixture hands a test.
