@@ -1,5 +1,5 @@
-"""An active/standby pair of guardbot processes on one PostgreSQL database, behind a proxy that
-behaves as the README's nginx example (devtools/pair_proxy.py), against a real Synapse.
+"""An active/standby pair of guardbot processes on one PostgreSQL database, behind nginx as the
+README's example configures it (docker/nginx-guardbot-pair.conf), against a real Synapse.
 
 The leader is SIGKILLed in the middle of guest storms, again and again, and each time the
 standby takes over and the dead one comes back as the new standby. Afterwards, from the rooms'
@@ -15,8 +15,6 @@ import contextlib
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,10 +24,9 @@ import pytest
 
 from tests.support.harness import SCALE, MakeDatabase, Secrets, settle
 from tests.support.homeserver import GuardbotProcess, Homeserver, free_port
+from tests.support.nginx import nginx_pair
 from tests.support.postgres import POSTGRES
 from tests.support.storm import build_arena, guest_wave, storm_until_settled
-
-PROXY = Path(__file__).resolve().parents[2] / "devtools" / "pair_proxy.py"
 
 pytestmark = pytest.mark.skipif(not POSTGRES, reason="a pair needs PostgreSQL")
 
@@ -38,27 +35,24 @@ pytestmark = pytest.mark.skipif(not POSTGRES, reason="a pair needs PostgreSQL")
 async def pair(
     hs: Homeserver, workdir: Path, database: str, secrets: Secrets
 ) -> AsyncIterator[list[GuardbotProcess]]:
-    """Two guardbots on `database`, on ports of their own, behind the proxy that listens where
-    the homeserver sends (appservice.address). Stopped, and their logs scanned, at the end."""
+    """Two guardbots on `database`, on ports of their own, behind nginx where the homeserver
+    sends (appservice.address). Stopped, and their logs scanned, at the end."""
     env = {
         "GUARDBOT_DATABASE": database,
         "GUARDBOT_DIRECTORY__POLL_INTERVAL": "1",
         "GUARDBOT_POLICY__LISTED_ROOMS": "kick",
         "GUARDBOT_LOGGING__LOGGERS__GUARDBOT__LEVEL": "DEBUG",
     }
-    bots = [GuardbotProcess(hs, workdir, env, port=free_port()) for _ in range(2)]
-    cmd = [sys.executable, str(PROXY), "--port", str(hs.guardbot_port), "--timeout", "5"]
-    with (workdir / "proxy.log").open("ab") as log:
-        proxy = subprocess.Popen([*cmd, *(b.url for b in bots)], stdout=log, stderr=log)
-    try:
-        yield bots
-    finally:
-        for bot in bots:
-            if bot.proc is not None and bot.proc.poll() is None:
-                os.kill(bot.proc.pid, signal.SIGCONT)  # a test that failed while one froze
-            await bot.stop()
-        proxy.terminate()
-        proxy.wait(10)
+    ports = [free_port(), free_port()]
+    bots = [GuardbotProcess(hs, workdir, env, port=port) for port in ports]
+    with nginx_pair(workdir, hs.guardbot_port, ports):
+        try:
+            yield bots
+        finally:
+            for bot in bots:
+                if bot.proc is not None and bot.proc.poll() is None:
+                    os.kill(bot.proc.pid, signal.SIGCONT)  # a test that failed while one froze
+                await bot.stop()
         for bot in bots:
             found = secrets.found_in(bot.log())
             assert not found, f"secrets in guardbot's log {bot.log_path}: {found}"
@@ -144,7 +138,7 @@ async def test_a_frozen_leader_is_taken_over_and_exits_when_it_wakes(
         frozen = time.monotonic()
 
         # Guests arrive while the leader is frozen: the homeserver's transaction to it hangs
-        # (the proxy gives up after 5 s and tries the standby, which takes over).
+        # until nginx gives up (proxy_read_timeout) and tries the standby, which took over.
         async def takeover() -> float:
             await wait_ready(standby)
             return time.monotonic() - frozen
