@@ -22,13 +22,16 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from devtools.nginx_pair import nginx, nginx_pair
 from tests.support.harness import SCALE, MakeDatabase, Secrets, settle
 from tests.support.homeserver import GuardbotProcess, Homeserver, free_port
-from tests.support.nginx import nginx_pair
 from tests.support.postgres import POSTGRES
 from tests.support.storm import build_arena, guest_wave, storm_until_settled
 
-pytestmark = pytest.mark.skipif(not POSTGRES, reason="a pair needs PostgreSQL")
+pytestmark = [
+    pytest.mark.skipif(not POSTGRES, reason="a pair needs PostgreSQL"),
+    pytest.mark.skipif(nginx() is None, reason="nginx is not installed (Debian: nginx-light)"),
+]
 
 
 @contextlib.asynccontextmanager

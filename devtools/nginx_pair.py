@@ -1,5 +1,6 @@
 """The README's nginx example for an active/standby pair (docker/nginx-guardbot-pair.conf),
-run as it is written but for its addresses: the compose service names become loopback ports."""
+run as it is written but for its addresses: the compose service names become loopback ports.
+For the pair's fault tests and bench 7."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import pytest
-
 EXAMPLE = Path(__file__).resolve().parents[2] / "docker" / "nginx-guardbot-pair.conf"
+
+
+def nginx() -> str | None:
+    """nginx's path, if installed (Debian: nginx-light; .ci/run installs it)."""
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
 
 
 def pair_config(listen: int, backends: Sequence[int]) -> str:
@@ -29,9 +33,9 @@ def pair_config(listen: int, backends: Sequence[int]) -> str:
 @contextlib.contextmanager
 def nginx_pair(workdir: Path, listen: int, backends: Sequence[int]) -> Iterator[Path]:
     """nginx in front of guardbots on `backends`, listening on `listen`; yields its log."""
-    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
-    if nginx is None:
-        pytest.skip("nginx is not installed (Debian: nginx-light; .ci/run installs it)")
+    binary = nginx()
+    if binary is None:
+        raise RuntimeError("nginx is not installed (Debian: nginx-light)")
     root = workdir / "nginx"
     root.mkdir()
     (root / "pair.conf").write_text(pair_config(listen, backends))
@@ -46,7 +50,7 @@ def nginx_pair(workdir: Path, listen: int, backends: Sequence[int]) -> Iterator[
         + f"    include {root}/pair.conf;\n}}\n"
     )
     proc = subprocess.Popen(
-        [nginx, "-p", str(root), "-c", str(root / "nginx.conf"), "-g", "daemon off;"],
+        [binary, "-p", str(root), "-c", str(root / "nginx.conf"), "-g", "daemon off;"],
         stderr=subprocess.STDOUT,
         stdout=(root / "stdout.log").open("ab"),
     )
