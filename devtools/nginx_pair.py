@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "docker" / "nginx-guardbot-pair.conf"
+EXAMPLE = Path(__file__).resolve().parents[1] / "docker" / "nginx-guardbot-pair.conf"
 
 
 def nginx() -> str | None:
