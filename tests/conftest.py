@@ -5,7 +5,8 @@ holds a server URL (a throwaway database is created on it and dropped).
 
 Markers follow from the directory a test lives in: tests/unit -> unit, tests/db -> db,
 tests/integration -> integration, tests/fault -> fault, tests/docker -> docker (and
-integration: the image runs against a Synapse), and a fault test that uses a homeserver
+integration: the image runs against a Synapse), tests/workers -> workers (and integration: a
+Synapse with workers), and a fault test that uses a homeserver
 (a fixture in HOMESERVER_FIXTURES, itself or through its own fixtures) is integration too. So
 `-m "not integration"` starts no homeserver; a test not marked integration that starts a Synapse
 anyway fails, saying where it belongs.
@@ -26,9 +27,11 @@ from guardbot import db
 from tests.support.postgres import POSTGRES
 
 TESTS = Path(__file__).resolve().parent
-SUITES = ("unit", "db", "integration", "fault", "docker")
+SUITES = ("unit", "db", "integration", "fault", "docker", "workers")
 # Fixtures that start a Synapse, or a guardbot process against one.
-HOMESERVER_FIXTURES = frozenset({"homeserver", "start_guardbot", "fault_hs", "launch"})
+HOMESERVER_FIXTURES = frozenset(
+    {"homeserver", "start_guardbot", "fault_hs", "launch", "workers_hs", "start_workers_guardbot"}
+)
 
 
 def suite_of(path: Path) -> str | None:
@@ -50,8 +53,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(suite)
         if suite == "fault" and HOMESERVER_FIXTURES.intersection(item.fixturenames):
             item.add_marker("integration")
-        if suite == "docker":
-            item.add_marker("integration")  # the image runs against a real Synapse
+        if suite in ("docker", "workers"):
+            item.add_marker("integration")  # both run against a real Synapse
 
 
 # -- no homeserver outside the integration tests ----------------------------------------------

@@ -22,6 +22,7 @@ import aiohttp
 from ruamel.yaml import YAML
 
 from devtools.local_synapse import LocalSynapse
+from devtools.synapse_workers import WorkerSynapse
 from guardbot.registration import door_module
 
 from .matrix_client import User
@@ -60,12 +61,16 @@ async def running_homeserver(
     registration: dict[str, Any] | None = None,
     *,
     door: bool = False,
+    workers: bool = False,
 ) -> AsyncIterator[Homeserver]:
     """A Synapse with guardbot's registration (made by `guardbot -g`, then `registration`'s keys
     put over it, e.g. `rate_limited: True`) and an admin user, for the session fixture or a test
     that needs a homeserver configured its own way. With `door`, Synapse asks guardbot before
-    joins, invites and publications (synapse-http-antispam, the entry `guardbot -g` prints)."""
-    synapse = LocalSynapse(
+    joins, invites and publications (synapse-http-antispam, the entry `guardbot -g` prints).
+    With `workers`, it is a Synapse with workers behind a routing proxy, on a PostgreSQL
+    database of its own (devtools/synapse_workers.py), dropped at the end."""
+    kind = WorkerSynapse if workers else LocalSynapse
+    synapse = kind(
         root / "synapse", appservice_files=[root / "registration.yaml"], extra_config=extra_config
     )
     port = free_port()
@@ -77,8 +82,8 @@ async def running_homeserver(
     if registration:
         path = root / "registration.yaml"  # JSON is YAML: Synapse reads it as it is
         path.write_text(json.dumps({**YAML(typ="safe").load(path.read_text()), **registration}))
-    await synapse.start()
     try:
+        await synapse.start()  # inside: a worker set that fails half-way is still cleaned up
         admin_id, admin_token = await synapse.register_user("admin", "admin-pw", admin=True)
         admin = User(synapse.base_url, admin_id, admin_token)
         # Register guardbot's user the way it does itself, so it can be made admin up front.
@@ -98,6 +103,8 @@ async def running_homeserver(
         )
     finally:
         await synapse.stop()
+        if isinstance(synapse, WorkerSynapse):
+            await synapse.drop_database()
 
 
 class GuardbotProcess:
