@@ -34,18 +34,20 @@ class DecisionStore:
         self.rooms = RoomStore(db)
         self.named_guests = PwluStore(db)
 
-    async def settle(self, row_id: int, decision: Decision, now: int) -> bool:
-        """Store the decision and remove its observation, or nothing at all if the observation
-        was already decided (False): each is decided once, even by two processes at once."""
+    async def settle(self, row_id: int, decision: Decision, now: int) -> int | None:
+        """Store the decision and remove its observation; how many of its actions were new
+        (one decided before, e.g. for the same event redelivered, is queued once). None, and
+        nothing stored, if the observation was already decided: each is decided once, even by
+        two processes at once."""
         async with self.db.acquire() as conn, conn.transaction():
             if not await self.inbox.drop(row_id):
-                return False
-            await self.actions.add(decision.actions, now)
+                return None
+            added = await self.actions.add(decision.actions, now)
             for entry in decision.audit:
                 await self.audit.add(entry)
             for record in decision.records:
                 await self._apply(record, now)
-        return True
+        return added
 
     async def _apply(self, record: Record, now: int) -> None:
         match record:

@@ -193,7 +193,8 @@ class Evaluator:
         settled = 0
         for row in await self.inbox.take():
             decision = await self._decide_row(row)
-            if not await self.decisions.settle(row.id, decision, self.clock.now_ms()):
+            queued = await self.decisions.settle(row.id, decision, self.clock.now_ms())
+            if queued is None:
                 log.warning("%s was decided elsewhere meanwhile; not again", row.observation)
                 continue
             for remember in self.remember:
@@ -201,13 +202,15 @@ class Evaluator:
             settled += 1
             if decision.actions or any(isinstance(r, RoomWoken) for r in decision.records):
                 self.queue_wakeup.set()
-            if decision.actions:
+            if queued:
                 metrics.EVENTS_ACTED_ON.inc()
                 log.info(
                     "Queued %s for %s",
                     ", ".join(type(a).__name__ for a in decision.actions),
                     describe(row.observation),
                 )
+            elif decision.actions:
+                log.debug("Already queued for %s: nothing new", describe(row.observation))
         return settled
 
     async def _decide_row(self, row: InboxRow) -> Decision:

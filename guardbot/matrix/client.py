@@ -155,11 +155,12 @@ class Homeserver:
             data = {}
         if status >= 400:
             log.debug("%s %s -> %d %s", method, path.split("?")[0], status, data.get("errcode"))
+            # Not a Matrix answer (a proxy's HTML error page): one line, not the page.
+            plain = f"HTTP {status} without a Matrix error" + (
+                " (a proxy whose upstream is down?)" if status in (502, 503, 504) else ""
+            )
             raise HomeserverError(
-                status,
-                str(data.get("errcode", "M_UNKNOWN")),
-                str(data.get("error", raw[:200].decode("utf-8", "replace"))),
-                data,
+                status, str(data.get("errcode", "M_UNKNOWN")), str(data.get("error", plain)), data
             )
         return data
 

@@ -20,7 +20,7 @@ ROOM, GUEST, BOT = "!room:example.org", "@7:example.org", "@guardbot:example.org
 class FakeHomeserver:
     """Answers just what a kick needs; the kick endpoint fails as scripted, then succeeds."""
 
-    def __init__(self, kick_failures: list[tuple[int, dict]]) -> None:
+    def __init__(self, kick_failures: list[tuple[int, dict | str]]) -> None:
         self.kick_failures = list(kick_failures)
         self.kicks: list[float] = []
         app = web.Application()
@@ -41,6 +41,8 @@ class FakeHomeserver:
     async def kick(self, _: web.Request) -> web.Response:
         if self.kick_failures:
             status, body = self.kick_failures.pop(0)
+            if isinstance(body, str):  # a proxy's own error page
+                return web.Response(status=status, text=body, content_type="text/html")
             return web.json_response(body, status=status)
         self.kicks.append(asyncio.get_running_loop().time())
         return web.json_response({})
@@ -110,4 +112,20 @@ async def test_homeserver_errors_back_off_and_power_is_explained(database: db.Da
         assert not fake.kicks
     finally:
         await executor.hs.close()
+        await fake.server.close()
+
+
+async def test_a_proxy_error_page_is_one_line_and_retried(database: db.Database) -> None:
+    """A reverse proxy whose Synapse is down answers 502 with an HTML page: the kick waits for
+    the homeserver, and what guardbot logs and records is one line, not the page."""
+    page = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body></body>\r\n</html>"
+    fake = FakeHomeserver([(502, page)])
+    executor, actions = await run_kick(database, fake)
+    try:
+        await executor.run_once()
+        (row,) = await actions.history()
+        assert (row["state"], row["waiting_on"], row["attempts"]) == ("pending", "homeserver", 1)
+        assert "\n" not in row["outcome"] and "<html>" not in row["outcome"]
+        assert "502" in row["outcome"] and "proxy" in row["outcome"]
+    finally:
         await fake.server.close()
