@@ -1,5 +1,5 @@
-"""A real Synapse with guardbot registered, and guardbot as a real process, for benchmarks 2
-and 4.
+"""A real Synapse (one process, or with workers) with guardbot registered, and guardbot as a
+real process, for benchmarks 2, 4, 6 and 7.
 
 The same set-up as tests/support/homeserver.py (`guardbot -g` writes the registration, the bot
 registers and is made a server admin up front), kept here so the test helpers stay as they are.
@@ -82,17 +82,27 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def synapse_with_guardbot(
-    root: pathlib.Path, extra_config: dict[str, Any] | None = None, *, door: bool = False
+    root: pathlib.Path,
+    extra_config: dict[str, Any] | None = None,
+    *,
+    door: bool = False,
+    workers: bool = False,
 ) -> AsyncIterator[Env]:
     """Synapse (its config with `extra_config` put over it) with guardbot registered; with
-    `door`, Synapse asks guardbot before joins (synapse-http-antispam, as `guardbot -g` says)."""
+    `door`, Synapse asks guardbot before joins (synapse-http-antispam, as `guardbot -g` says);
+    with `workers`, Synapse with workers behind its routing proxy (devtools/synapse_workers)."""
     extra = {
         "rc_joins_per_room": LOOSE,
         "rc_message": LOOSE,
         "rc_joins": {"local": LOOSE, "remote": LOOSE},
         **(extra_config or {}),
     }
-    synapse = LocalSynapse(
+    kind: type[LocalSynapse] = LocalSynapse
+    if workers:
+        from devtools.synapse_workers import WorkerSynapse
+
+        kind = WorkerSynapse
+    synapse = kind(
         root / "synapse", appservice_files=[root / "registration.yaml"], extra_config=extra
     )
     port = free_port()
@@ -112,20 +122,32 @@ async def synapse_with_guardbot(
             yield Env(synapse, session, admin, bot_user_id, config_path, port)
     finally:
         await synapse.stop()
+        drop = getattr(synapse, "drop_database", None)
+        if drop is not None:
+            await drop()
 
 
 @contextlib.asynccontextmanager
 async def guardbot_process(
-    env: Env, workdir: pathlib.Path, timings: pathlib.Path, **overrides: str
+    env: Env,
+    workdir: pathlib.Path,
+    timings: pathlib.Path,
+    *,
+    port: int | None = None,
+    standby: bool = False,
+    **overrides: str,
 ) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """guardbot (the real CLI, timed) with GUARDBOT_* overrides, until the block ends."""
+    """guardbot (the real CLI, timed) with GUARDBOT_* overrides, until the block ends. `port`:
+    its own (behind a proxy); `standby`: started once live, not once ready (leading)."""
+    port = port or env.guardbot_port
     variables = {
         **os.environ,
         "GUARDBOT_DATABASE": f"sqlite:{workdir / 'guardbot.db'}",
+        "GUARDBOT_APPSERVICE__PORT": str(port),
         "BENCH_TIMINGS": str(timings),
         **{f"GUARDBOT_{k}": v for k, v in overrides.items()},
     }
-    log = (workdir / "guardbot.log").open("ab")
+    log = (workdir / f"guardbot-{port}.log").open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.timed_guardbot", "-c", str(env.config_path), "-n"],
         stdout=log,
@@ -134,11 +156,11 @@ async def guardbot_process(
         cwd=pathlib.Path.cwd(),
     )
     try:
-        url = f"http://127.0.0.1:{env.guardbot_port}/_matrix/mau/ready"
+        url = f"http://127.0.0.1:{port}/_matrix/mau/" + ("live" if standby else "ready")
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"guardbot exited; see {workdir / 'guardbot.log'}")
+                raise RuntimeError(f"guardbot exited; see {log.name}")
             with contextlib.suppress(aiohttp.ClientError):
                 async with env.session.get(url) as resp:
                     if resp.status == 200:
