@@ -180,7 +180,7 @@ class Guardbot(Program):
             bot,
             on_back=homeserver_back,
             clock=clock,
-            fence=self.leadership.fence,
+            may_write=self.leadership.may_act,
         )
         self.guests = GuestOracle(
             self.hs,
@@ -365,6 +365,7 @@ class Guardbot(Program):
                 await self._take_over()
                 break
             except Exception as e:
+                self.ready = False
                 log.warning("Could not take over yet (%s); trying again in %.0fs", e, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)

@@ -4,12 +4,14 @@ database.
 Every process campaigns for one lease row (db/lease.py), timed by the database's clock. The
 leader renews it every fifth of the lease and acts; the others answer only what reads (the
 door, liveness), keep their view of the rooms fresh from the database and try again every
-fifth of the lease. A leader counts its lease from when it *sent* its last renewal, and stops a
-fifth of the lease before that could have run out: so it has stopped before any standby can
-take over, whatever the network or the database do in between. Stopping is exiting at once
-(code 3) — a leader that lost its lease knows nothing it can trust, and every action is
-already safe to redo after a crash; a supervisor (Docker's restart policy, systemd) brings
-the process back as a standby.
+fifth of the lease. A leader counts its lease from when it *sent* its last renewal, and a
+fifth of the lease before that could have run out it stops acting (`may_act`, asked before
+every write to the homeserver): so it has stopped before any standby can take over, whatever
+the network or the database do in between. It is then in doubt, not lost: when its renewal
+goes through again (the database was only away, and nobody took over), it goes on. When the
+renewal finds another term, it exits at once (code 3) — a leader that lost its lease knows
+nothing it can trust, and every action is already safe to redo after a crash; a supervisor
+(Docker's restart policy, systemd) brings the process back as a standby.
 
 SQLite serves one process (the file lock of db/single_instance.py), which takes the lease at
 once; the same code runs, so a single instance is led the same way.
@@ -68,16 +70,18 @@ class Leadership:
         self.term: int | None = None
         self._deadline = 0.0  # monotonic; past it, this process must not act
         self._waiting_logged = False
+        self._doubt_logged = False
 
     @property
     def leading(self) -> bool:
         return self.term is not None and self.clock.monotonic() < self._deadline
 
-    def fence(self) -> None:
-        """Before anything only the leader may do: a leader whose lease may have run out
-        (frozen, cut off from the database) stops here, before it acts."""
-        if self.term is not None and self.clock.monotonic() >= self._deadline:
-            self._lose("its lease ran out before it could renew it")
+    def may_act(self) -> bool:
+        """Asked before anything only the leader may do. False for a leader whose lease may
+        have run out (frozen, cut off from the database): it waits until its renewal says
+        whether it still leads. A process that never led (a standby starting) is not asked
+        about leader's work."""
+        return self.term is None or self.clock.monotonic() < self._deadline
 
     def _lose(self, why: str) -> None:
         self.term = None
@@ -126,21 +130,22 @@ class Leadership:
         while self.term is not None:
             await asyncio.sleep(self.interval)
             term, sent_at = self.term, self.clock.monotonic()
-            remaining = self._deadline - sent_at
             try:
                 renewed = await asyncio.wait_for(
-                    self.store.renew(term, self.lease_ms), timeout=max(0.01, remaining)
+                    self.store.renew(term, self.lease_ms), timeout=self.lease_ms / 1000
                 )
-            except TimeoutError:
-                self._lose("the database did not answer the renewal in time")
-                return
-            except Exception as e:
-                log.warning("Could not renew the lease (%s); trying again", e)
-                self.fence()
+            except Exception as e:  # the database away or slow: in doubt once past the deadline
+                in_doubt = not self.leading
+                if in_doubt and not self._doubt_logged:
+                    log.error("Not acting until the lease is renewed: %s", e or type(e).__name__)
+                self._doubt_logged = in_doubt
                 continue
             if not renewed:
                 self._lose(f"another process took over from term {term}")
                 return
+            if self._doubt_logged:
+                log.warning("The lease is renewed (term %d): acting again", term)
+                self._doubt_logged = False
             self._hold_until(sent_at)
 
     async def release(self) -> None:

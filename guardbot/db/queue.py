@@ -98,7 +98,9 @@ class ActionStore:
     async def retry_at(self, action_id: int, at: int, waiting_on: WaitingOn, why: str) -> None:
         await self.db.execute(
             "UPDATE action SET attempts=attempts+1, next_attempt_at=$2, waiting_on=$3, outcome=$4"
-            " WHERE id=$1",
+            # Pending only: a finished action keeps how it ended, even if a process that no
+            # longer leads (and does not know it yet) reports its own failed try late.
+            " WHERE id=$1 AND state='pending'",
             action_id,
             at,
             waiting_on.value,

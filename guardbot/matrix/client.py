@@ -96,7 +96,7 @@ class Homeserver:
         timeout: float = 30,
         on_back: Callable[[], None] = lambda: None,
         clock: Clock | None = None,
-        fence: Callable[[], None] = lambda: None,
+        may_write: Callable[[], bool] = lambda: True,
     ) -> None:
         self.clock = clock or Clock()
         self.address = address.rstrip("/")
@@ -110,7 +110,7 @@ class Homeserver:
         self.on_back = on_back
         # Asked before every write: a leader whose lease may have run out (a standby may be
         # acting by now) must not kick, send or set anything (guardbot/leader.py).
-        self.fence = fence
+        self.may_write = may_write
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -135,8 +135,10 @@ class Homeserver:
         headers = (
             {"Authorization": f"Bearer {token}"} if token else dict(self._auth) if auth else {}
         )
-        if method != "GET":
-            self.fence()
+        if method != "GET" and not self.may_write():
+            # Transient, like an outage: what was to be done waits, and is done by whichever
+            # process leads once that is known.
+            raise HomeserverError(503, "M_UNKNOWN", "not sent: this guardbot's lease is unsure", {})
         try:
             async with self.session.request(
                 method, self.address + path, json=body, params=query, headers=headers

@@ -76,15 +76,49 @@ async def test_a_leader_stops_before_its_lease_can_run_out(database: db.Database
     async def never() -> None:
         raise AssertionError("the lease was free")
 
+    assert leadership.may_act()  # not a leader yet: nothing of a leader's to hold back
     await leadership.elect(while_waiting=never)
     assert leadership.leading and leadership.term == 1
     clock.advance(3.9)
-    leadership.fence()
-    assert not lost
+    assert leadership.may_act()
     clock.advance(0.2)  # 4.1 s of 5 since the lease was asked for: past its own deadline
-    assert not leadership.leading
-    leadership.fence()
-    assert lost and "ran out" in lost[0]
+    assert not leadership.leading and not leadership.may_act()
+    assert not lost  # in doubt, not lost: nobody took over (yet)
+
+
+class FlakyLease(LeaseStore):
+    """The real store, but its renewals fail while `down` (the database away)."""
+
+    down = False
+
+    async def renew(self, term: int, lease_ms: int) -> bool:
+        if self.down:
+            raise ConnectionError("the database is away")
+        return await super().renew(term, lease_ms)
+
+
+async def test_a_leader_cut_off_from_the_database_waits_then_leads_on(
+    database: db.Database,
+) -> None:
+    store = FlakyLease(database)
+    lost: list[str] = []
+    leadership = Leadership(store, Clock(), lease=1, alone=False, on_lost=lost.append)
+
+    async def nothing() -> None:
+        pass
+
+    await leadership.elect(while_waiting=nothing)
+    holding = asyncio.create_task(leadership.hold())
+    store.down = True
+    await asyncio.sleep(1.2)  # past its deadline (0.8 s): holds back
+    assert not leadership.may_act() and not lost and not holding.done()
+    store.down = False  # back, and nobody took over: the same term leads on
+    for _ in range(50):
+        if leadership.may_act():
+            break
+        await asyncio.sleep(0.05)
+    assert leadership.may_act() and leadership.term == 1 and not lost
+    holding.cancel()
 
 
 async def test_a_leader_whose_term_was_taken_over_loses_at_its_next_renewal(
