@@ -168,8 +168,9 @@ class Guardbot(Program):
         self.database = db.create(c["database"])
         self.decisions = db.DecisionStore(self.database)
         self.inbox = self.decisions.inbox
+        self.lease = LeaseStore(self.database)
         self.leadership = Leadership(
-            LeaseStore(self.database),
+            self.lease,
             clock,
             lease=float(c["leader.lease"]),
             alone=self.database.scheme == Scheme.SQLITE,
@@ -223,6 +224,7 @@ class Guardbot(Program):
             actions=self.decisions.actions,
             inbox=self.inbox,
             audit=self.decisions.audit,
+            lease=self.lease,
             pwlu=self.pwlu.admin if self.pwlu else None,
             clock=clock,
         )

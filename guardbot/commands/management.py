@@ -18,6 +18,7 @@ from guardbot.core.decision import GLOBAL, NOTHING, AuditRecord, Decision, DryRu
 from guardbot.core.observations import ConversationMember, Message
 from guardbot.core.policy import RoomFacts, Verdict
 from guardbot.db import ActionStore, AuditStore, InboxStore
+from guardbot.db.lease import LeaseStore
 from guardbot.guard.directory import Directory
 from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
@@ -78,10 +79,12 @@ class Management:
         actions: ActionStore,
         inbox: InboxStore,
         audit: AuditStore,
+        lease: LeaseStore,
         pwlu: PwluCommands | None,
         clock: Clock,
     ) -> None:
         self.clock = clock
+        self.lease = lease
         self.room_id = room_id
         self.bot = bot_user_id
         self.hs = hs
@@ -139,6 +142,9 @@ class Management:
         )
         failed = await self.actions.count(ActionState.FAILED)
         held = await self.actions.count(ActionState.DRY_RUN)
+        leader = await self.lease.current()
+        # A term above 1 means another process (or an earlier run) led before this one.
+        leader_text = f"{leader.holder}, term {leader.term}" if leader else "nobody (yet)"
         return [
             "guardbot status",
             f"• listed rooms: {len(self.directory.listed)}",
@@ -150,6 +156,7 @@ class Management:
             "• server admin rights: "
             + ("yes" if self.guests.admin else "NO — guest checks fall back to kind: guest"),
             f"• dry-run everywhere: {'on' if self.rooms.dry_run_everywhere() else 'off'}",
+            f"• acting: {leader_text}",
         ]
 
     def list_rooms(self) -> list[str]:

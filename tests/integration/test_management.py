@@ -4,6 +4,7 @@ and reports but never acts."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 from tests.support.homeserver import Homeserver, StartGuardbot
 from tests.support.matrix_client import User, wait_for
@@ -59,6 +60,8 @@ async def test_management_room_commands_and_dry_run(
     status = (await notice_containing(admin, mgmt, bot_id, "guardbot status"))["content"]["body"]
     assert "server admin rights: yes" in status
     assert "dry-run everywhere: off" in status
+    assert bot.proc is not None  # the one process, leading since it started
+    assert f"acting: {socket.gethostname()} pid {bot.proc.pid}, term 1" in status
 
     await say(admin, mgmt, "dryrun on")
     await notice_containing(admin, mgmt, bot_id, "Dry-run is now on everywhere")
