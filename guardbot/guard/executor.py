@@ -272,6 +272,9 @@ class Executor:
         if room.dry_run:
             return Outcome(DRY_RUN, f"dry-run: would remove guest {action.user_id} ({membership})")
         await self.hs.kick(action.room_id, action.user_id, action.reason)
+        # A kicked guest may be upgraded the next moment (no event says so): whatever comes
+        # next about them asks the homeserver again, not this "guest" answer.
+        self.guests.invalidate(action.user_id)
         how = "" if self.guests.admin else " (on the kind: guest hint; no admin rights)"
         return Outcome(DONE, f"removed guest {action.user_id} ({membership}){how}")
 
