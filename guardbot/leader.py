@@ -45,7 +45,7 @@ def _exit(why: str) -> None:
 
 
 def this_process() -> str:
-    """How a lease holder is named in logs, `status` and doctor."""
+    """How a lease holder is named in logs and `status`."""
     return f"{socket.gethostname()} pid {os.getpid()}"
 
 
@@ -137,7 +137,8 @@ class Leadership:
             except Exception as e:  # the database away or slow: in doubt once past the deadline
                 in_doubt = not self.leading
                 if in_doubt and not self._doubt_logged:
-                    log.error("Not acting until the lease is renewed: %s", e or type(e).__name__)
+                    why = str(e) or type(e).__name__
+                    log.error("Not acting until the lease is renewed: %s", why)
                 self._doubt_logged = in_doubt
                 continue
             if not renewed:

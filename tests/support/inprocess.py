@@ -62,6 +62,7 @@ class InProcessGuardbot:
         # handler. Anything else (users' tokens, passwords) must simply never be logged.
         self.log.addFilter(RedactSecrets(secrets_of(self.config)))
         self._runner: web.AppRunner | None = None
+        self._holding: asyncio.Task[None] | None = None
         self._level = logging.NOTSET
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
@@ -80,7 +81,11 @@ class InProcessGuardbot:
         self.app.config = self.config
         self.app.prepare()
         await self.app.database.start()
-        self.app.ready = True  # served as the leader serves it (a standby answers only reads)
+        # Served as the leader serves it (a standby answers only reads): the lease taken and
+        # held, though no other loop runs.
+        await self.app.leadership.elect(while_waiting=self.app._load_view)
+        self._holding = asyncio.create_task(self.app.leadership.hold())
+        self.app.ready = True
         self._runner = web.AppRunner(self.app.web, access_log=None)
         await self._runner.setup()
         sock = socket.socket()
@@ -98,6 +103,8 @@ class InProcessGuardbot:
             logging.getLogger("guardbot").setLevel(self._level)
 
     async def _stop(self) -> None:
+        if self._holding is not None:
+            self._holding.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.app.hs.close()
