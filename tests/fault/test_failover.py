@@ -2,7 +2,8 @@
 README's example configures it (docker/nginx-guardbot-pair.conf), against a real Synapse.
 
 The leader is SIGKILLed in the middle of guest storms, again and again, and each time the
-standby takes over and the dead one comes back as the new standby. Afterwards, from the rooms'
+standby takes over and the dead one comes back as the new standby. A leader whose database
+connections are cut is taken over from, and exits when it learns it. Afterwards, from the rooms'
 timelines: every guest out, each removed once per arrival, no one else touched. A frozen
 leader (SIGSTOP, as a machine that stops answering) is taken over from and, woken, exits
 before it does anything more. Each failover is measured (printed; the goal is in bench 7).
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from devtools.nginx_pair import nginx, nginx_pair
 from tests.support.harness import SCALE, MakeDatabase, Secrets, settle
@@ -156,3 +158,77 @@ async def test_a_frozen_leader_is_taken_over_and_exits_when_it_wakes(
         assert leader.proc.returncode == 3, leader.log()[-2000:]
         assert "No longer the leader" in leader.log()
         await storm_until_settled(arena, SCALE.converge_s)
+
+
+class Link:
+    """A TCP link to PostgreSQL that the test can cut: connections through it are dropped and
+    new ones refused, as when a machine loses its network to the database."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.up = True
+        self.port = free_port()
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        self.up = False
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers = []
+
+    async def close(self) -> None:
+        self.cut()
+        self.server.close()
+
+
+async def test_a_leader_cut_off_from_the_database_is_taken_over_and_exits(
+    fault_hs: Homeserver, make_database: MakeDatabase, secrets: Secrets, tmp_path: Path
+) -> None:
+    """The leader's link to the database is cut: it stops acting, the standby takes over, and
+    the old leader, its link back, finds the new term and exits without acting again."""
+    database = URL(await make_database("postgres"))
+    link = Link(database.port or 5432)
+    await link.start()
+    rng = random.Random(11)
+    try:
+        async with pair(fault_hs, tmp_path, str(database), secrets) as bots:
+            leader, standby = bots
+            leader.env["GUARDBOT_DATABASE"] = str(database.with_port(link.port))
+            await leader.start(timeout=60)
+            await standby.start(timeout=60, standby=True)
+            arena = await build_arena(fault_hs, rooms=2)
+            assert leader.proc is not None
+            link.cut()
+            cut_at = time.monotonic()
+            await asyncio.gather(guest_wave(arena, 8, rng), wait_ready(standby))
+            print(f"taken over {time.monotonic() - cut_at:.1f}s after the cut")
+            assert leader.proc.poll() is None  # unsure, not dead: it only stopped acting
+            link.up = True  # back: it renews, finds another term, and exits
+            for _ in range(600):
+                if leader.proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert leader.proc.returncode == 3, leader.log()[-2000:]
+            assert "another process took over from term 1" in leader.log()
+            await storm_until_settled(arena, SCALE.converge_s)
+    finally:
+        await link.close()
