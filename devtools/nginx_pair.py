@@ -5,6 +5,8 @@ For the pair's fault tests and bench 7."""
 from __future__ import annotations
 
 import contextlib
+import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -39,8 +41,11 @@ def nginx_pair(workdir: Path, listen: int, backends: Sequence[int]) -> Iterator[
     root = workdir / "nginx"
     root.mkdir()
     (root / "pair.conf").write_text(pair_config(listen, backends))
+    # Run as root, nginx's workers would be `nobody`, who cannot write the temporary files of
+    # large request bodies under this (private) directory: they run as its owner instead.
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
     (root / "nginx.conf").write_text(
-        f"pid {root}/nginx.pid;\nerror_log {root}/error.log info;\n"
+        f"{user}pid {root}/nginx.pid;\nerror_log {root}/error.log info;\n"
         "events { worker_connections 256; }\n"
         f"http {{\n    access_log {root}/access.log;\n"
         + "".join(
