@@ -28,7 +28,8 @@ from devtools.nginx_pair import nginx, nginx_pair
 from tests.support.harness import SCALE, MakeDatabase, Secrets, settle
 from tests.support.homeserver import GuardbotProcess, Homeserver, free_port
 from tests.support.postgres import POSTGRES
-from tests.support.storm import build_arena, guest_wave, storm_until_settled
+from tests.support.rooms import listed_room
+from tests.support.storm import build_arena, guest_wave, storm_until_settled, unique
 
 pytestmark = [
     pytest.mark.skipif(not POSTGRES, reason="a pair needs PostgreSQL"),
@@ -89,6 +90,23 @@ async def test_the_standby_answers_only_what_reads(
                 assert answer["errcode"] == "M_UNKNOWN" and "standby" in answer["error"]
             async with session.get(leader.url + "/_matrix/mau/ready") as resp:
                 assert resp.status == 200
+            # The door reads only: the standby answers it, from the rooms the leader listed.
+            owner = await fault_hs.user(unique("owner"))
+            room_id = await listed_room(fault_hs, owner)
+            guest = await fault_hs.guest()
+            door = standby.url + "/_guardbot/antispam/user_may_join_room"
+            token = {"Authorization": f"Bearer {fault_hs.antispam_token}"}
+
+            async def answer(user: str) -> int:
+                question = {"user": user, "room": room_id, "is_invited": False}
+                async with session.post(door, json=question, headers=token) as resp:
+                    return resp.status
+
+            async def guest_let_in() -> list[str]:
+                return [] if await answer(guest.user_id) == 403 else ["the guest was let in"]
+
+            await settle(guest_let_in, timeout=30, what="the standby's door refusing a guest")
+            assert await answer(owner.user_id) == 200
         assert "Standby: " in standby.log() and "leads (term" in standby.log()
 
 
