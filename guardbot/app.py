@@ -480,15 +480,14 @@ class Guardbot(Program):
     async def _live(self, _: web.Request) -> web.Response:
         return web.json_response({})
 
-    @property
-    def acting(self) -> bool:
-        """Leading, and sure of it: a leader that could not renew its lease passes the
+    async def acting(self) -> bool:
+        """Leading, and sure of it: a leader that cannot renew its lease passes the
         homeserver's traffic on (a proxy tries the next) until it knows again."""
-        return self.ready and self.leadership.leading
+        return self.ready and await self.leadership.confirm()
 
     async def _ready(self, _: web.Request) -> web.Response:
         # 200 only on the leader: a load balancer sends the homeserver's traffic there.
-        return web.json_response({}, status=200 if self.acting else 503)
+        return web.json_response({}, status=200 if await self.acting() else 503)
 
     @web.middleware
     async def _standby_middleware(
@@ -496,7 +495,7 @@ class Guardbot(Program):
     ) -> web.StreamResponse:
         """A standby answers what only reads (liveness, readiness, the door); everything else
         is the leader's, and a 503 makes the homeserver retry, or a proxy try the next."""
-        if self.acting or request.path.startswith((DOOR_PATHS, "/_matrix/mau/")):
+        if request.path.startswith((DOOR_PATHS, "/_matrix/mau/")) or await self.acting():
             return await handler(request)
         return matrix_error(
             503,

@@ -71,6 +71,7 @@ class Leadership:
         self._deadline = 0.0  # monotonic; past it, this process must not act
         self._waiting_logged = False
         self._doubt_logged = False
+        self._renewing = asyncio.Lock()  # one renewal at a time: the loop's or a confirm()
 
     @property
     def leading(self) -> bool:
@@ -129,25 +130,41 @@ class Leadership:
         """Renew for as long as this process leads; lose the lead when that fails."""
         while self.term is not None:
             await asyncio.sleep(self.interval)
-            term, sent_at = self.term, self.clock.monotonic()
-            try:
-                renewed = await asyncio.wait_for(
-                    self.store.renew(term, self.lease_ms), timeout=self.lease_ms / 1000
-                )
-            except Exception as e:  # the database away or slow: in doubt once past the deadline
-                in_doubt = not self.leading
-                if in_doubt and not self._doubt_logged:
-                    why = str(e) or type(e).__name__
-                    log.error("Not acting until the lease is renewed: %s", why)
-                self._doubt_logged = in_doubt
-                continue
-            if not renewed:
-                self._lose(f"another process took over from term {term}")
-                return
-            if self._doubt_logged:
-                log.warning("The lease is renewed (term %d): acting again", term)
-                self._doubt_logged = False
-            self._hold_until(sent_at)
+            async with self._renewing:
+                await self._renew()
+
+    async def confirm(self) -> bool:
+        """Leading, and sure of it? A leader unsure only because it could not run for a while
+        (a long stall of this process) renews at once rather than turn work away."""
+        if self.term is not None and not self.leading:
+            async with self._renewing:
+                if self.term is not None and not self.leading:
+                    await self._renew()
+        return self.leading
+
+    async def _renew(self) -> None:
+        """One renewal: the lease extended, lost (another term), or left unsure (no answer)."""
+        term, sent_at = self.term, self.clock.monotonic()
+        if term is None:
+            return
+        try:
+            renewed = await asyncio.wait_for(
+                self.store.renew(term, self.lease_ms), timeout=self.lease_ms / 1000
+            )
+        except Exception as e:  # the database away or slow: in doubt once past the deadline
+            in_doubt = not self.leading
+            if in_doubt and not self._doubt_logged:
+                why = str(e) or type(e).__name__
+                log.error("Not acting until the lease is renewed: %s", why)
+            self._doubt_logged = in_doubt
+            return
+        if not renewed:
+            self._lose(f"another process took over from term {term}")
+            return
+        if self._doubt_logged:
+            log.warning("The lease is renewed (term %d): acting again", term)
+            self._doubt_logged = False
+        self._hold_until(sent_at)
 
     async def release(self) -> None:
         """At a clean stop: a standby takes over at its next try, not after the lease."""

@@ -150,3 +150,25 @@ async def test_a_standby_waits_and_then_takes_over(database: db.Database) -> Non
     standby = Leadership(store, Clock(), lease=1, alone=False, on_lost=lambda _: None)
     await asyncio.wait_for(standby.elect(while_waiting=refresh), timeout=10)
     assert standby.term == 2 and waited >= 1
+
+
+async def test_a_leader_that_stalled_confirms_at_once_and_one_taken_over_does_not(
+    database: db.Database,
+) -> None:
+    clock = FakeClock()
+    store = LeaseStore(database)
+    lost: list[str] = []
+    leadership = Leadership(store, clock, lease=60, alone=False, on_lost=lost.append)
+
+    async def never() -> None:
+        raise AssertionError("the lease was free")
+
+    await leadership.elect(while_waiting=never)
+    clock.advance(50)  # its loop did not run for 50 s: unsure, though nobody took over
+    assert not leadership.leading
+    assert await leadership.confirm()  # renewed on the spot: the same term leads on
+    assert leadership.term == 1 and not lost
+    clock.advance(50)
+    assert await store.acquire("usurper", 60_000, force=True) == 2
+    assert not await leadership.confirm()
+    assert lost == ["another process took over from term 1"]
