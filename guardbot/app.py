@@ -301,7 +301,8 @@ class Guardbot(Program):
         self.runner: web.AppRunner | None = None
         self._instance_lock: IO[str] | None = None
         self.tasks: list[asyncio.Task[Any]] = []
-        self.ready = False
+        self.serving = False  # the leader's traffic is taken (transactions, the PWLU API)
+        self.ready = False  # and its loops run: /_matrix/mau/ready says 200
 
     async def start(self) -> None:
         try:
@@ -367,7 +368,7 @@ class Guardbot(Program):
                 await self._take_over()
                 break
             except Exception as e:
-                self.ready = False
+                self.serving = self.ready = False
                 log.warning("Could not take over yet (%s); trying again in %.0fs", e, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -378,7 +379,7 @@ class Guardbot(Program):
         await self._load_view()  # as the last leader left it
         if self.pwlu is not None:
             await self.pwlu.load()  # its DMs are conversations before any transaction arrives
-        self.ready = True  # transactions and the rest are served from here on
+        self.serving = True  # before the ping: it, and the backlog it brings, must get in
         # The homeserver may be backing off from the process that died: the ping makes it
         # send what it holds now (Synapse retries at once for a pinged appservice).
         await self._ping()
@@ -407,6 +408,7 @@ class Guardbot(Program):
             self.tasks.append(background.start("pwlu-nags", nagger.step, self.nag_wakeup))
             carry_overs = self.pwlu.registrar.resume_carry_overs
             self.tasks.append(background.start("pwlu-carry-over", carry_overs))
+        self.ready = True
         log.info("guardbot %s is running as %s", __version__, c.bot_user_id)
 
     async def _check_homeserver(self) -> None:
@@ -483,11 +485,11 @@ class Guardbot(Program):
     async def acting(self) -> bool:
         """Leading, and sure of it: a leader that cannot renew its lease passes the
         homeserver's traffic on (a proxy tries the next) until it knows again."""
-        return self.ready and await self.leadership.confirm()
+        return self.serving and await self.leadership.confirm()
 
     async def _ready(self, _: web.Request) -> web.Response:
         # 200 only on the leader: a load balancer sends the homeserver's traffic there.
-        return web.json_response({}, status=200 if await self.acting() else 503)
+        return web.json_response({}, status=200 if self.ready and await self.acting() else 503)
 
     @web.middleware
     async def _standby_middleware(
@@ -518,7 +520,7 @@ class Guardbot(Program):
         await self._close()
 
     async def _close(self) -> None:
-        self.ready = False
+        self.serving = self.ready = False
         # The listener first, letting requests in flight finish: a background task cancelled
         # inside a database transaction leaves mautrix's SQLite connection mid-transaction,
         # and every request still using it would then fail with a 500.

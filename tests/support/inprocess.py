@@ -85,7 +85,7 @@ class InProcessGuardbot:
         # held, though no other loop runs.
         await self.app.leadership.elect(while_waiting=self.app._load_view)
         self._holding = asyncio.create_task(self.app.leadership.hold())
-        self.app.ready = True
+        self.app.serving = self.app.ready = True
         self._runner = web.AppRunner(self.app.web, access_log=None)
         await self._runner.setup()
         sock = socket.socket()
