@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -48,6 +48,34 @@ def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+async def wait_healthy(
+    proc: asyncio.subprocess.Process,
+    url: str,
+    what: str,
+    log_tail: Callable[[], str],
+    timeout: float,
+) -> None:
+    """Until GET <url>/health answers 200; RuntimeError with the log's tail if the process
+    exits first or `timeout` passes (the caller cleans up)."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            if proc.returncode is not None:
+                raise RuntimeError(
+                    f"{what} exited with code {proc.returncode} during start-up; log tail:\n"
+                    + log_tail()
+                )
+            with contextlib.suppress(TimeoutError, aiohttp.ClientError):  # not listening yet
+                async with session.get(
+                    url + "/health", timeout=aiohttp.ClientTimeout(total=2)
+                ) as resp:
+                    if resp.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} not healthy after {timeout}s; log tail:\n" + log_tail())
+            await asyncio.sleep(0.1)
 
 
 class LocalSynapse:
@@ -207,30 +235,11 @@ class LocalSynapse:
                 stderr=log,
                 cwd=str(self.workdir),
             )
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
-            while True:
-                if self._proc.returncode is not None:
-                    code = self._proc.returncode
-                    self._proc = None
-                    raise RuntimeError(
-                        f"Synapse exited with code {code} during start-up; log tail:\n"
-                        + self.log_tail()
-                    )
-                try:
-                    async with session.get(
-                        self.base_url + "/health", timeout=aiohttp.ClientTimeout(total=2)
-                    ) as resp:
-                        if resp.status == 200:
-                            return
-                except (TimeoutError, aiohttp.ClientError):
-                    pass  # not listening yet
-                if time.monotonic() > deadline:
-                    await self.stop()
-                    raise RuntimeError(
-                        f"Synapse not healthy after {timeout}s; log tail:\n" + self.log_tail()
-                    )
-                await asyncio.sleep(0.1)
+        try:
+            await wait_healthy(self._proc, self.base_url, "Synapse", self.log_tail, timeout)
+        except RuntimeError:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         """SIGTERM, wait up to 10 s, then SIGKILL. Safe to call when not running."""

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import aiohttp
 import asyncpg
 
-from .local_synapse import _LOG_TAIL_LINES, LocalSynapse, _free_port
+from .local_synapse import _LOG_TAIL_LINES, LocalSynapse, _free_port, wait_healthy
 
 POSTGRES_DEFAULT = "postgres://postgres@127.0.0.1:5432/postgres"
 _PROXY_SCRIPT = pathlib.Path(__file__).resolve().with_name("worker_proxy.py")
@@ -291,37 +290,22 @@ class WorkerSynapse(LocalSynapse):
                 stderr=log,
                 cwd=str(self.workdir),
             )
-        await self._wait_healthy(worker.url, worker, timeout)
+        what = f"Synapse worker {worker.name}"
+
+        def log_tail() -> str:
+            return f"({worker.log_path})\n" + _tail(worker.log_path, 60)
+
+        try:
+            await wait_healthy(worker.proc, worker.url, what, log_tail, timeout)
+        except RuntimeError:
+            await self.stop_worker(name)
+            raise
 
     async def stop_worker(self, name: str) -> None:
         """Stop one worker (SIGTERM, then SIGKILL after 10 s); the rest keep running."""
         worker = self.workers[name]
         proc, worker.proc = worker.proc, None
         await _terminate(proc)
-
-    async def _wait_healthy(self, url: str, worker: Worker, timeout: float) -> None:
-        assert worker.proc is not None
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
-            while True:
-                if worker.proc.returncode is not None:
-                    code, worker.proc = worker.proc.returncode, None
-                    raise RuntimeError(
-                        f"Synapse worker {worker.name} exited with code {code} during start-up;"
-                        f" log tail ({worker.log_path}):\n" + _tail(worker.log_path, 60)
-                    )
-                with contextlib.suppress(TimeoutError, aiohttp.ClientError):
-                    async with session.get(
-                        url + "/health", timeout=aiohttp.ClientTimeout(total=2)
-                    ) as resp:
-                        if resp.status == 200:
-                            return
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"Synapse worker {worker.name} not healthy after {timeout}s; log tail"
-                        f" ({worker.log_path}):\n" + _tail(worker.log_path, 60)
-                    )
-                await asyncio.sleep(0.1)
 
     async def _start_proxy(self, timeout: float = 20) -> None:
         if self._proxy is not None and self._proxy.returncode is None:
