@@ -18,6 +18,16 @@ from guardbot.leader import Leadership
 from tests.support.clock import FakeClock
 
 
+def candidate(store: LeaseStore, clock: Clock, lease: float) -> tuple[Leadership, list[str]]:
+    """A process asking for the lease, and the list of why it was told it lost it."""
+    lost: list[str] = []
+    return Leadership(store, clock, lease=lease, alone=False, on_lost=lost.append), lost
+
+
+async def lease_was_free() -> None:
+    raise AssertionError("the lease was free: nobody should have had to wait")
+
+
 async def test_one_holder_and_a_new_term_after_it_runs_out(database: db.Database) -> None:
     lease = LeaseStore(database)
     assert await lease.acquire("a", 300) == 1
@@ -70,14 +80,9 @@ async def test_an_observation_is_decided_once(database: db.Database) -> None:
 
 async def test_a_leader_stops_before_its_lease_can_run_out(database: db.Database) -> None:
     clock = FakeClock()
-    lost: list[str] = []
-    leadership = Leadership(LeaseStore(database), clock, lease=5, alone=False, on_lost=lost.append)
-
-    async def never() -> None:
-        raise AssertionError("the lease was free")
-
+    leadership, lost = candidate(LeaseStore(database), clock, lease=5)
     assert leadership.may_act()  # not a leader yet: nothing of a leader's to hold back
-    await leadership.elect(while_waiting=never)
+    await leadership.elect(while_waiting=lease_was_free)
     assert leadership.leading and leadership.term == 1
     clock.advance(3.9)
     assert leadership.may_act()
@@ -101,13 +106,8 @@ async def test_a_leader_cut_off_from_the_database_waits_then_leads_on(
     database: db.Database,
 ) -> None:
     store = FlakyLease(database)
-    lost: list[str] = []
-    leadership = Leadership(store, Clock(), lease=1, alone=False, on_lost=lost.append)
-
-    async def nothing() -> None:
-        pass
-
-    await leadership.elect(while_waiting=nothing)
+    leadership, lost = candidate(store, Clock(), lease=1)
+    await leadership.elect(while_waiting=lease_was_free)
     holding = asyncio.create_task(leadership.hold())
     store.down = True
     await asyncio.sleep(1.2)  # past its deadline (0.8 s): holds back
@@ -125,13 +125,8 @@ async def test_a_leader_whose_term_was_taken_over_loses_at_its_next_renewal(
     database: db.Database,
 ) -> None:
     store = LeaseStore(database)
-    lost: list[str] = []
-    leadership = Leadership(store, Clock(), lease=1, alone=False, on_lost=lost.append)
-
-    async def nothing() -> None:
-        pass
-
-    await leadership.elect(while_waiting=nothing)
+    leadership, lost = candidate(store, Clock(), lease=1)
+    await leadership.elect(while_waiting=lease_was_free)
     assert await store.acquire("usurper", 60_000, force=True) == 2
     await asyncio.wait_for(leadership.hold(), timeout=10)
     assert lost == ["another process took over from term 1"]
@@ -147,7 +142,7 @@ async def test_a_standby_waits_and_then_takes_over(database: db.Database) -> Non
         nonlocal waited
         waited += 1
 
-    standby = Leadership(store, Clock(), lease=1, alone=False, on_lost=lambda _: None)
+    standby, _ = candidate(store, Clock(), lease=1)
     await asyncio.wait_for(standby.elect(while_waiting=refresh), timeout=10)
     assert standby.term == 2 and waited >= 1
 
@@ -157,13 +152,8 @@ async def test_a_leader_that_stalled_confirms_at_once_and_one_taken_over_does_no
 ) -> None:
     clock = FakeClock()
     store = LeaseStore(database)
-    lost: list[str] = []
-    leadership = Leadership(store, clock, lease=60, alone=False, on_lost=lost.append)
-
-    async def never() -> None:
-        raise AssertionError("the lease was free")
-
-    await leadership.elect(while_waiting=never)
+    leadership, lost = candidate(store, clock, lease=60)
+    await leadership.elect(while_waiting=lease_was_free)
     clock.advance(50)  # its loop did not run for 50 s: unsure, though nobody took over
     assert not leadership.leading
     assert await leadership.confirm()  # renewed on the spot: the same term leads on

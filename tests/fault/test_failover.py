@@ -64,6 +64,16 @@ async def pair(
             assert not found, f"secrets in guardbot's log {bot.log_path}: {found}"
 
 
+async def exit_code(bot: GuardbotProcess, timeout: float = 30) -> int | None:
+    """How the process ended, once it has (None: still running after `timeout`)."""
+    assert bot.proc is not None
+    for _ in range(int(timeout / 0.05)):
+        if bot.proc.poll() is not None:
+            break
+        await asyncio.sleep(0.05)
+    return bot.proc.poll()
+
+
 async def wait_ready(bot: GuardbotProcess, timeout: float = 60) -> None:
     async def standing_by() -> list[str]:
         return [] if await bot.is_ready() else [f"{bot.url} is not ready"]
@@ -169,11 +179,7 @@ async def test_a_frozen_leader_is_taken_over_and_exits_when_it_wakes(
         _, took = await asyncio.gather(guest_wave(arena, 8, rng), takeover())
         print(f"taken over {took:.1f}s after the freeze")
         os.kill(leader.proc.pid, signal.SIGCONT)
-        for _ in range(600):
-            if leader.proc.poll() is not None:
-                break
-            await asyncio.sleep(0.05)
-        assert leader.proc.returncode == 3, leader.log()[-2000:]
+        assert await exit_code(leader) == 3, leader.log()[-2000:]
         assert "No longer the leader" in leader.log()
         await storm_until_settled(arena, SCALE.converge_s)
 
@@ -241,11 +247,7 @@ async def test_a_leader_cut_off_from_the_database_is_taken_over_and_exits(
             print(f"taken over {time.monotonic() - cut_at:.1f}s after the cut")
             assert leader.proc.poll() is None  # unsure, not dead: it only stopped acting
             link.up = True  # back: it renews, finds another term, and exits
-            for _ in range(600):
-                if leader.proc.poll() is not None:
-                    break
-                await asyncio.sleep(0.05)
-            assert leader.proc.returncode == 3, leader.log()[-2000:]
+            assert await exit_code(leader) == 3, leader.log()[-2000:]
             assert "another process took over from term 1" in leader.log()
             await storm_until_settled(arena, SCALE.converge_s)
     finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -28,6 +27,7 @@ from tests.support.harness import (
     scan_synapse_log,
 )
 from tests.support.homeserver import Homeserver, free_port, running_homeserver
+from tests.support.lost_join import joins_behind_a_frozen_guardbot
 from tests.support.rooms import listed_room, wait_removed
 from tests.support.storm import unique
 
@@ -134,27 +134,13 @@ async def test_a_join_lost_while_guardbot_was_frozen_is_caught_by_the_directory_
     the directory polls carry can tell that someone came in unseen."""
     hs, gate = gated_hs
     bot = await launch(hs, await make_database(backends()[0]), DIRECTORY__POLL_INTERVAL=1)
-    owner = await hs.user(unique("owner"))
-    room_id = await listed_room(hs, owner)
-    first, held, lost = [await hs.guest() for _ in range(3)]
-    await first.join(room_id)
-    await wait_removed(owner, room_id, first.user_id)
-    await asyncio.sleep(3)  # a few polls: the room's count without guests is stored
 
-    assert bot.proc is not None
-    bot.proc.send_signal(signal.SIGSTOP)
-    try:
-        await held.join(room_id)  # its transaction goes to a guardbot that does not answer
-        await asyncio.sleep(0.5)
-        await lost.join(room_id)  # queued in Synapse's memory behind the one in flight
-        await asyncio.sleep(0.5)
+    async def restart() -> None:
         await hs.synapse.stop()
         await hs.synapse.start()
-    finally:
-        bot.proc.send_signal(signal.SIGCONT)
 
-    await wait_removed(owner, room_id, held.user_id, timeout=60)
-    await wait_removed(owner, room_id, lost.user_id, timeout=60)
+    joins = await joins_behind_a_frozen_guardbot(hs, bot, restart)
+    owner, room_id, lost = joins.owner, joins.room_id, joins.lost
     member = await owner.member_event(room_id, lost.user_id)
     assert member is not None and member["sender"] == hs.bot_user_id
     lost_join = member["unsigned"]["replaces_state"]

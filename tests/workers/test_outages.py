@@ -12,12 +12,12 @@ running again).
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 
 from devtools.synapse_workers import WorkerSynapse
 from tests.support.harness import bounded, room_ledger
 from tests.support.homeserver import Homeserver, StartGuardbot
+from tests.support.lost_join import joins_behind_a_frozen_guardbot
 from tests.support.rooms import listed_room, wait_removed
 from tests.support.storm import build_arena, register_guests, storm_until_settled, unique
 
@@ -89,27 +89,13 @@ async def test_a_join_lost_in_an_appservice_worker_restart_is_caught(
     counts that its directory polls carry can tell that someone came in unseen."""
     hs, synapse = workers_hs, worker_synapse(workers_hs)
     bot = await start_workers_guardbot(POLICY__LISTED_ROOMS="kick", DIRECTORY__POLL_INTERVAL=1)
-    owner = await hs.user(unique("owner"))
-    room_id = await listed_room(hs, owner)
-    first, held, lost = [await hs.guest() for _ in range(3)]
-    await first.join(room_id)
-    await wait_removed(owner, room_id, first.user_id)
-    await asyncio.sleep(3)  # a few polls: the room's count without guests is stored
 
-    assert bot.proc is not None
-    bot.proc.send_signal(signal.SIGSTOP)
-    try:
-        await held.join(room_id)  # its transaction goes to a guardbot that does not answer
-        await asyncio.sleep(0.5)
-        await lost.join(room_id)  # queued in the appservice worker's memory
-        await asyncio.sleep(0.5)
+    async def restart() -> None:  # the appservice worker alone: the client API stays up
         await synapse.stop_worker(WorkerSynapse.APPSERVICE)
         await synapse.start_worker(WorkerSynapse.APPSERVICE)
-    finally:
-        bot.proc.send_signal(signal.SIGCONT)
 
-    await wait_removed(owner, room_id, held.user_id, timeout=60)
-    await wait_removed(owner, room_id, lost.user_id, timeout=60)
+    joins = await joins_behind_a_frozen_guardbot(hs, bot, restart)
+    room_id, first, held, lost = joins.room_id, joins.first, joins.held, joins.lost
     await assert_removed_once(hs, room_id, {first.user_id, held.user_id, lost.user_id})
 
 
