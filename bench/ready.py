@@ -55,7 +55,7 @@ def _config(path: pathlib.Path, hs_url: str, port: int) -> None:
     config["homeserver.domain"] = DOMAIN
     config["appservice.address"] = f"http://127.0.0.1:{port}"
     config["appservice.port"] = port
-    registration.new_tokens(config)
+    registration.fill_tokens(config)
     config.save()
 
 

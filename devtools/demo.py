@@ -78,7 +78,7 @@ def write_guardbot_config(workdir: pathlib.Path, hs: LocalSynapse, port: int) ->
     config = hs.guardbot_config(path, port)
     config["database"] = f"sqlite:{workdir / 'guardbot.db'}"
     config["directory.poll_interval"] = 2
-    registration.new_tokens(config)
+    registration.fill_tokens(config)
     config.save()
     registration.write(registration.build(config), str(workdir / "registration.yaml"))
     return path

@@ -39,8 +39,9 @@ if [ ! -e "$config" ]; then
         rm -f "$config"  # the next run starts over instead of running a half-made config
         exit 1
     fi
-    # The homeserver (another user, another container) must read the registration.
-    chmod 644 "$registration"
+    # The homeserver (another user, another container) must read the registration. None is
+    # written while the config still names example.org (no GUARDBOT_* essentials given).
+    [ ! -e "$registration" ] || chmod 644 "$registration"
     cat <<NEXT
 guardbot: first run. Wrote $config and $registration (with new tokens).
 
@@ -50,7 +51,7 @@ Next:
      variables override any key (GUARDBOT_HOMESERVER__ADDRESS, GUARDBOT_DATABASE, ...).
      If you change the domain, bot username, appservice id or address later, run this
      container with: -c $config -g -r $registration
-     (new tokens), then restart the homeserver.
+     (it keeps the tokens and says what to restart).
   2. Give the homeserver $registration: list it in app_service_config_files in
      homeserver.yaml, and restart the homeserver.
   3. Start this container again: it runs guardbot. To check the set-up, run it with

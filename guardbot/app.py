@@ -7,11 +7,11 @@ non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import copy
 import logging
 import logging.config
-import os
 import signal
 import sys
 from typing import IO, Any
@@ -25,7 +25,7 @@ from guardbot.background import Wakeup
 from guardbot.commands.management import Management
 from guardbot.commands.reports import Reports
 from guardbot.commands.room import RoomCommands
-from guardbot.config import Config, ConfigError, create_from_example, load
+from guardbot.config import Config, ConfigError, load
 from guardbot.core.clock import Clock
 from guardbot.db import single_instance
 from guardbot.db.lease import LeaseStore
@@ -74,11 +74,24 @@ class Guardbot(Program):
 
     def prepare_arg_parser(self) -> None:
         super().prepare_arg_parser()
+        self.parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        self.parser.epilog = (
+            "other commands (each has its own --help):\n"
+            "  guardbot doctor -c config.yaml -r registration.yaml [--fix]   check a set-up\n"
+            "  guardbot audit -c config.yaml [--room R] [--user U]          print the audit log"
+        )
         self.parser.add_argument(
             "-g",
             "--generate-registration",
             action="store_true",
-            help="write the appservice registration (new tokens) and exit",
+            help="write the appservice registration and exit; tokens already in the config"
+            " are kept",
+        )
+        self.parser.add_argument(
+            "--new-tokens",
+            action="store_true",
+            help="with -g: replace the appservice and door tokens (then update homeserver.yaml"
+            " and restart the homeserver and guardbot)",
         )
         self.parser.add_argument(
             "-r",
@@ -93,52 +106,11 @@ class Guardbot(Program):
         path = self.args.config
         try:
             if self.args.generate_registration:
-                self._generate_registration(path)
+                registration.generate(path, self.args.registration, renew=self.args.new_tokens)
                 raise SystemExit(0)
             self.config = load(path)
         except ConfigError as e:
             fail(str(e))
-
-    def _generate_registration(self, path: str) -> None:
-        created = not os.path.exists(path)
-        if created:
-            create_from_example(path)
-            print(f"Created {path} from the example config.")
-        config = Config(path)
-        config.load()
-        config.check_unknown_keys()
-        config.update(save=False)
-        registration.new_tokens(config)
-        # Check everything (environment included) before touching the file: new tokens in the
-        # config but not in a registration would lock guardbot out of the homeserver.
-        effective = Config(path)
-        effective._data = copy.deepcopy(config._data)
-        effective.apply_env()
-        effective.validate()
-        registration.write(registration.build(effective), self.args.registration)
-        config.save()
-        print(f"Wrote {self.args.registration} and stored its tokens in {path}.")
-        example = Config(path).load_base()
-        essentials = ("homeserver.address", "homeserver.domain", "appservice.address")
-        if created and example and all(effective[k] == example[k] for k in essentials):
-            # Still the example's: a registration for example.org is not worth installing.
-            print(
-                f"Next: edit {path}: at least {', '.join(essentials)} and database (or set"
-                " them as GUARDBOT_* variables), then run this command again; it writes the"
-                " registration for your server with new tokens."
-            )
-            return
-        print(
-            f"Next: add {os.path.abspath(self.args.registration)} to app_service_config_files"
-            " in homeserver.yaml, restart the homeserver, then run guardbot -c " + path
-        )
-        hidden = f"<antispam.token from {os.path.abspath(path)}>"
-        print(
-            '\nThe door (recommended; README, "The door"): install synapse-http-antispam where'
-            " Synapse runs (pip install synapse-http-antispam) and add to homeserver.yaml:\n"
-            + registration.dump_yaml({"modules": [registration.door_module(effective, hidden)]})
-            + "(authorization: the antispam.token in the config, kept out of this output)"
-        )
 
     def prepare_log(self) -> None:
         try:

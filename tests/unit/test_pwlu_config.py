@@ -93,8 +93,9 @@ def test_bad_pwlu_value_names_its_key(tmp_path: Path, key: str, value: str) -> N
 def test_generate_makes_a_secret_once_and_keeps_a_real_one(tmp_path: Path) -> None:
     config = Config(config_file(tmp_path))
     config.load()
-    registration.new_tokens(config)
+    assert "pwlu.secret" in registration.fill_tokens(config)
     first = config["pwlu.secret"]
     assert first != "generate" and len(first) >= 32
-    registration.new_tokens(config)  # -g again: new appservice tokens, same PWLU secret
+    # -g --new-tokens: new appservice and door tokens, the same PWLU secret
+    assert "pwlu.secret" not in registration.fill_tokens(config, renew=True)
     assert config["pwlu.secret"] == first
