@@ -42,6 +42,12 @@ DOOR_ANSWERS = Counter(
     "Answers at the door, by callback and answer (allowed, refused, late, unsure)",
     ["callback", "answer"],
 )
+DOOR_TOKEN_REFUSED = Counter(
+    "guardbot_door_token_refused_total",
+    "Calls at the door refused for their token (missing or wrong): homeserver.yaml's"
+    " synapse_http_antispam authorization is not guardbot's antispam.token",
+    ["reason"],
+)
 DOOR_SECONDS = Histogram(
     "guardbot_door_seconds",
     "Time guardbot took to answer the door, by callback",

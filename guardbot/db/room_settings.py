@@ -1,5 +1,5 @@
 """Settings that change at run time: room admins' policies, dry-run switches, and when the
-homeserver last called the door."""
+homeserver last called the door (and last called it with a token guardbot refused)."""
 
 from __future__ import annotations
 
@@ -55,4 +55,16 @@ class SettingsStore:
 
     async def door_last_seen(self) -> tuple[str, int] | None:
         row = await self.db.fetchrow("SELECT what, at FROM door_seen WHERE id=1")
+        return (row["what"], row["at"]) if row else None
+
+    async def door_token_refused(self, what: str, now: int) -> None:
+        await self.db.execute(
+            "INSERT INTO door_token_refused (id, what, at) VALUES (1, $1, $2)"
+            " ON CONFLICT (id) DO UPDATE SET what=$1, at=$2",
+            what,
+            now,
+        )
+
+    async def door_last_refused(self) -> tuple[str, int] | None:
+        row = await self.db.fetchrow("SELECT what, at FROM door_token_refused WHERE id=1")
         return (row["what"], row["at"]) if row else None

@@ -8,9 +8,14 @@ classified, and a bound on every answer after which the join goes through (the e
 kick or forbid, stays the backstop). A publication tells guardbot that a room is becoming
 listed: the directory checks it at once instead of at the next poll.
 
-Every refusal is an answer, not an action: nothing is stored, nothing is queued. The module
-refuses the join on any non-2xx answer that carries an errcode, so auth errors here refuse too:
-the token must match (guardbot doctor checks the module's ping).
+Every refusal is an answer, not an action: nothing is stored, nothing is queued.
+
+The module refuses the join on any error answer that is JSON, and only an answer that is not
+JSON counts as a failure, for which its `fail_open` lets the join through. So a call with a
+wrong token (homeserver.yaml's `authorization` is not `antispam.token`, e.g. after new tokens)
+is answered in plain text: the server's joins then go on where the admin chose fail_open
+(the event path still removes guests), and stay closed where they did not. It is logged,
+counted and recorded for doctor, because nothing else would show it.
 """
 
 from __future__ import annotations
@@ -44,6 +49,14 @@ PREFIX = "/_guardbot/antispam"
 # the door only reads, and the directory's own record wins once it has one.
 LOOKUP_TTL_S = 60.0
 LOOKUPS_KEPT = 10_000
+# A wrong token is refused on every join on the server: say so once a minute, and record it
+# for doctor at most every few seconds.
+TOKEN_WARNING_EVERY_S = 60.0
+TOKEN_RECORD_EVERY_S = 5.0
+TOKEN_FIX = (
+    "copy antispam.token from guardbot's config into homeserver.yaml's synapse_http_antispam"
+    " entry (authorization) and restart the homeserver"
+)
 
 
 class Door:
@@ -72,6 +85,9 @@ class Door:
         self.refusal = refusal
         self._lookups: OrderedDict[str, tuple[bool, float]] = OrderedDict()
         self._seen = False  # the first call since start is recorded, for doctor
+        self._token_refusals = 0  # since the last warning
+        self._token_warned_at: float | None = None
+        self._token_recorded_at: float | None = None
 
     def register(self, app: web.Application) -> None:
         app.router.add_post(PREFIX + "/{callback}", self.handle)
@@ -80,11 +96,11 @@ class Door:
     async def handle(self, request: web.Request) -> web.Response:
         token = bearer_token(request)
         if token is None:
-            return matrix_error(401, "M_MISSING_TOKEN", "Missing antispam token")
+            return await self._refuse_token("missing token")
         if not self._token or not hmac.compare_digest(
             token.encode("utf-8", "surrogateescape"), self._token
         ):
-            return matrix_error(403, "M_FORBIDDEN", "Wrong antispam token")
+            return await self._refuse_token("wrong token")
         try:
             body = json.loads(await request.read())
         except (ValueError, RecursionError):
@@ -99,6 +115,34 @@ class Door:
             await self._record_seen(callback)
         with metrics.DOOR_SECONDS.labels(callback).time():
             return await self._answer(callback, body)
+
+    async def _refuse_token(self, what: str) -> web.Response:
+        metrics.DOOR_TOKEN_REFUSED.labels(what.split()[0]).inc()
+        now = self.clock.monotonic()
+        self._token_refusals += 1
+        if self._token_warned_at is None or now - self._token_warned_at >= TOKEN_WARNING_EVERY_S:
+            log.error(
+                "The door refused %d call(s) from the homeserver (%s): the door module's token"
+                " is not guardbot's antispam.token, so joins, invites and publications go"
+                " through unchecked where its fail_open is set, and are all refused where it"
+                " is not. Fix: %s.",
+                self._token_refusals,
+                what,
+                TOKEN_FIX,
+            )
+            self._token_warned_at, self._token_refusals = now, 0
+        if self._token_recorded_at is None or now - self._token_recorded_at >= TOKEN_RECORD_EVERY_S:
+            self._token_recorded_at = now
+            self._seen = False  # the next good call is recorded again: doctor sees the fix
+            try:
+                await self.settings.door_token_refused(what, self.clock.now_ms())
+            except Exception:
+                log.exception("Could not record the door's refused token")
+        # Plain text, not Matrix JSON: the module then counts the call as failed, and its
+        # fail_open decides (see the module docstring).
+        return web.Response(
+            status=401, text=f"guardbot refused this antispam token ({what}): {TOKEN_FIX}\n"
+        )
 
     async def _answer(self, callback: str, body: dict[str, Any]) -> web.Response:
         match callback:

@@ -26,6 +26,13 @@ from guardbot.core.power import RoomPower
 log = logging.getLogger(__name__)
 
 CS = "/_matrix/client/v3"
+STALE_TOKEN = (
+    "the homeserver does not know guardbot's as_token: it loaded another registration for"
+    " guardbot. Restart guardbot if you ran `guardbot -g --new-tokens`, and check that"
+    " app_service_config_files names the registration written with this config's tokens"
+    " (guardbot doctor compares them); guardbot's work waits until then"
+)
+STALE_TOKEN_LOG_EVERY_S = 60.0
 # The login probe always uses this device, so a probe cut off before its logout leaves at most
 # one stray device per account, replaced by the next probe.
 PROBE_DEVICE = "GUARDBOT_PASSWORD_CHECK"
@@ -39,6 +46,9 @@ class HomeserverError(Exception):
     errcode: str
     error: str
     body: dict[str, Any]
+    # The homeserver does not know guardbot's own as_token: its registration and this
+    # process's config disagree. Nothing is refused for good over it; the work waits.
+    stale_token: bool = False
 
     def __str__(self) -> str:
         if self.status == 0:
@@ -52,8 +62,8 @@ class HomeserverError(Exception):
 
     @property
     def transient(self) -> bool:
-        """Worth retrying later as is: rate limits, outages, timeouts."""
-        return self.status in (0, 429, 502, 503, 504) or self.status >= 500
+        """Worth retrying later as is: rate limits, outages, timeouts, a stale token."""
+        return self.stale_token or self.status in (0, 429, 502, 503, 504) or self.status >= 500
 
     @property
     def not_in_room(self) -> bool:
@@ -111,6 +121,7 @@ class Homeserver:
         # Asked before every write: a leader whose lease may have run out (a standby may be
         # acting by now) must not kick, send or set anything (guardbot/leader.py).
         self.may_write = may_write
+        self._stale_logged_at: float | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -161,10 +172,18 @@ class Homeserver:
             plain = f"HTTP {status} without a Matrix error" + (
                 " (a proxy whose upstream is down?)" if status in (502, 503, 504) else ""
             )
-            raise HomeserverError(
-                status, str(data.get("errcode", "M_UNKNOWN")), str(data.get("error", plain)), data
-            )
+            errcode = str(data.get("errcode", "M_UNKNOWN"))
+            if status == 401 and not token and auth:
+                self._stale_token()
+                raise HomeserverError(status, errcode, STALE_TOKEN, data, stale_token=True)
+            raise HomeserverError(status, errcode, str(data.get("error", plain)), data)
         return data
+
+    def _stale_token(self) -> None:
+        now = self.clock.monotonic()
+        if self._stale_logged_at is None or now - self._stale_logged_at >= STALE_TOKEN_LOG_EVERY_S:
+            self._stale_logged_at = now
+            log.error("401 from the homeserver: %s", STALE_TOKEN)
 
     def _reachable(self, answered: bool) -> None:
         was_unreachable, self.unreachable = self.unreachable, not answered
@@ -199,9 +218,9 @@ class Homeserver:
                 "GET", f"/_synapse/admin/v1/users/{q(self.bot_user_id)}/admin"
             )
         except HomeserverError as e:
-            if e.status in (401, 403, 404):
+            if e.status in (401, 403, 404) and not e.stale_token:
                 return False
-            raise
+            raise  # a stale token is not a lost right: the rights are unknown until fixed
         return bool(data.get("admin"))
 
     async def admin_user(self, user_id: str) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -13,6 +14,7 @@ from guardbot import background, db
 from guardbot.core.actions import Kick, WaitingOn
 from guardbot.core.clock import Clock
 from guardbot.guard.executor import Executor
+from guardbot.matrix.client import Homeserver, HomeserverError
 
 ROOM, GUEST, BOT = "!room:example.org", "@7:example.org", "@guardbot:example.org"
 
@@ -128,4 +130,52 @@ async def test_a_proxy_error_page_is_one_line_and_retried(database: db.Database)
         assert "\n" not in row["outcome"] and "<html>" not in row["outcome"]
         assert "502" in row["outcome"] and "proxy" in row["outcome"]
     finally:
+        await fake.server.close()
+
+
+UNKNOWN_TOKEN = {"errcode": "M_UNKNOWN_TOKEN", "error": "Unrecognised access token"}
+
+
+async def test_a_stale_token_waits_and_says_so(database: db.Database, caplog) -> None:
+    """Synapse restarted with a registration from `-g --new-tokens` while guardbot ran on the
+    old tokens: its 401 M_UNKNOWN_TOKEN dropped sweeps "for good" and read as lost admin
+    rights. Now the work waits, and the log names the cause."""
+    fake = FakeHomeserver([(401, UNKNOWN_TOKEN)])
+    executor, store = await run_kick(database, fake)
+    try:
+        await executor.run_once()
+        (row,) = await store.history()
+        assert (row["state"], row["waiting_on"]) == ("pending", WaitingOn.HOMESERVER)
+        assert "another registration for guardbot" in row["outcome"]
+        assert "another registration for guardbot" in caplog.text
+        assert "restart guardbot" in caplog.text.lower()
+
+        # The rights are unknown, not lost: the admin check raises instead of answering no.
+        guests = executor.guests
+        guests.set_admin(True)
+        fake_admin = web.Application()
+        fake_admin.router.add_get(
+            "/{tail:.*}", lambda _: web.json_response(UNKNOWN_TOKEN, status=401)
+        )
+        server = TestServer(fake_admin)
+        await server.start_server()
+        stale = Homeserver(str(server.make_url("")), "old-token", BOT)
+        try:
+            guests.hs, kept = stale, guests.hs
+            with pytest.raises(HomeserverError) as caught:
+                await guests.check_admin()
+            assert caught.value.stale_token and caught.value.transient
+            assert guests.admin
+        finally:
+            guests.hs = kept
+            await stale.close()
+            await server.close()
+
+        # Once guardbot runs with the tokens the homeserver knows, the kick goes, once.
+        await database.execute("UPDATE action SET next_attempt_at=0")
+        await executor.run_once()
+        (row,) = await store.history()
+        assert row["state"] == "done" and len(fake.kicks) == 1
+    finally:
+        await executor.hs.close()
         await fake.server.close()

@@ -116,3 +116,41 @@ async def test_doctor_sees_that_the_homeserver_calls_the_door(
     )
     (line,) = [line for line in done.stdout.splitlines() if line.split(" ")[1:2] == ["door:"]]
     assert line.startswith("✓") and "the homeserver called it" in line, done.stdout
+
+
+async def test_a_wrong_door_token_never_stops_the_servers_joins(
+    door_homeserver: Homeserver, start_door_guardbot: StartGuardbot, tmp_path: pathlib.Path
+) -> None:
+    """homeserver.yaml's authorization no longer matches antispam.token (a -g that made new
+    tokens): every local join on the server was refused with "Wrong antispam token". Now the
+    module's fail_open lets joins through, the event path removes the guest, and doctor names
+    the token."""
+    hs = door_homeserver
+    bot = await start_door_guardbot(
+        POLICY__LISTED_ROOMS="kick", ANTISPAM__TOKEN="not-the-token-in-homeserver-yaml"
+    )
+    alice = await hs.user("alice_door_token")
+    room_id = await listed_room(hs, alice)  # the publication passes too
+    bob = await hs.user("bob_door_token")
+    await bob.join(room_id)
+    assert await alice.membership(room_id, bob.user_id) == "join"
+    guest = await hs.guest()
+    await guest.join(room_id)  # unchecked at the door: the backstop acts
+    await wait_removed(alice, room_id, guest.user_id, timeout=60)
+    assert await alice.membership(room_id, bob.user_id) == "join"
+    await bot.stop()
+    assert "the door module's token is not guardbot's antispam.token" in bot.log()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "guardbot", "doctor", "-c", str(hs.config_path)],
+        capture_output=True,
+        text=True,
+        env=bot.env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    (line,) = [line for line in done.stdout.splitlines() if line.split(" ")[1:2] == ["door:"]]
+    assert line.startswith("✗") and "with a wrong token" in line, done.stdout
+    assert "into homeserver.yaml's synapse_http_antispam entry (authorization)" in line
+    (directory,) = [line for line in done.stdout.splitlines() if " directory:" in line]
+    assert "enable_room_list_search" not in directory, done.stdout

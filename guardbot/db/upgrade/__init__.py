@@ -12,4 +12,5 @@ from guardbot.db.upgrade import (  # noqa: E402,F401
     v06_member_counts,
     v07_pwlu_recovery,
     v08_leader,
+    v09_door_token,
 )

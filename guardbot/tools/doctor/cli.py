@@ -276,12 +276,24 @@ async def check_door(config: Config, report: Report) -> None:
         return
     try:
         await asyncio.wait_for(database.start(), DB_TIMEOUT)
-        seen = await db.SettingsStore(database).door_last_seen()
+        settings = db.SettingsStore(database)
+        seen = await settings.door_last_seen()
+        refused = await settings.door_last_refused()
     except Exception:
         report.skip(name, "the database cannot tell (see the database line)")
         return
     finally:
         await _stop(database)
+    if refused is not None and (seen is None or refused[1] >= seen[1]):
+        last_good = f"; the last good call was at {_utc(seen[1])}" if seen else ""
+        report.fail(
+            name,
+            f"the homeserver called it at {_utc(refused[1])} with a {refused[0]}: joins go"
+            f" through unchecked by the door (fail_open) or are all refused{last_good}",
+            f"copy antispam.token from {os.path.abspath(config.path)} into homeserver.yaml's"
+            " synapse_http_antispam entry (authorization) and restart the homeserver",
+        )
+        return
     if seen is None:
         report.skip(
             name,
@@ -291,8 +303,11 @@ async def check_door(config: Config, report: Report) -> None:
         )
         return
     what, at = seen
-    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at / 1000))
-    report.ok(name, f"the homeserver called it at {when} ({what})")
+    report.ok(name, f"the homeserver called it at {_utc(at)} ({what})")
+
+
+def _utc(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
 
 
 async def check_database(config: Config, report: Report, fix: bool, command: str) -> None:

@@ -18,6 +18,8 @@ from guardbot.config import Config
 from guardbot.matrix.client import Homeserver, HomeserverError, q
 from guardbot.tools.doctor.report import Report
 
+# What Synapse itself says when enable_room_list_search is false (handlers/directory.py).
+SYNAPSE_NO_PUBLISHING = "This user is not permitted to publish rooms to the room list"
 # A guest-shaped ID nobody has: Synapse numbers guests from 1 up.
 GUEST_SAMPLE = "987654321987"
 
@@ -211,13 +213,25 @@ class HomeserverChecks:
             # unknown room before it reads the rules: this request changes nothing.
             await self._publish(missing, "public")
         except HomeserverError as e:
-            if e.status == 403:
+            if e.status == 403 and e.error == SYNAPSE_NO_PUBLISHING:
                 self.report.fail(
                     name,
                     f"the homeserver lets no one publish rooms ({e.error}):"
                     " enable_room_list_search is false or a module forbids it",
                     "nothing is ever listed, so guardbot has nothing to do; set"
                     " enable_room_list_search: true in homeserver.yaml if you want a directory",
+                )
+                return
+            if e.status == 403:
+                # Not Synapse's own words: a module refused (the door's, with a token it does
+                # not accept, says "antispam"); name it, never a setting it is not.
+                door = "antispam" in e.error.lower()
+                self.report.fail(
+                    name,
+                    f"a homeserver module refused to publish a room ({e.errcode}: {e.error})",
+                    "see the door line: the module's token must be guardbot's antispam.token"
+                    if door
+                    else "see that module's configuration in homeserver.yaml",
                 )
                 return
             if e.status != 400 and e.status != 404:
