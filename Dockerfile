@@ -1,4 +1,4 @@
-# guardbot in a container. Build: docker build -t guardbot .   Use: see README.md, "Docker".
+# guardbot in a container. Build: docker build -t guardbot .   Use: see docs/docker.md.
 # BASE is pinned to a Debian release; a test builds on a local base with --build-arg BASE=...
 ARG BASE=python:3.11-slim-bookworm
 

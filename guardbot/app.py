@@ -434,14 +434,14 @@ class Guardbot(Program):
         log.warning(
             "guardbot (%s) is NOT a server admin. To make it one, as an existing admin run:\n"
             "  curl -X PUT -H 'Authorization: Bearer <admin access token>' -d '{\"admin\": true}'"
-            " <homeserver>/_synapse/admin/v2/users/%s\n"
-            "where <homeserver> is the homeserver's address as you reach it (guardbot reaches it"
-            " at %s, which may not resolve where you type this, e.g. outside its container)."
-            " guardbot notices within bot.admin_recheck seconds. Until then it cannot ask the"
-            " homeserver who is a guest: it acts only on new joins whose member event says"
-            " kind: guest, cannot check invited users or sweep rooms that become listed, and"
-            " cannot auto-join rooms.",
+            " %s/_synapse/admin/v2/users/%s\n"
+            "(%s is the homeserver as guardbot reaches it; from elsewhere, e.g. outside its"
+            " container, use its address as you reach it). guardbot notices within"
+            " bot.admin_recheck seconds. Until then it cannot ask the homeserver who is a guest:"
+            " it acts only on new joins whose member event says kind: guest, cannot check"
+            " invited users or sweep rooms that become listed, and cannot auto-join rooms.",
             bot,
+            address,
             bot,
             address,
         )

@@ -12,10 +12,10 @@ Every refusal is an answer, not an action: nothing is stored, nothing is queued.
 
 The module refuses the join on any error answer that is JSON, and only an answer that is not
 JSON counts as a failure, for which its `fail_open` lets the join through. So a call with a
-wrong token (homeserver.yaml's `authorization` is not `antispam.token`, e.g. after new tokens)
-is answered in plain text: the server's joins then go on where the admin chose fail_open
-(the event path still removes guests), and stay closed where they did not. It is logged,
-counted and recorded for doctor, because nothing else would show it.
+wrong token (homeserver.yaml's `authorization` is not `antispam.token`, e.g. after
+`-g --new-tokens`) is answered in plain text: the server's joins then go on where the admin
+chose fail_open (the event path still removes guests), and stay closed where they did not. It
+is logged, counted and recorded for doctor, because nothing else would show it.
 """
 
 from __future__ import annotations

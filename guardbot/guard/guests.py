@@ -132,7 +132,7 @@ class GuestOracle:
 
     def set_admin(self, admin: bool) -> bool:
         """Whether guardbot may ask the admin API; True if that changed. Rights can be given or
-        taken while guardbot runs (the README's own order grants them after the start)."""
+        taken while guardbot runs (the README's steps grant them after the start)."""
         changed, self.admin = self.admin != admin, admin
         if changed and admin:
             log.info("guardbot is now a server admin: guest status comes from the admin API")

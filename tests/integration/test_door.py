@@ -13,7 +13,7 @@ from tests.support.homeserver import Homeserver, StartGuardbot
 from tests.support.matrix_client import MatrixError, upgrade_guest
 from tests.support.rooms import listed_room, wait_removed
 
-REFUSAL = "Pick a username to get a full account"
+REFUSAL = "Create an account (or sign in), then join again"
 
 
 async def test_a_guest_is_refused_at_the_door_with_guardbots_words(

@@ -82,8 +82,8 @@ async def run(args: argparse.Namespace, stream: Any = None) -> int:
     command = "guardbot doctor -c " + shlex.quote(args.config)
     reg_path = args.registration or "registration.yaml"
     regen = (
-        f"run `guardbot -c {shlex.quote(args.config)} -g -r {shlex.quote(reg_path)}` (new tokens)"
-        " and restart the homeserver"
+        f"run `guardbot -c {shlex.quote(args.config)} -g -r {shlex.quote(reg_path)}` (it keeps"
+        " the tokens) and restart the homeserver, then guardbot"
     )
     if args.registration:
         command += " -r " + shlex.quote(args.registration)
@@ -267,7 +267,7 @@ async def check_door(config: Config, report: Report) -> None:
     first call after each start are recorded in the database; nothing else can tell."""
     name = "door"
     if config["antispam.token"] == "generate":
-        report.skip(name, 'not set up: no antispam.token (README, "The door")')
+        report.skip(name, 'not set up: no antispam.token (docs/how-it-works.md, "The door")')
         return
     database = db.create(config["database"])
     database.upgrade_table = None  # read only

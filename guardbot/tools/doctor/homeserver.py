@@ -79,7 +79,7 @@ class HomeserverChecks:
                     name,
                     "the homeserver does not know appservice.as_token",
                     f"add {registration_path} to app_service_config_files in homeserver.yaml and"
-                    " restart the homeserver (after every `-g` too: it makes new tokens)",
+                    " restart the homeserver (after `-g --new-tokens` too), then guardbot",
                 )
             else:
                 self.report.fail(name, f"whoami with the as_token failed ({e})", "see the error")
