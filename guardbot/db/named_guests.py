@@ -25,7 +25,8 @@ UNCONFIRMED, ACTIVE, DONE = NamedGuestState
 
 _COLUMNS = (
     "user_id, key_id, state, done_reason, password_set, created_at, nags_sent, sending,"
-    " next_nag_at, attempts, dm_room_id, dm_creating, dm_left, dm_reinvited, checked_at"
+    " next_nag_at, attempts, dm_room_id, dm_creating, dm_left, dm_reinvited, checked_at,"
+    " attempted_at"
 )
 
 
@@ -46,6 +47,7 @@ class PwluRow:
     dm_left: bool
     dm_reinvited: bool
     checked_at: int | None
+    attempted_at: int | None  # unconfirmed: guardbot's last registration call for it
 
     @classmethod
     def from_record(cls, r: Any) -> PwluRow:
@@ -65,6 +67,7 @@ class PwluRow:
             dm_left=bool(r["dm_left"]),
             dm_reinvited=bool(r["dm_reinvited"]),
             checked_at=r["checked_at"],
+            attempted_at=r["attempted_at"],
         )
 
 
@@ -73,19 +76,34 @@ class PwluStore:
         self.db = db
 
     # -- registration ----------------------------------------------------------------------
-    async def begin(self, user_id: str, key_id: str, now: int, check_at: int) -> None:
-        """A registration for user_id is about to reach the homeserver. Recorded first, so an
-        account created just before a crash is still found (the scheduler probes it at
-        check_at); a row that already exists is left as it is."""
-        await self.db.execute(
-            "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO NOTHING",
-            user_id,
-            key_id,
-            UNCONFIRMED,
-            now,
-            check_at,
-        )
+    async def begin(self, user_id: str, key_id: str, now: int, check_at: int) -> bool:
+        """A registration step that may create user_id's account is about to reach the
+        homeserver. Recorded first, so an account created just before a crash is still found
+        (it is looked for at check_at). True if this call made the row; a row that exists
+        keeps its first attempt and notes this one."""
+        async with self.db.acquire() as conn, conn.transaction():
+            made = await conn.fetchval(
+                "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at, attempted_at)"
+                " VALUES ($1, $2, $3, $4, $5, $4) ON CONFLICT (user_id) DO NOTHING"
+                " RETURNING 1",
+                user_id,
+                key_id,
+                UNCONFIRMED,
+                now,
+                check_at,
+            )
+            if not made:
+                await conn.execute(
+                    "UPDATE pwlu SET attempted_at=$2, next_nag_at=$3 WHERE user_id=$1 AND state=$4",
+                    user_id,
+                    now,
+                    check_at,
+                    UNCONFIRMED,
+                )
+        return bool(made)
+
+    async def unconfirmed(self) -> int:
+        return int(await self.db.fetchval("SELECT COUNT(*) FROM pwlu WHERE state=$1", UNCONFIRMED))
 
     async def confirm(self, user_id: str, key_id: str, now: int, first_nag_at: int) -> None:
         """The homeserver created the account with the derived password (so it is known to
@@ -103,11 +121,15 @@ class PwluStore:
             UNCONFIRMED,
         )
 
-    async def activate(self, user_id: str) -> None:
+    async def activate(self, user_id: str, first_nag_at: int) -> None:
         """An unconfirmed row whose account turned out to exist (its registration finished
         but guardbot crashed before it heard)."""
         await self.db.execute(
-            "UPDATE pwlu SET state=$2 WHERE user_id=$1 AND state=$3", user_id, ACTIVE, UNCONFIRMED
+            "UPDATE pwlu SET state=$2, next_nag_at=$4 WHERE user_id=$1 AND state=$3",
+            user_id,
+            ACTIVE,
+            UNCONFIRMED,
+            first_nag_at,
         )
 
     async def forget(self, user_id: str) -> None:

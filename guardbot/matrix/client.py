@@ -381,6 +381,17 @@ class Homeserver:
         }
         await self.request("POST", path, body, token=token)
 
+    async def user_exists(self, user_id: str) -> bool:
+        """Read-only, without admin rights: Synapse gives every account a profile and answers
+        404 for a user without one."""
+        try:
+            await self.request("GET", f"{CS}/profile/{q(user_id)}")
+        except HomeserverError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
     async def displayname(self, user_id: str) -> str | None:
         try:
             data = await self.request("GET", f"{CS}/profile/{q(user_id)}/displayname")

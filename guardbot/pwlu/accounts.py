@@ -24,6 +24,13 @@ log = logging.getLogger(__name__)
 # How stale the status endpoint's "password_set" may be before it logs in to check again: a
 # user who set a password in their own app should see the banner go away soon.
 STATUS_RECHECK_MS = 60_000
+# An account counts as made by guardbot's registration if it was created from its first step
+# (less this much clock difference) to its last step plus the longest a step takes.
+CLOCK_SLACK_MS = 5_000
+STEP_MAX_MS = 60_000
+# Without admin rights, a cut-off registration is checked by a login only this soon after its
+# last step, when nobody else can have taken the name in between.
+LOGIN_CHECK_WITHIN_MS = 20 * 60 * 1000
 
 
 @dataclass
@@ -58,7 +65,9 @@ class Accounts:
         clock: Clock,
         min_password_length: int = 8,
         is_admin: Callable[[], bool] = lambda: False,
+        first_after_ms: int = 3_600_000,
     ) -> None:
+        self.first_after_ms = first_after_ms  # an account found again is reminded as if new
         self.clock = clock
         self.min_password_length = min_password_length
         self.is_admin = is_admin  # guardbot's admin rights, as they are now
@@ -74,18 +83,42 @@ class Accounts:
         return await probe(self.client, user_id, password, admin=self.is_admin())
 
     async def resolve_unconfirmed(self, row: PwluRow) -> bool:
-        """A registration guardbot did not see finish: the account is one of ours if the
-        derived password logs in. True if it is (it becomes active)."""
+        """A registration guardbot did not see finish: is the account one of ours? True if it
+        is (it becomes active). Never by trying the derived password on an account someone
+        else may own: that is a failed login on their account, and Synapse locks accounts
+        after a few. As a server admin, the account must have been created between the first
+        and the last registration step guardbot sent for it; without admin rights, only a
+        login can tell, and only while the last step is recent."""
+        user_id = row.user_id
         if not self.keys.knows(row.key_id):
-            await self.store.forget(row.user_id)
+            await self.store.forget(user_id)
             return False
-        result = await self.probe(row.user_id, row.key_id)
-        if result is Probe.WORKS:
-            await self.store.activate(row.user_id)
-            log.info("Registration of %s had finished after all; reminders start", row.user_id)
-            return True
-        await self.store.forget(row.user_id)
-        return False
+        now = self.clock.now_ms()
+        last_step = row.attempted_at or row.created_at
+        if self.is_admin():
+            info = await self.client.admin_user(user_id)
+            created = info.get("creation_ts") if info else None
+            ours = isinstance(created, int) and (
+                row.created_at - CLOCK_SLACK_MS <= created * 1000 <= last_step + STEP_MAX_MS
+            )
+        elif not await self.client.user_exists(user_id):
+            ours = False
+        elif now - last_step > LOGIN_CHECK_WITHIN_MS:
+            log.warning(
+                "Cannot tell whether %s is the named guest whose registration was cut off"
+                " without admin rights (only a login could, on what may be someone else's"
+                " account); not reminding it",
+                user_id,
+            )
+            ours = False
+        else:
+            ours = await self.probe(user_id, row.key_id) is Probe.WORKS
+        if not ours:
+            await self.store.forget(user_id)
+            return False
+        await self.store.activate(user_id, max(now, row.created_at + self.first_after_ms))
+        log.info("Registration of %s had finished after all; reminders start", user_id)
+        return True
 
     async def status(self, user_id: str, is_guest: bool = False) -> dict[str, Any]:
         row = None if is_guest else await self.store.get(user_id)

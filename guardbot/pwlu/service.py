@@ -44,15 +44,6 @@ class PwluService:
         self.store = PwluStore(database)
         self.keys = KeyRing(c["pwlu.secret"], c["pwlu.previous_secrets"] or [])
         locks = UserLocks()
-        self.accounts = Accounts(
-            hs,
-            self.store,
-            self.keys,
-            locks,
-            clock,
-            int(c["pwlu.min_password_length"]),
-            is_admin=is_admin,
-        )
         settings = NagSettings(
             first_after_ms=_ms(c["pwlu.nag.first_after"]),
             every_ms=_ms(c["pwlu.nag.every"]),
@@ -61,6 +52,16 @@ class PwluService:
             html_template=c["pwlu.nag.html_template"],
             public_url=c["pwlu.public_url"],
             claim_ttl_ms=_ms(c["pwlu.claim_token_ttl"]),
+        )
+        self.accounts = Accounts(
+            hs,
+            self.store,
+            self.keys,
+            locks,
+            clock,
+            int(c["pwlu.min_password_length"]),
+            is_admin=is_admin,
+            first_after_ms=settings.first_after_ms,
         )
         self.nagger = Nagger(
             settings,

@@ -3,8 +3,13 @@ user-interactive auth passed through untouched, and a guest's rooms carried over
 
 guardbot adds the password and nothing else: the flows (captcha, terms, registration token,
 dummy) and every refusal are the homeserver's own, so a client drives this exactly like
-/register. The row for the account is written before each call to the homeserver, so an
-account created just before a crash is found again (see PwluStore.begin).
+/register.
+
+A row for the account is written before each step that can create it (one that carries `auth`:
+the homeserver answers a first step without it with its flows, always), so an account created
+just before a crash is found again (see PwluStore.begin). A stranger naming someone else's
+account leaves nothing behind: "in use" on a row this very step made means the name was
+taken before, and the row goes. Rows waiting to be confirmed are capped.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ log = logging.getLogger(__name__)
 # What the homeserver would accept as a localpart (Synapse's rule); anything else is sent on
 # only to get the homeserver's own refusal, without recording a row for it.
 _LOCALPART = re.compile(r"[a-z0-9._=/+-]+")
+# Registrations under way (or cut off) at once; past it, new ones wait a minute.
+MAX_UNCONFIRMED = 1000
+# When an unconfirmed row is looked at: long after the homeserver has answered its step, soon
+# enough that only an account made by that step can be found (Accounts.resolve_unconfirmed).
+UNCONFIRMED_CHECK_MS = 10 * 60 * 1000
 
 
 @dataclass(frozen=True)
@@ -81,10 +91,25 @@ class Registrar:
             refused, guest_id = await self._check_guest(guest_token)
             if refused:
                 return refused
-        recorded = bool(_LOCALPART.fullmatch(localpart))
+        recorded = req.auth is not None and bool(_LOCALPART.fullmatch(localpart))
+        made_row = False
         if recorded:
+            if await self.store.unconfirmed() >= MAX_UNCONFIRMED and not await self.store.get(
+                user_id
+            ):
+                log.warning("%d registrations under way: asking a new one to wait", MAX_UNCONFIRMED)
+                return ApiAnswer(
+                    429,
+                    {
+                        "errcode": "M_LIMIT_EXCEEDED",
+                        "error": "Too many registrations under way; try again in a minute",
+                        "retry_after_ms": 60_000,
+                    },
+                )
             now = self.clock.now_ms()
-            await self.store.begin(user_id, self.keys.current, now, now + self.first_after_ms)
+            made_row = await self.store.begin(
+                user_id, self.keys.current, now, now + UNCONFIRMED_CHECK_MS
+            )
         body: dict[str, Any] = {"username": localpart, "password": self.keys.password(user_id)}
         if req.auth is not None:
             body["auth"] = req.auth
@@ -93,7 +118,8 @@ class Registrar:
         try:
             data = await self.client.register(body)
         except HomeserverError as e:
-            if recorded and _definitive(e):
+            taken_before = e.errcode == "M_USER_IN_USE" and made_row
+            if recorded and (_definitive(e) or taken_before):
                 await self.store.forget(user_id)
             return homeserver_answer(e)
         if data.get("user_id") != user_id:

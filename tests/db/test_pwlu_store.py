@@ -32,13 +32,18 @@ async def test_registration_rows_begin_unconfirmed_and_become_active(store: Pwlu
 
 
 async def test_unconfirmed_rows_are_forgotten_or_activated(store: PwluStore) -> None:
-    await store.begin(A, "k", 0, 10)
-    await store.begin(B, "k", 0, 10)
+    assert await store.begin(A, "k", 0, 10)
+    assert await store.begin(B, "k", 0, 10)
+    assert not await store.begin(B, "k", 5, 15)  # a later step of the same registration
+    assert await store.unconfirmed() == 2
+    row = await store.get(B)
+    assert row and (row.created_at, row.attempted_at, row.next_nag_at) == (0, 5, 15)
     await store.forget(A)
-    await store.activate(B)
+    await store.activate(B, first_nag_at=99)
     assert await store.get(A) is None
     row = await store.get(B)
-    assert row and row.state == ACTIVE
+    assert row and row.state == ACTIVE and row.next_nag_at == 99
+    assert await store.unconfirmed() == 0
 
 
 async def test_a_nag_is_marked_in_flight_once_and_counted_once(store: PwluStore) -> None:

@@ -4,6 +4,8 @@ carried over, and an account made just before a crash found again."""
 
 from __future__ import annotations
 
+import time
+
 import aiohttp
 import pytest
 
@@ -219,12 +221,15 @@ async def test_account_made_just_before_a_crash_is_found_again(
     name = unique("orphan")
     user_id = f"@{name}:{homeserver.synapse.server_name}"
     keys = keyring(homeserver)
+    # The step went out just now (its row says when), and the account appeared right after.
     edit_db(
         proc,
-        "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at)"
-        " VALUES (?, ?, 'unconfirmed', 0, 0)",
+        "INSERT INTO pwlu (user_id, key_id, state, created_at, attempted_at, next_nag_at)"
+        " VALUES (?, ?, 'unconfirmed', ?, ?, 0)",
         user_id,
         keys.current,
+        int(time.time() * 1000),
+        int(time.time() * 1000),
     )
     body = {"username": name, "password": keys.password(user_id)}
     status, challenge = await synapse_register(homeserver, body)
@@ -242,6 +247,20 @@ async def test_account_made_just_before_a_crash_is_found_again(
         keys.current,
     )
 
+    # And one naming an account someone made before guardbot's step: not ours, and no
+    # password of guardbot's is ever tried on it.
+    someone = await homeserver.user(unique("someone"))
+    later = int(time.time() * 1000) + 60_000
+    edit_db(
+        proc,
+        "INSERT INTO pwlu (user_id, key_id, state, created_at, attempted_at, next_nag_at)"
+        " VALUES (?, ?, 'unconfirmed', ?, ?, 0)",
+        someone.user_id,
+        keys.current,
+        later,
+        later,
+    )
+
     proc = await start_pwlu(start_guardbot, homeserver)
     user = User(homeserver.synapse.base_url, user_id, created["access_token"])
     room = await dm_room(user, homeserver.bot_user_id)
@@ -252,6 +271,13 @@ async def test_account_made_just_before_a_crash_is_found_again(
         return not query_db(proc, "SELECT 1 FROM pwlu WHERE user_id=?", ghost)
 
     await wait_for(ghost_dropped, what="the row of a registration that never happened to go")
+
+    async def someone_dropped() -> bool:
+        return not query_db(proc, "SELECT 1 FROM pwlu WHERE user_id=?", someone.user_id)
+
+    await wait_for(someone_dropped, what="the row naming someone else's account to go")
+    synapse_log = homeserver.synapse.log_path.read_text(errors="replace")
+    assert f"Failed password login for user {someone.user_id}" not in synapse_log
     with pytest.raises(MatrixError):
         await homeserver.admin.request("GET", f"/_synapse/admin/v2/users/{ghost}")
 

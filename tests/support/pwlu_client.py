@@ -3,6 +3,7 @@ as the named guest sees it, and the secrets that must never reach guardbot's log
 
 from __future__ import annotations
 
+import html
 import re
 import secrets
 import sqlite3
@@ -215,3 +216,23 @@ def assert_secrets_not_logged(proc: GuardbotProcess, *values: str) -> None:
 
 def now() -> float:
     return time.time()
+
+
+async def submit_claim(link: str, password: str) -> tuple[int, str]:
+    """The claim page as a browser uses it, without one: open the link (its CSRF cookie and
+    field), then send the form. The answer's status and page."""
+    # unsafe: keep cookies for an IP address (the test's 127.0.0.1), as a browser does.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        async with session.get(link) as resp:
+            page = await resp.text()
+            if resp.status != 200:
+                return resp.status, page
+        found = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert found, page
+        form = {
+            "csrf": html.unescape(found.group(1)),
+            "new_password": password,
+            "confirm_password": password,
+        }
+        async with session.post(link, data=form) as resp:
+            return resp.status, await resp.text()

@@ -13,4 +13,5 @@ from guardbot.db.upgrade import (  # noqa: E402,F401
     v07_pwlu_recovery,
     v08_leader,
     v09_door_token,
+    v10_pwlu_attempts,
 )
