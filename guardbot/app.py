@@ -41,10 +41,20 @@ from guardbot.guard.intake import AppserviceAPI
 from guardbot.leader import Leadership
 from guardbot.logs import redact_url
 from guardbot.matrix.client import Homeserver, HomeserverError
-from guardbot.matrix.errors import Handler, error_middleware, matrix_error
+from guardbot.matrix.errors import (
+    Handler,
+    body_limit,
+    error_middleware,
+    matrix_error,
+    plain_server_header,
+)
 from guardbot.pwlu.service import PwluService
 
 log = logging.getLogger("guardbot")
+
+# Routes strangers reach (the named-guest API, the claim page) and the door: small bodies only.
+PUBLIC_PATHS = ("/_guardbot/",)
+PUBLIC_MAX_BODY = 64 * 1024
 
 
 class StartupError(Exception):
@@ -247,9 +257,14 @@ class Guardbot(Program):
             clock,
         )
         self.web = web.Application(
-            middlewares=[error_middleware, self._standby_middleware],
+            middlewares=[
+                error_middleware,
+                self._standby_middleware,
+                body_limit(PUBLIC_PATHS, PUBLIC_MAX_BODY),
+            ],
             client_max_size=int(c["appservice.max_body_size"]),
         )
+        self.web.on_response_prepare.append(plain_server_header)
         self.door = Door(
             token=c["antispam.token"],
             domain=c["homeserver.domain"],

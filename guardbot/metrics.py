@@ -59,4 +59,4 @@ NAGS_SENT = Counter("guardbot_nags_sent_total", "Reminders sent to named guests"
 
 def serve(listen_address: str) -> None:
     host, _, port = listen_address.rpartition(":")
-    start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0")
+    start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1")

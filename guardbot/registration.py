@@ -20,6 +20,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from guardbot.config import Config, ConfigError, create_from_example
+from guardbot.core.observations import DOOR_CALLBACKS
 
 # Tokens the homeserver and guardbot must agree on; `--new-tokens` replaces these.
 TOKENS = ("appservice.as_token", "appservice.hs_token", "antispam.token")
@@ -54,10 +55,6 @@ def build(config: Config) -> dict[str, Any]:
             "rooms": [],
         },
     }
-
-
-# What guardbot answers at the door; anything else the module would send it is not asked.
-DOOR_CALLBACKS = ("user_may_join_room", "user_may_invite", "user_may_publish_room")
 
 
 def door_module(config: Config, token: str) -> dict[str, Any]:
@@ -134,28 +131,23 @@ def tracked_by_git(path: str) -> bool:
 
 
 def write(registration: dict[str, Any], path: str) -> None:
-    """Whole or not at all (a file the homeserver reads half-written stops its start); a file
-    that exists keeps its mode and owner, which the admin set for the homeserver to read it."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
+    """A new file is readable by its owner and group only (it holds as_token, an admin's
+    credential once guardbot is a server admin): give the group to the homeserver's user. An
+    existing file is rewritten in place, so it keeps the owner, group and mode the admin gave
+    it for the homeserver to read (a new file in its place would not: the homeserver would
+    fail to start)."""
+    text = dump_yaml(registration)
     try:
-        stat = os.stat(path)
+        stream = open(path, "r+")  # noqa: SIM115 (closed below)
     except FileNotFoundError:
-        stat = None
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644 if stat is None else 0o600)
-    try:
-        with os.fdopen(fd, "w") as stream:
-            YAML().dump(registration, stream)
-        if stat is not None:
-            os.chmod(tmp, stat.st_mode & 0o7777)
-            try:
-                os.chown(tmp, stat.st_uid, stat.st_gid)
-            except PermissionError:
-                pass  # not root: the file stays ours, as the admin's own edit would
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        stream = os.fdopen(fd, "w")
+    with stream:
+        stream.seek(0)
+        stream.write(text)
+        stream.truncate()
+        stream.flush()
+        os.fsync(stream.fileno())
 
 
 @dataclass

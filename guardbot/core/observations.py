@@ -191,6 +191,11 @@ def localpart_is_numeric(user_id: str) -> bool:
     return localpart.isascii() and localpart.isdigit()
 
 
+# What the homeserver asks at the door (synapse-http-antispam's callbacks guardbot answers);
+# the module is told to send only these.
+DOOR_CALLBACKS = ("user_may_join_room", "user_may_invite", "user_may_publish_room")
+
+
 def is_guest_candidate(user_id: str, domain: str, kind_guest: bool) -> bool:
     """Could this user be a guest at all? Local guests always get numeric IDs; for a remote user
     the only evidence guardbot can have is the `kind: guest` their server put on the event."""

@@ -285,7 +285,14 @@ class PwluStore:
     async def add_claim(
         self, user_id: str, token_hash: str, now: int, expires_at: int, *, conn: Any = None
     ) -> None:
-        await (conn or self.db).execute(
+        """The user's one valid link from now on: each reminder's replaces the one before, so
+        an old DM (or a proxy log holding its URL) opens nothing."""
+        if conn is None:
+            async with self.db.acquire() as own, own.transaction():
+                await self.add_claim(user_id, token_hash, now, expires_at, conn=own)
+            return
+        await conn.execute("DELETE FROM pwlu_claim WHERE user_id=$1", user_id)
+        await conn.execute(
             "INSERT INTO pwlu_claim (token_hash, user_id, created_at, expires_at)"
             " VALUES ($1, $2, $3, $4)",
             token_hash,

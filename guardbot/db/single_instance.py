@@ -43,7 +43,23 @@ def lock(database: Database) -> IO[str] | None:
     handle.truncate()
     handle.write(f"pid {os.getpid()}\n")
     handle.flush()
+    keep_private(database)  # only the holder makes or narrows the database file
     return handle
+
+
+def keep_private(database: Database) -> None:
+    """A SQLite database holds the audit log and who the named guests are: readable by
+    guardbot's user only. A missing file is made so; one made readable by others (SQLite's
+    default follows the umask) is narrowed. SQLite gives its -wal and -shm files the same
+    mode as the database file."""
+    if database.scheme != Scheme.SQLITE:
+        return
+    path = database.url.path
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}.lock"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
 
 
 @contextlib.asynccontextmanager

@@ -64,12 +64,14 @@ def parse_events(
     return observations
 
 
-def bearer_token(request: web.Request) -> str | None:
+def bearer_token(request: web.Request, *, query: bool = False) -> str | None:
+    """The Authorization header's bearer token. `query`: also ?access_token=, which older
+    homeservers send to an appservice; nowhere else, where a token in a URL ends up in
+    proxy logs and browser history."""
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         return header[len("Bearer ") :]
-    # Older homeservers send the token as a query parameter.
-    return request.query.get("access_token")
+    return request.query.get("access_token") if query else None
 
 
 class AppserviceAPI:
@@ -100,7 +102,7 @@ class AppserviceAPI:
         app.router.add_get("/_matrix/app/v1/rooms/{alias}", self.not_ours)
 
     def _refuse(self, request: web.Request) -> web.Response | None:
-        token = bearer_token(request)
+        token = bearer_token(request, query=True)
         if token is None:
             return matrix_error(401, "M_UNAUTHORIZED", "Missing homeserver token")
         # surrogateescape: header bytes that are not UTF-8 reach us as lone surrogates, and

@@ -1,4 +1,5 @@
-"""Matrix error JSON for everything guardbot serves over HTTP."""
+"""Matrix error JSON for everything guardbot serves over HTTP, and what every answer carries
+(a bound on public bodies, a Server header that names no versions)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,32 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("Unhandled error serving %s %s", request.method, request.path)
         return matrix_error(500, "M_UNKNOWN", "Internal error")
+
+
+def body_limit(
+    prefixes: tuple[str, ...], max_size: int
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Requests under `prefixes` (the routes strangers reach, and the door) carry small bodies:
+    a bigger one is refused before it is read (a stated Content-Length), or as soon as
+    reading passes the bound (a chunked one), so it never costs parsing time the door's
+    answers wait behind. The app-wide limit stays for the homeserver's transactions."""
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(prefixes) and request.method not in ("GET", "HEAD", "OPTIONS"):
+            length = request.content_length
+            if length is not None and length > max_size:
+                refused = matrix_error(
+                    413, "M_TOO_LARGE", f"Request bodies here are at most {max_size} bytes"
+                )
+                refused.force_close()  # the body is never read
+                return refused
+            request = request.clone(client_max_size=max_size)
+        return await handler(request)
+
+    return limit
+
+
+async def plain_server_header(_: web.Request, response: web.StreamResponse) -> None:
+    """aiohttp's default names its and Python's versions: nothing a stranger needs."""
+    response.headers["Server"] = "guardbot"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from guardbot.core.clock import Clock
 from guardbot.db.named_guests import UNCONFIRMED, PwluRow, PwluStore
 from guardbot.matrix.client import Homeserver, HomeserverError
 from guardbot.pwlu.passwords import KeyRing, Probe, UnknownKey, probe
+from guardbot.pwlu.weak_passwords import weakness
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,13 @@ class Accounts:
         keys: KeyRing,
         locks: UserLocks,
         clock: Clock,
-        min_password_length: int = 8,
+        min_password_length: int = 10,
         is_admin: Callable[[], bool] = lambda: False,
         first_after_ms: int = 3_600_000,
     ) -> None:
         self.first_after_ms = first_after_ms  # an account found again is reminded as if new
+        # Tells the user in their DM (PwluService wires the nagger's); nothing by default.
+        self.on_password_set: Callable[[str, str], Awaitable[None]] = _nobody
         self.clock = clock
         self.min_password_length = min_password_length
         self.is_admin = is_admin  # guardbot's admin rights, as they are now
@@ -163,12 +166,9 @@ class Accounts:
         """Set the user's own password. `token` is theirs (API); without one (claim page)
         guardbot logs in with the derived password for the change and logs out after.
         guardbot's own minimum comes first; the homeserver's password policy applies on top."""
-        if len(new_password) < self.min_password_length:
-            raise AccountError(
-                400,
-                "M_WEAK_PASSWORD",
-                f"Use a password of at least {self.min_password_length} characters",
-            )
+        weak = weakness(new_password, user_id, self.min_password_length)
+        if weak is not None:
+            raise AccountError(400, "M_WEAK_PASSWORD", weak)
         row = await self.store.get(user_id)
         if row is not None and row.state == UNCONFIRMED and await self.resolve_unconfirmed(row):
             row = await self.store.get(user_id)
@@ -207,6 +207,13 @@ class Accounts:
                     await self._logout(user_id, token)
             await self.store.finish(user_id, "password set", password_set=True)
         log.info("%s set a password; no more reminders", user_id)
+        # Whoever holds the account's token or a reminder's link may set it: the user hears
+        # of every change, so one they did not make does not go unnoticed.
+        how = "on the page a reminder linked to" if own_login else "by an app signed in as you"
+        try:
+            await self.on_password_set(user_id, how)
+        except Exception:
+            log.exception("Could not tell %s that their password was set", user_id)
 
     async def _derived_refused(self, user_id: str) -> None:
         """The derived password no longer works: the user set one elsewhere, or (a login
@@ -222,3 +229,7 @@ class Accounts:
             await self.client.logout(token)
         except HomeserverError as e:
             log.warning("Could not log out guardbot's session for %s: %s", user_id, e)
+
+
+async def _nobody(user_id: str, how: str) -> None:
+    pass

@@ -108,8 +108,7 @@ class PwluAPI:
         return web.Response(status=204, headers=CORS)
 
     async def register_user(self, request: web.Request) -> web.Response:
-        client = self.client_address(request.remote, request.headers.get("X-Forwarded-For"))
-        wait_ms = self.limiter.hit(client)
+        wait_ms = self.limiter.hit(self._client(request))
         if wait_ms is not None:
             raise ApiError(429, "M_LIMIT_EXCEEDED", "Too many requests", retry_after_ms=wait_ms)
         body = await json_body(request)
@@ -135,11 +134,26 @@ class PwluAPI:
         )
         return web.json_response(outcome.body, status=outcome.status)
 
+    def _client(self, request: web.Request) -> str:
+        return self.client_address(request.remote, request.headers.get("X-Forwarded-For"))
+
     async def _whoami(self, request: web.Request) -> dict[str, Any]:
+        """The caller, by their own token. Each wrong token costs the homeserver a look-up,
+        so wrong tokens are charged to the client's bucket (right ones cost nothing)."""
+        client = self._client(request)
+        wait_ms = self.limiter.waiting(client)
+        if wait_ms is not None:
+            raise ApiError(429, "M_LIMIT_EXCEEDED", "Too many requests", retry_after_ms=wait_ms)
         token = bearer_token(request)
         if not token:
+            self.limiter.hit(client)
             raise ApiError(401, "M_MISSING_TOKEN", "Missing access token")
-        who = await self.client.whoami(token)  # 401 M_UNKNOWN_TOKEN passes through
+        try:
+            who = await self.client.whoami(token)  # 401 M_UNKNOWN_TOKEN passes through
+        except HomeserverError as e:
+            if e.status == 401:
+                self.limiter.hit(client)
+            raise
         if not isinstance(who.get("user_id"), str):
             raise ApiError(502, "M_UNKNOWN", "The homeserver did not say who this is")
         return {**who, "token": token}

@@ -78,11 +78,22 @@ class ClaimPage:
         )
         return resp
 
+    def _client(self, request: web.Request) -> str:
+        return self.client_address(request.remote, request.headers.get("X-Forwarded-For"))
+
+    def _invalid(self, client: str) -> web.Response:
+        """A link that opens nothing: charged to the client (guessing links costs), so a
+        client that has a real link is never held back by someone else's guesses."""
+        wait_ms = self.limiter.waiting(client) or self.limiter.hit(client)
+        if wait_ms is not None:
+            return _slow_down(wait_ms)
+        return page.respond("Link not valid", page.invalid_link(), 404)
+
     async def get(self, request: web.Request) -> web.Response:
         try:
             found = await self._user(request)
             if found is None:
-                return page.respond("Link not valid", page.invalid_link(), 404)
+                return self._invalid(self._client(request))
             return self._form(*found)
         except Exception:
             log.exception("Claim page failed")
@@ -96,19 +107,21 @@ class ClaimPage:
             return page.respond("Error", page.message("Something went wrong", "Try again."), 500)
 
     async def _post(self, request: web.Request) -> web.Response:
-        client = self.client_address(request.remote, request.headers.get("X-Forwarded-For"))
-        wait_ms = self.limiter.hit(client)
-        if wait_ms is not None:
-            seconds = max(1, -(-wait_ms // 1000))
-            text = f"Too many attempts from your address. Try again in {seconds} seconds."
-            return page.respond(
-                "Slow down", page.message("Slow down", text), 429, {"Retry-After": str(seconds)}
-            )
         found = await self._user(request)
         if found is None:
-            return page.respond("Link not valid", page.invalid_link(), 404)
+            return self._invalid(self._client(request))
         user_id, token_hash = found
-        form = await request.post()
+        # Attempts on a real link count against that link, wherever they come from.
+        wait_ms = self.limiter.hit("link " + token_hash)
+        if wait_ms is not None:
+            return _slow_down(wait_ms)
+        try:
+            form = await request.post()
+        except web.HTTPRequestEntityTooLarge:
+            return page.respond("Too large", page.message("Too large", "Try again."), 413)
+        except Exception:  # a broken form encoding: the sender's fault, not ours
+            text = "The form could not be read. Open the link again."
+            return page.respond("Bad request", page.message("Bad request", text), 400)
         csrf = form.get("csrf")
         if not csrf_ok(
             self.csrf_key,
@@ -150,3 +163,11 @@ class ClaimPage:
             # The homeserver's own reason, e.g. its password policy ("too short").
             return self._form(user_id, token_hash, e.error or e.errcode, e.status)
         return page.respond("Password set", page.success(user_id))
+
+
+def _slow_down(wait_ms: int) -> web.Response:
+    seconds = max(1, -(-wait_ms // 1000))
+    text = f"Too many attempts. Try again in {seconds} seconds."
+    return page.respond(
+        "Slow down", page.message("Slow down", text), 429, {"Retry-After": str(seconds)}
+    )

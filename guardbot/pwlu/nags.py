@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -214,6 +215,27 @@ class Nagger:
                 if mark.get("n") == n:
                     return True
         return False
+
+    async def tell_password_set(self, user_id: str, how: str) -> None:
+        """A notice in the user's DM (made now if it never was) after a password is set."""
+        async with self.locks(user_id):
+            row = await self.store.get(user_id)
+            if row is None:
+                return
+            room_id = row.dm_room_id
+            if room_id is None:
+                room_id = await self.client.create_dm(user_id, DM_MARK)
+                self.conversations.open(room_id)
+                await self.store.set_dm(user_id, room_id)
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.clock.now_ms() / 1000))
+        body = (
+            f"The password of {user_id} was set {how}, at {when}. If that was not you, sign in"
+            " with your Matrix app, change your password there, and tell this server's admin."
+        )
+        content = {"msgtype": "m.notice", "body": body}
+        txn = f"pwlu-password-set-{_user_hash(user_id)}-{self.clock.now_ms()}"
+        await self.client.send(room_id, content, txn)
+        log.info("Told %s that their password was set", user_id)
 
     # -- the DM ----------------------------------------------------------------------------
     async def _dm(self, row: PwluRow) -> str | None:

@@ -16,10 +16,24 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def _address(text: str) -> Address | None:
+    """An address as one host has it: an IPv4-mapped IPv6 one (what a `::` listener sees of
+    an IPv4 peer) is that IPv4 address, so it matches an IPv4 trusted proxy and an IPv4 key."""
     try:
-        return ipaddress.ip_address(text.strip())
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def limit_key(client: str) -> str:
+    """Whose bucket: one per IPv4 address, one per IPv6 /64 (the least a single subscriber is
+    given; per /128, one host has billions of keys)."""
+    address = _address(client)
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address) if address is not None else client
 
 
 class ClientAddress:
@@ -66,14 +80,27 @@ class RateLimiter:
         self.max_keys = max_keys
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
 
-    def hit(self, key: str) -> int | None:
-        """Take one token: None if allowed, else milliseconds until one is available."""
-        now = self.clock()
+    def _tokens(self, key: str, now: float) -> float:
         tokens, at = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        return min(self.burst, tokens + (now - at) * self.rate)
+
+    def _wait_ms(self, tokens: float) -> int:
+        return max(1, math.ceil((1 - tokens) / self.rate * 1000))
+
+    def waiting(self, client: str) -> int | None:
+        """Would a hit be refused now? Milliseconds to wait, or None; takes nothing (for
+        charging only what fails, e.g. a wrong token)."""
+        tokens = self._tokens(limit_key(client), self.clock())
+        return self._wait_ms(tokens) if tokens < 1 else None
+
+    def hit(self, client: str) -> int | None:
+        """Take one token: None if allowed, else milliseconds until one is available."""
+        key = limit_key(client)
+        now = self.clock()
+        tokens = self._tokens(key, now)
         if tokens < 1:
             self._buckets[key] = (tokens, now)
-            return max(1, math.ceil((1 - tokens) / self.rate * 1000))
+            return self._wait_ms(tokens)
         self._buckets[key] = (tokens - 1, now)
         if len(self._buckets) > self.max_keys:
             self._forget_full(now)

@@ -74,6 +74,7 @@ class PwluService:
             clock,
             nag_wakeup,
         )
+        self.accounts.on_password_set = self.nagger.tell_password_set
         self.registrar = registrar = Registrar(
             hs,
             self.store,

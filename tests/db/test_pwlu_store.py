@@ -66,13 +66,15 @@ async def test_a_nag_is_marked_in_flight_once_and_counted_once(store: PwluStore)
 async def test_finishing_stops_nags_and_a_password_spends_every_link(store: PwluStore) -> None:
     await store.confirm(A, "k", 0, 10)
     assert await store.start_sending(A, 1, "h1", now=10, expires_at=1000)
-    await store.add_claim(A, "h2", now=10, expires_at=1000)
     assert await store.claim_user("h1", now=20) == A
     assert await store.claim_user("h1", now=1000) is None  # expired
+    await store.add_claim(A, "h2", now=10, expires_at=1000)
+    assert await store.claim_user("h1", now=20) is None  # replaced by the newer link
+    assert await store.claim_user("h2", now=20) == A
     assert await store.finish(A, "asked to stop")
     assert not await store.finish(A, "again")  # only the first ending counts
     assert await store.due(now=10**12) == []
-    assert await store.count_claims(A) == 2  # stopping reminders leaves the links usable
+    assert await store.count_claims(A) == 1  # stopping reminders leaves the link usable
     await store.finish(A, "password set", password_set=True)
     row = await store.get(A)
     assert row and row.password_set and row.done_reason == "asked to stop"

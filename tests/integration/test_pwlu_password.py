@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from tests.support.homeserver import Homeserver, StartGuardbot
-from tests.support.matrix_client import MatrixError, wait_for
+from tests.support.matrix_client import MatrixError, q, wait_for
 from tests.support.pwlu_client import (
     EVERY,
     Api,
@@ -38,9 +38,12 @@ async def test_password_set_through_the_api_ends_reminders(
     room = await dm_room(user, homeserver.bot_user_id)
     await wait_for_nags(user, room, homeserver.bot_user_id, 1)
 
-    # A stock Synapse takes any password; guardbot asks for pwlu.min_password_length (8).
+    # A stock Synapse takes any password; guardbot asks for pwlu.min_password_length (10)
+    # and refuses the most common ones.
     status, body = await api.set_password(user.token, "x")
-    assert (status, body["errcode"]) == (400, "M_WEAK_PASSWORD") and "8" in body["error"]
+    assert (status, body["errcode"]) == (400, "M_WEAK_PASSWORD") and "10" in body["error"]
+    status, body = await api.set_password(user.token, "Password123!")
+    assert (status, body["errcode"]) == (400, "M_WEAK_PASSWORD") and "common" in body["error"]
     new_password = "correct horse battery staple 42"
     status, body = await api.set_password(user.token, new_password)
     assert (status, body) == (200, {})
@@ -53,6 +56,18 @@ async def test_password_set_through_the_api_ends_reminders(
     assert (await user.request("GET", "/_matrix/client/v3/account/whoami"))["user_id"] == user_id
     status_body = await api.status(user.token)
     assert status_body["password_set"] is True and status_body["next_nag_at"] is None
+
+    # Whoever set it (anyone holding the token could), the user is told in their DM.
+    async def told() -> bool:
+        path = f"/_matrix/client/v3/rooms/{q(room)}/messages?dir=b&limit=20"
+        events = (await user.request("GET", path))["chunk"]
+        return any(
+            e["sender"] == homeserver.bot_user_id
+            and "was set by an app signed in as you" in e["content"].get("body", "")
+            for e in events
+        )
+
+    await wait_for(told, what="the notice that the password was set")
 
     await asyncio.sleep(EVERY * 2 + 1)
     assert len(await nags(user, room, homeserver.bot_user_id)) == sent

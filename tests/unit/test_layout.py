@@ -27,7 +27,7 @@ ALLOWED = {
     "guard": {"core", "db", "matrix", "background", "metrics"},
     "commands": {"core", "db", "matrix", "guard"},
     "pwlu": {"core", "db", "matrix", "guard", "background", "metrics", "config", "commands"},
-    "registration": {"config"},
+    "registration": {"config", "core"},
     "leader": {"core", "db", "metrics"},
     "tools": {"core", "db", "matrix", "guard", "config", "logs", "registration"},
 }

@@ -59,3 +59,30 @@ def test_forwarded_for_only_from_trusted_proxies() -> None:
 
 def test_no_trusted_proxies_means_the_peer() -> None:
     assert ClientAddress([])("127.0.0.1", "8.8.8.8") == "127.0.0.1"
+
+
+def test_one_ipv6_subscriber_is_one_client() -> None:
+    """Per /128, one host has 2**64 addresses of its /64 to spend: it is keyed per /64."""
+    limiter = RateLimiter(per_second=0.1, burst_count=2, clock=Clock())
+    assert limiter.hit("2001:db8:1:2::1") is None
+    assert limiter.hit("2001:db8:1:2:ffff::7") is None
+    assert limiter.hit("2001:db8:1:2:abcd::9") is not None  # the same /64
+    assert limiter.hit("2001:db8:1:3::1") is None  # the next /64 is someone else
+
+
+def test_an_ipv4_peer_on_an_ipv6_listener_is_its_ipv4_address() -> None:
+    """A `::` listener sees an IPv4 client as ::ffff:a.b.c.d: it must match an IPv4 trusted
+    proxy, and share its bucket with the same client seen as plain IPv4."""
+    address = ClientAddress(["10.0.0.0/8"])
+    assert address("::ffff:10.1.2.3", "198.51.100.1") == "198.51.100.1"
+    assert address("::ffff:203.0.113.9", None) == "203.0.113.9"
+    limiter = RateLimiter(per_second=0.1, burst_count=1, clock=Clock())
+    assert limiter.hit("::ffff:203.0.113.9") is None
+    assert limiter.hit("203.0.113.9") is not None
+
+
+def test_waiting_takes_nothing() -> None:
+    limiter = RateLimiter(per_second=0.5, burst_count=1, clock=Clock())
+    assert limiter.waiting("a") is None and limiter.waiting("a") is None
+    assert limiter.hit("a") is None
+    assert limiter.waiting("a") == 2000

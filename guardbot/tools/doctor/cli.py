@@ -25,6 +25,7 @@ from ruamel.yaml import YAML
 
 from guardbot import db, logs
 from guardbot.config import Config, ConfigError, load
+from guardbot.db import single_instance
 from guardbot.matrix.client import Homeserver, HomeserverError
 from guardbot.tools.doctor.homeserver import GUEST_SAMPLE, HomeserverChecks
 from guardbot.tools.doctor.ping import check_ping
@@ -327,6 +328,8 @@ async def check_database(config: Config, report: Report, fix: bool, command: str
         return
     if not fix:
         database.upgrade_table = None  # read only: no migrations without --fix
+    else:
+        single_instance.keep_private(database)  # a file --fix makes is guardbot's alone
     try:
         await asyncio.wait_for(database.start(), DB_TIMEOUT)
         version = await _schema_version(database)

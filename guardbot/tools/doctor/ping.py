@@ -62,7 +62,7 @@ class PingListener:
             txn_id = body.get("transaction_id") if isinstance(body, dict) else None
             if txn_id is not None and txn_id != self.txn_id:
                 return await self.refuse(request)  # someone else's ping
-        token = bearer_token(request) or ""
+        token = bearer_token(request, query=True) or ""
         # surrogateescape: header bytes that are not UTF-8 arrive as lone surrogates.
         presented = token.encode("utf-8", "surrogateescape")
         self.token_matched = hmac.compare_digest(presented, self._hs_token)
