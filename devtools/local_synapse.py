@@ -98,6 +98,9 @@ class LocalSynapse:
         self.port = port if port is not None else _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.python = python
+        # Whether the listener believes X-Forwarded-For, as one behind a reverse proxy (or
+        # the one given to guardbot alone) does.
+        self.x_forwarded = False
         self.config_path = self.workdir / "homeserver.yaml"
         self.log_path = self.workdir / "synapse.log"
         self.registration_shared_secret = ""
@@ -130,7 +133,7 @@ class LocalSynapse:
                     "bind_addresses": ["127.0.0.1"],
                     "type": "http",
                     "tls": False,
-                    "x_forwarded": False,
+                    "x_forwarded": self.x_forwarded,
                     "resources": [{"names": ["client"], "compress": False}],
                 }
             ],

@@ -142,10 +142,17 @@ class Homeserver:
         query: dict[str, str] | None = None,
         auth: bool = True,
         token: str | None = None,
+        on_behalf_of: str | None = None,
     ) -> dict[str, Any]:
+        """`on_behalf_of`: the address of the person this request is for (a named guest's
+        registration, the claim page's login). Sent as X-Forwarded-For, so a homeserver that
+        trusts guardbot's forwarding counts it against that person's own limits, not
+        guardbot's one address."""
         headers = (
             {"Authorization": f"Bearer {token}"} if token else dict(self._auth) if auth else {}
         )
+        if on_behalf_of:
+            headers["X-Forwarded-For"] = on_behalf_of
         if method != "GET" and not self.may_write():
             # Transient, like an outage: what was to be done waits, and is done by whichever
             # process leads once that is known.
@@ -304,14 +311,18 @@ class Homeserver:
         await self.request("POST", f"/_matrix/client/v3/join/{q(room_id)}", {})
 
     # -- accounts ------------------------------------------------------------------------
-    async def register(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def register(
+        self, body: dict[str, Any], on_behalf_of: str | None = None
+    ) -> dict[str, Any]:
         """Plain client registration (no token: /register refuses one)."""
-        return await self.request("POST", f"{CS}/register", body, auth=False)
+        return await self.request(
+            "POST", f"{CS}/register", body, auth=False, on_behalf_of=on_behalf_of
+        )
 
     async def whoami(self, token: str) -> dict[str, Any]:
         return await self.request("GET", f"{CS}/account/whoami", token=_user_token(token))
 
-    async def login(self, user_id: str, password: str) -> str:
+    async def login(self, user_id: str, password: str, on_behalf_of: str | None = None) -> str:
         body = {
             "type": "m.login.password",
             "identifier": {"type": "m.id.user", "user": user_id},
@@ -319,7 +330,9 @@ class Homeserver:
             "device_id": PROBE_DEVICE,
             "initial_device_display_name": "guardbot password check",
         }
-        data = await self.request("POST", f"{CS}/login", body, auth=False)
+        data = await self.request(
+            "POST", f"{CS}/login", body, auth=False, on_behalf_of=on_behalf_of
+        )
         return str(data["access_token"])
 
     async def admin_login_as(self, user_id: str, valid_for_ms: int = 60_000) -> str:

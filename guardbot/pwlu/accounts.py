@@ -162,9 +162,12 @@ class Accounts:
                 log.info("%s has set a password outside guardbot; no more reminders", row.user_id)
         return await self.store.get(row.user_id) or row
 
-    async def set_password(self, user_id: str, new_password: str, token: str | None) -> None:
+    async def set_password(
+        self, user_id: str, new_password: str, token: str | None, client: str | None = None
+    ) -> None:
         """Set the user's own password. `token` is theirs (API); without one (claim page)
-        guardbot logs in with the derived password for the change and logs out after.
+        guardbot logs in with the derived password for the change and logs out after, on
+        behalf of `client` (the page's visitor: the homeserver's login limit counts them).
         guardbot's own minimum comes first; the homeserver's password policy applies on top."""
         weak = weakness(new_password, user_id, self.min_password_length)
         if weak is not None:
@@ -196,7 +199,7 @@ class Accounts:
                     if self.is_admin():
                         token = await self.client.admin_login_as(user_id)
                     else:
-                        token = await self.client.login(user_id, old)
+                        token = await self.client.login(user_id, old, on_behalf_of=client)
                 await self.client.change_password(token, user_id, old, new_password)
             except HomeserverError as e:
                 if e.status in (401, 403) and e.errcode == "M_FORBIDDEN":

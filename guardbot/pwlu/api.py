@@ -18,7 +18,7 @@ from guardbot.guard.intake import bearer_token
 from guardbot.matrix.client import Homeserver, HomeserverError
 from guardbot.matrix.errors import matrix_error
 from guardbot.pwlu.accounts import AccountError, Accounts
-from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter
+from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter, forwardable
 from guardbot.pwlu.signup import RegisterRequest, Registrar, homeserver_answer
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,8 @@ class PwluAPI:
         return web.Response(status=204, headers=CORS)
 
     async def register_user(self, request: web.Request) -> web.Response:
-        wait_ms = self.limiter.hit(self._client(request))
+        client = self._client(request)
+        wait_ms = self.limiter.hit(client)
         if wait_ms is not None:
             raise ApiError(429, "M_LIMIT_EXCEEDED", "Too many requests", retry_after_ms=wait_ms)
         body = await json_body(request)
@@ -130,6 +131,7 @@ class PwluAPI:
                 initial_device_display_name=_optional(
                     body, "initial_device_display_name", str, "a string"
                 ),
+                client_address=forwardable(client),
             )
         )
         return web.json_response(outcome.body, status=outcome.status)

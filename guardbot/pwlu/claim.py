@@ -16,7 +16,7 @@ from guardbot.db.named_guests import PwluStore
 from guardbot.matrix.client import HomeserverError
 from guardbot.pwlu import page
 from guardbot.pwlu.accounts import AccountError, Accounts
-from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter
+from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter, forwardable
 from guardbot.pwlu.tokens import csrf_ok, csrf_token, hash_token, new_csrf_nonce, plausible_token
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,8 @@ class ClaimPage:
         if len(new) > MAX_PASSWORD:
             return self._form(user_id, token_hash, f"Use at most {MAX_PASSWORD} characters.", 400)
         try:
-            await self.accounts.set_password(user_id, new, None)
+            client = forwardable(self._client(request))
+            await self.accounts.set_password(user_id, new, None, client)
         except AccountError as e:
             if e.errcode == "M_WEAK_PASSWORD":
                 return self._form(user_id, token_hash, e.error + ".", e.status)

@@ -27,6 +27,13 @@ def _address(text: str) -> Address | None:
     return address
 
 
+def forwardable(client: str) -> str | None:
+    """The client's address as guardbot passes it on to the homeserver; None if it is not
+    one (a Unix socket peer): then the homeserver sees guardbot's."""
+    address = _address(client)
+    return str(address) if address is not None else None
+
+
 def limit_key(client: str) -> str:
     """Whose bucket: one per IPv4 address, one per IPv6 /64 (the least a single subscriber is
     given; per /128, one host has billions of keys)."""

@@ -43,6 +43,9 @@ class RegisterRequest:
     auth: dict[str, Any] | None = None
     guest_access_token: str | None = None
     initial_device_display_name: str | None = None
+    # The person's own address (pwlu/ratelimit.py's ClientAddress), forwarded to the
+    # homeserver so its per-address registration limit counts them, not guardbot.
+    client_address: str | None = None
 
 
 @dataclass
@@ -116,7 +119,7 @@ class Registrar:
         if req.initial_device_display_name is not None:
             body["initial_device_display_name"] = req.initial_device_display_name
         try:
-            data = await self.client.register(body)
+            data = await self.client.register(body, on_behalf_of=req.client_address)
         except HomeserverError as e:
             taken_before = e.errcode == "M_USER_IN_USE" and made_row
             if recorded and (_definitive(e) or taken_before):

@@ -62,17 +62,20 @@ async def running_homeserver(
     *,
     door: bool = False,
     workers: bool = False,
+    x_forwarded: bool = False,
 ) -> AsyncIterator[Homeserver]:
     """A Synapse with guardbot's registration (made by `guardbot -g`, then `registration`'s keys
     put over it, e.g. `rate_limited: True`) and an admin user, for the session fixture or a test
     that needs a homeserver configured its own way. With `door`, Synapse asks guardbot before
     joins, invites and publications (synapse-http-antispam, the entry `guardbot -g` prints).
     With `workers`, it is a Synapse with workers behind a routing proxy, on a PostgreSQL
-    database of its own (devtools/synapse_workers.py), dropped at the end."""
+    database of its own (devtools/synapse_workers.py), dropped at the end. With
+    `x_forwarded`, its listener believes X-Forwarded-For."""
     kind = WorkerSynapse if workers else LocalSynapse
     synapse = kind(
         root / "synapse", appservice_files=[root / "registration.yaml"], extra_config=extra_config
     )
+    synapse.x_forwarded = x_forwarded
     port = free_port()
     config_path = root / "config.yaml"
     config = synapse.register_guardbot(config_path, port)

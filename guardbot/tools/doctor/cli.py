@@ -133,6 +133,7 @@ async def _homeserver(
     await _guarded(report, "guests", checks.guests())
     if config["pwlu.enabled"]:
         await _guarded(report, "sign-up", checks.user_registration())
+        await _guarded(report, "client addresses", checks.client_addresses())
     if known:
         await _guarded(report, "directory", checks.directory())
     else:

@@ -204,6 +204,53 @@ class HomeserverChecks:
             name, "the homeserver registered an account without any step", "see its config"
         )
 
+    async def client_addresses(self) -> None:
+        """Does the homeserver count a named guest's registration against the person's own
+        address? guardbot forwards it (X-Forwarded-For); only the homeserver can say whether
+        it believes it: a probe guest is registered and seen from a documentation address,
+        and the admin API's whois tells which address the homeserver recorded."""
+        name = "client addresses"
+        if self.read_only:
+            self.report.skip(name, "--read-only (the check registers a guest)")
+            return
+        if not self.admin:
+            self.report.skip(name, "needs guardbot to be a server admin (it reads whois)")
+            return
+        probe = f"192.0.2.{secrets.randbelow(254) + 1}"  # TEST-NET-1: nobody's address
+        path = "/_matrix/client/v3/register"
+        query = {"kind": "guest"}
+        guest = await self.hs.request("POST", path, {}, query=query, auth=False, on_behalf_of=probe)
+        user_id, token = str(guest.get("user_id")), str(guest.get("access_token"))
+        whoami = "/_matrix/client/v3/account/whoami"
+        await self.hs.request("GET", whoami, token=token, on_behalf_of=probe)
+        whois = await self.hs.request("GET", f"/_synapse/admin/v1/whois/{q(user_id)}")
+        seen = sorted(
+            {
+                str(connection.get("ip"))
+                for device in (whois.get("devices") or {}).values()
+                for session in device.get("sessions") or []
+                for connection in session.get("connections") or []
+            }
+        )
+        what = f"probe: guest {user_id} registered on behalf of {probe}, its token discarded"
+        if probe in seen:
+            self.report.ok(
+                name,
+                "the homeserver counts each named guest's registration against their own"
+                f" address: it believes guardbot's X-Forwarded-For ({what})",
+            )
+            return
+        self.report.fail(
+            name,
+            f"the homeserver saw guardbot's address ({', '.join(seen) or 'none'}), not the"
+            " person's: every named guest's registration counts against guardbot's one"
+            f" address (Synapse's rc_registration: 3, then one every 6 s) ({what})",
+            "give guardbot a Synapse listener that believes forwarded addresses, for guardbot"
+            " alone: in homeserver.yaml a listener on 127.0.0.1 (another port) with"
+            " x_forwarded: true and resources [client], and homeserver.address pointing at"
+            ' it (docs/named-guests.md, "Each person\'s own limits")',
+        )
+
     async def directory(self) -> None:
         """Can rooms be listed? Read-only first; a probe room only if nothing is listed."""
         name = "directory"
