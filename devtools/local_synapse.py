@@ -98,9 +98,11 @@ class LocalSynapse:
         self.port = port if port is not None else _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.python = python
-        # Whether the listener believes X-Forwarded-For, as one behind a reverse proxy (or
-        # the one given to guardbot alone) does.
+        # Whether the listener believes X-Forwarded-For, as one behind a reverse proxy does.
         self.x_forwarded = False
+        # A second listener for guardbot alone, on loopback, that believes X-Forwarded-For
+        # (docs/named-guests.md, "Each person's own limits"); guardbot's config points at it.
+        self.guardbot_listener: int | None = None
         self.config_path = self.workdir / "homeserver.yaml"
         self.log_path = self.workdir / "synapse.log"
         self.registration_shared_secret = ""
@@ -138,6 +140,7 @@ class LocalSynapse:
                 }
             ],
             "database": {"name": "sqlite3", "args": {"database": str(w / "homeserver.db")}},
+            **self._guardbot_listener(),
             "log_config": str(w / "log_config.yaml"),
             "media_store_path": str(w / "media_store"),
             "signing_key_path": str(w / "signing.key"),
@@ -161,6 +164,28 @@ class LocalSynapse:
             "rc_joins": {"local": _LOOSE, "remote": _LOOSE},
             "rc_invites": {"per_room": _LOOSE, "per_user": _LOOSE, "per_issuer": _LOOSE},
             "app_service_config_files": [str(p) for p in self.appservice_files],
+        }
+
+    def _guardbot_listener(self) -> dict[str, Any]:
+        if self.guardbot_listener is None:
+            return {}
+        return {
+            "listeners": [
+                {
+                    "port": self.port,
+                    "bind_addresses": ["127.0.0.1"],
+                    "type": "http",
+                    "x_forwarded": self.x_forwarded,
+                    "resources": [{"names": ["client"], "compress": False}],
+                },
+                {
+                    "port": self.guardbot_listener,
+                    "bind_addresses": ["127.0.0.1"],
+                    "type": "http",
+                    "x_forwarded": True,
+                    "resources": [{"names": ["client"], "compress": False}],
+                },
+            ]
         }
 
     def _log_config(self) -> dict[str, Any]:
@@ -326,7 +351,11 @@ class LocalSynapse:
             create_from_example(str(path))
         config = Config(str(path))
         config.load()
-        config["homeserver.address"] = self.base_url
+        config["homeserver.address"] = (
+            self.base_url
+            if self.guardbot_listener is None
+            else f"http://127.0.0.1:{self.guardbot_listener}"
+        )
         config["homeserver.domain"] = self.server_name
         config["appservice.address"] = f"http://127.0.0.1:{port}"
         config["appservice.port"] = port

@@ -32,9 +32,10 @@ STOCK = {
 
 @pytest_asyncio.fixture(scope="module")
 async def believing(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Homeserver]:
-    """Its listener believes X-Forwarded-For: the one a reverse proxy (or guardbot) uses."""
+    """Set up as docs/named-guests.md advises: clients keep Synapse's default listener, and
+    guardbot talks to a loopback listener of its own that believes X-Forwarded-For."""
     root = tmp_path_factory.mktemp("crowd-hs")
-    async with running_homeserver(root, STOCK, x_forwarded=True) as hs:
+    async with running_homeserver(root, STOCK, guardbot_listener=True) as hs:
         yield hs
 
 
@@ -97,6 +98,29 @@ async def test_a_crowd_gets_its_names_without_waiting_on_one_address(
     assert line.startswith("✓") and "their own address" in line, line
     synapse_log = hs.synapse.log_path.read_text(errors="replace")
     assert "rc_registration" not in synapse_log
+
+    # The clients' own listener still believes nobody's header: one address, one allowance.
+    spoofed = [
+        pick_direct(hs.synapse.base_url, f"198.51.100.{i + 1}", unique(f"direct{i}"))
+        for i in range(5)
+    ]
+    assert 429 in await asyncio.gather(*spoofed)
+
+
+async def pick_direct(base_url: str, address: str, name: str) -> int:
+    """A client calling Synapse's own /register, with a made-up X-Forwarded-For."""
+    body: dict = {"username": name, "password": "a long direct password 1"}
+    headers = {"X-Forwarded-For": address}
+    async with aiohttp.ClientSession() as session:
+        for _ in range(2):
+            async with session.post(
+                base_url + "/_matrix/client/v3/register", json=body, headers=headers
+            ) as resp:
+                data = await resp.json()
+            if resp.status != 401:
+                return resp.status
+            body["auth"] = {"type": "m.login.dummy", "session": data["session"]}
+    return resp.status
 
 
 async def test_doctor_says_when_the_homeserver_sees_only_guardbot(
