@@ -10,6 +10,7 @@ homeserver only remembers transaction IDs for about half an hour.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -32,6 +33,13 @@ log = logging.getLogger(__name__)
 NAG_MARK = "dev.guardbot.pwlu_nag"  # in each nag's content: which nag it is
 DM_MARK = "dev.guardbot.pwlu_dm"  # in the DM's create event: whose DM it is
 MAX_BACKOFF_MS = 3_600_000
+# Reminders due together go out together: each costs the homeserver a few calls (a password
+# check, a displayname, the message), and one after another 1,000 took minutes. At most this
+# many at a time, from batches of BATCH due rows.
+CONCURRENT = 16
+BATCH = 64
+# After M_LIMIT_EXCEEDED, reminders go one at a time for this long after the named wait.
+RATE_LIMIT_CAUTION_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,9 @@ class Nagger:
         self.clock = clock
         self.wakeup = wakeup
         self._pruned_at = 0
+        # Until when (ms) the homeserver asked guardbot to leave it alone (a 429 met by a
+        # reminder's call): every reminder waits, not only the one refused.
+        self.limited_until = 0
 
     async def load(self) -> None:
         for room_id in await self.store.dm_rooms():
@@ -95,22 +106,38 @@ class Nagger:
             await self.store.prune_claims(now)
             self._pruned_at = now
         next_at = await self.store.next_due_at()
-        return 60.0 if next_at is None else min(60.0, max(0.0, (next_at - now) / 1000))
+        if next_at is not None and next_at <= now and self.limited_until > now:
+            next_at = self.limited_until  # due, but held back by the homeserver's limit
+        return 60.0 if next_at is None else min(60.0, max(0.05, (next_at - now) / 1000))
 
     async def run_once(self) -> int:
-        """Handle every nag due now; returns how many rows were looked at."""
-        rows = await self.store.due(self.clock.now_ms())
-        for row in rows:
-            async with self.locks(row.user_id):
-                fresh = await self.store.get(row.user_id)  # may have changed while waiting
-                if (
-                    fresh is None
-                    or fresh.next_nag_at is None
-                    or fresh.next_nag_at > self.clock.now_ms()
-                ):
-                    continue
-                await self._handle(fresh)
-        return len(rows)
+        """Handle the nags due now, up to CONCURRENT of them at a time (each one's steps stay
+        in order, and one user's never overlap: their lock); how many were handled. A 429
+        met by one holds the rest back until the wait the homeserver named is over: its
+        limits are on guardbot as one user, so they would all meet it."""
+        now = self.clock.now_ms()
+        if now < self.limited_until:
+            return 0
+        # Just after a limit's wait: one at a time for a while, so it can refill.
+        cautious = now < self.limited_until + RATE_LIMIT_CAUTION_MS
+        rows = await self.store.due(now, limit=1 if cautious else BATCH)
+        gate = asyncio.Semaphore(CONCURRENT)
+        handled = await asyncio.gather(*(self._one(gate, row) for row in rows))
+        return sum(handled)
+
+    async def _one(self, gate: asyncio.Semaphore, row: PwluRow) -> int:
+        async with gate, self.locks(row.user_id):
+            if self.clock.now_ms() < self.limited_until:
+                return 0  # another met the homeserver's limit meanwhile: this one waits too
+            fresh = await self.store.get(row.user_id)  # may have changed while waiting
+            if (
+                fresh is None
+                or fresh.next_nag_at is None
+                or fresh.next_nag_at > self.clock.now_ms()
+            ):
+                return 0
+            await self._handle(fresh)
+            return 1
 
     async def _handle(self, row: PwluRow) -> None:
         try:
@@ -127,6 +154,8 @@ class Nagger:
         except HomeserverError as e:
             delay = e.retry_after_ms if e.status == 429 and e.retry_after_ms else None
             delay = delay or min(MAX_BACKOFF_MS, 2000 * 2 ** min(row.attempts, 20))
+            if e.status == 429:
+                self.limited_until = max(self.limited_until, self.clock.now_ms() + delay)
             log.warning("Reminder for %s deferred %.0fs: %s", row.user_id, delay / 1000, e)
             at = self.clock.now_ms() + delay
             waits_for_homeserver = e.transient and e.status != 429

@@ -4,6 +4,7 @@ and the real store on every supported database."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from guardbot.db.named_guests import PwluStore
 from guardbot.guard.conversations import Conversations
 from guardbot.matrix.client import HomeserverError
 from guardbot.pwlu.accounts import Accounts, UserLocks
-from guardbot.pwlu.nags import Nagger, NagSettings, nag_txn_id
+from guardbot.pwlu.nags import CONCURRENT, Nagger, NagSettings, nag_txn_id
 from guardbot.pwlu.passwords import KeyRing
 
 USER = "@named:example.org"
@@ -37,6 +38,8 @@ class FakeClient:
         self.faults: dict[str, list[HomeserverError]] = {}
         self.sent: list[tuple[str, str, dict[str, Any]]] = []
         self.password_ok = True
+        self.delay = 0.0  # how long a send takes
+        self.in_flight = self.most_in_flight = 0
 
     def _fault(self, name: str) -> None:
         if self.faults.get(name):
@@ -55,13 +58,19 @@ class FakeClient:
         return False
 
     async def create_dm(self, user_id: str, marker: str) -> str:
-        return "!dm:example.org"
+        return "!dm:example.org" if user_id == USER else f"!dm-{user_id[1:]}"
 
     async def displayname(self, user_id: str) -> str | None:
         return None
 
     async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
         self._fault("send")
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
         self.sent.append((room_id, txn_id, content))
         return "$event"
 
@@ -142,7 +151,8 @@ async def test_a_reminder_that_waited_for_the_homeserver_goes_when_it_answers(se
     await nagger.run_once()  # a rate limit: waits its time, not for the homeserver
     nagger.wakeup.homeserver_back()
     await nagger.step()
-    assert client.sent == []
+    assert client.sent == [] and nagger.limited_until > now_ms()  # every reminder holds
+    nagger.limited_until = now_ms() - 1  # the wait the homeserver named is over
     client.faults["login"] = [HomeserverError(502, "M_UNKNOWN", "bad gateway", {})]
     await store.defer(USER, now_ms() - 1)
     await nagger.run_once()
@@ -150,3 +160,39 @@ async def test_a_reminder_that_waited_for_the_homeserver_goes_when_it_answers(se
     nagger.wakeup.homeserver_back()  # the homeserver answers again
     await nagger.step()
     assert [txn for _, txn, _ in client.sent] == [nag_txn_id(USER, 1)]
+
+
+async def test_reminders_due_together_go_out_together_and_each_once(setup: Any) -> None:
+    """1,000 reminders due at once (an evening's sign-ups, an hour later) went out one after
+    another: minutes. Now side by side, at most CONCURRENT at a time, each exactly once."""
+    nagger, client, store = setup
+    users = [USER] + [f"@crowd{i}:example.org" for i in range(40)]
+    for user in users[1:]:
+        await store.confirm(user, nagger.keys.current, now_ms(), now_ms() - 1)
+    client.delay = 0.05
+    await nagger.step()
+    txns = [txn for _, txn, _ in client.sent]
+    assert sorted(txns) == sorted(nag_txn_id(user, 1) for user in users)  # each once
+    assert 1 < client.most_in_flight <= CONCURRENT
+    for user in users:
+        assert (await store.get(user)).nags_sent == 1
+
+
+async def test_a_rate_limit_met_by_one_reminder_holds_back_the_rest(setup: Any) -> None:
+    nagger, client, store = setup
+    users = [USER] + [f"@held{i}:example.org" for i in range(40)]
+    for user in users[1:]:
+        await store.confirm(user, nagger.keys.current, now_ms(), now_ms() - 1)
+    limit = HomeserverError(429, "M_LIMIT_EXCEEDED", "slow", {"retry_after_ms": 60_000})
+    client.faults["send"] = [limit]
+    client.delay = 0.01
+    await nagger.run_once()
+    sent = len(client.sent)
+    assert sent < len(users) - 1  # those not yet started when it came wait too
+    assert nagger.limited_until >= now_ms() + 59_000
+    assert await nagger.run_once() == 0 and len(client.sent) == sent
+    assert 5 < await nagger.step() <= 60  # the loop sleeps until the wait is over
+    # Nothing was sent twice, and nobody's count moved without a message.
+    assert len({txn for _, txn, _ in client.sent}) == sent
+    counted = [user for user in users if (await store.get(user)).nags_sent == 1]
+    assert len(counted) == sent
