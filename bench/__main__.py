@@ -1,7 +1,8 @@
 """`python -m bench [names...] [--quick] [--postgres URL] [--json PATH]`: run the benchmarks and
 print one table (benchmark, figure, reference, ratio, goal, met?).
 
-Names: intake, removal, directory, nags, ready, door, storm (default: all, in that order).
+Names: intake, removal, directory, nags, ready, door, storm, crowd (default: all, in that
+order).
 --quick uses smaller sizes (a smoke run in a minute or two; its figures are not the recorded ones).
 """
 
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "ready": "5. memory and time to ready",
     "door": "6. the door: its decision time, a join on a real Synapse with and without it",
     "storm": "7. 1,000 guests in 10 kick rooms, Synapse alone and with workers; failover",
+    "crowd": "8. a crowd picks names at once through guardbot, against Synapse's own /register",
 }
 HEADERS = ("benchmark", "figure", "reference", "ratio", "goal", "met?")
 

@@ -87,6 +87,7 @@ async def synapse_with_guardbot(
     *,
     door: bool = False,
     workers: bool = False,
+    guardbot_listener: bool = False,
 ) -> AsyncIterator[Env]:
     """Synapse (its config with `extra_config` put over it) with guardbot registered; with
     `door`, Synapse asks guardbot before joins (synapse-http-antispam, as `guardbot -g` says);
@@ -105,6 +106,8 @@ async def synapse_with_guardbot(
     synapse = kind(
         root / "synapse", appservice_files=[root / "registration.yaml"], extra_config=extra
     )
+    if guardbot_listener:  # docs/named-guests.md: a listener for guardbot that believes it
+        synapse.guardbot_listener = free_port()
     port = free_port()
     config_path = root / "config.yaml"
     config = synapse.register_guardbot(config_path, port)

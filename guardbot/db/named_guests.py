@@ -14,6 +14,8 @@ from typing import Any
 
 from mautrix.util.async_db import Database
 
+from guardbot.core.reminders import ALL_SENT
+
 
 class NamedGuestState(StrEnum):
     UNCONFIRMED = "unconfirmed"
@@ -189,10 +191,11 @@ class PwluStore:
         if next_nag_at is None:
             await self.db.execute(
                 "UPDATE pwlu SET nags_sent=$2, sending=NULL, attempts=0, next_nag_at=NULL,"
-                " state=$3, done_reason='all reminders sent' WHERE user_id=$1 AND sending=$2",
+                " state=$3, done_reason=$4 WHERE user_id=$1 AND sending=$2",
                 user_id,
                 n,
                 DONE,
+                ALL_SENT,
             )
             return
         await self.db.execute(

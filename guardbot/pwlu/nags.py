@@ -21,6 +21,7 @@ from guardbot import metrics
 from guardbot.background import Wakeup
 from guardbot.core.clock import Clock
 from guardbot.core.nag_text import render
+from guardbot.core.reminders import ALL_SENT, after_a_leave, next_reminder
 from guardbot.db.named_guests import ACTIVE, UNCONFIRMED, PwluRow, PwluStore
 from guardbot.guard.conversations import Conversations
 from guardbot.matrix.client import Homeserver, HomeserverError
@@ -172,9 +173,9 @@ class Nagger:
         if row.state != ACTIVE:  # finished rows are never due; repair one that is
             await self.store.unschedule(user_id)
             return
-        n = row.sending or row.nags_sent + 1
-        if n > self.settings.max:
-            await self.store.finish(user_id, "all reminders sent")
+        n = next_reminder(row.nags_sent, row.sending, self.settings.max)
+        if n is None:
+            await self.store.finish(user_id, ALL_SENT)
             return
         if not self.keys.knows(row.key_id):
             log.warning("No secret for %s's password (key %s)", user_id, row.key_id)
@@ -272,8 +273,9 @@ class Nagger:
         user_id = row.user_id
         if row.dm_room_id:
             if row.dm_left:
-                if row.dm_reinvited:
-                    await self.store.finish(user_id, "left the DM")
+                ended = after_a_leave(row.dm_reinvited)
+                if ended:
+                    await self.store.finish(user_id, ended)
                     return None
                 await self._invite_back(row.dm_room_id, user_id)
                 await self.store.reinvited(user_id)

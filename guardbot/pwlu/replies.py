@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from guardbot.core.actions import Notice
 from guardbot.core.decision import Decision, DmLeft, NagsEnded
 from guardbot.core.observations import ConversationMember, Message
+from guardbot.core.reminders import after_a_leave
 from guardbot.db.named_guests import ACTIVE, PwluRow, PwluStore
 from guardbot.guard.conversations import Conversations
 from guardbot.matrix.client import Homeserver
@@ -60,6 +61,7 @@ class NagReplies:
             return Decision(actions=(reply,), records=(NagsEnded(user_id, "asked to stop"),))
         if facts.deactivated:
             return Decision(records=(NagsEnded(user_id, "deactivated"),))
-        if facts.row.dm_reinvited:
-            return Decision(records=(NagsEnded(user_id, "left the DM"),))
+        ended = after_a_leave(facts.row.dm_reinvited)
+        if ended:
+            return Decision(records=(NagsEnded(user_id, ended),))
         return Decision(records=(DmLeft(user_id),))  # the next reminder invites them back

@@ -39,7 +39,7 @@ async def test_guest_joining_listed_kick_room_is_kicked_once(
 
     event = await owner.member_event(room_id, guests[0].user_id)
     assert event is not None and event["sender"] == hs.bot_user_id  # a kick, not a leave
-    assert "set a password" in event["content"]["reason"]
+    assert "Create an account" in event["content"]["reason"]
     book = await room_ledger(hs.admin, room_id, hs.bot_user_id)
     assert {g.user_id: book.bot_leaves[g.user_id] for g in guests} == {g.user_id: 1 for g in guests}
     assert book.touched == {g.user_id for g in guests}, "guardbot touched someone else"
