@@ -153,3 +153,24 @@ async def test_tokens_in_urls_guessed_links_and_broken_forms(
     # Answers name no versions.
     live = request(port, b"GET", b"/_matrix/mau/live")
     assert live.headers["server"] == "guardbot"
+
+
+async def test_naming_someone_elses_account_leaves_nothing_to_settle(
+    door_hs: Homeserver, launch: Launch
+) -> None:
+    """The attack of issue 16: a stranger names an existing account at the named-guest API,
+    first steps and steps with auth, many times. Nothing is stored that guardbot would later
+    settle by trying a password on that account."""
+    hs = door_hs
+    bot = await launch(hs, **pwlu_env(hs))
+    api = Api(bot.url)
+    someone = await hs.user(unique("someone"))
+    name = someone.user_id[1:].split(":")[0]
+    for _ in range(5):
+        assert (await api.register({"username": name}))[1]["errcode"] == "M_USER_IN_USE"
+        _, challenge = await api.register({"username": unique("free")})
+        auth = {"type": "m.login.dummy", "session": challenge["session"]}
+        assert (await api.register({"username": name, "auth": auth}))[1]["errcode"] == (
+            "M_USER_IN_USE"
+        )
+    assert query_db(bot, "SELECT user_id FROM pwlu") == []
