@@ -45,26 +45,28 @@ class SettingsStore:
             switch.set_at,
         )
 
+    # The door's two calls worth remembering, for doctor: the last one answered, and the last
+    # one whose token guardbot refused. One row each.
     async def door_seen(self, what: str, now: int) -> None:
-        await self.db.execute(
-            "INSERT INTO door_seen (id, what, at) VALUES (1, $1, $2)"
-            " ON CONFLICT (id) DO UPDATE SET what=$1, at=$2",
-            what,
-            now,
-        )
+        await self._remember("door_seen", what, now)
 
     async def door_last_seen(self) -> tuple[str, int] | None:
-        row = await self.db.fetchrow("SELECT what, at FROM door_seen WHERE id=1")
-        return (row["what"], row["at"]) if row else None
+        return await self._last("door_seen")
 
     async def door_token_refused(self, what: str, now: int) -> None:
+        await self._remember("door_token_refused", what, now)
+
+    async def door_last_refused(self) -> tuple[str, int] | None:
+        return await self._last("door_token_refused")
+
+    async def _remember(self, table: str, what: str, now: int) -> None:
         await self.db.execute(
-            "INSERT INTO door_token_refused (id, what, at) VALUES (1, $1, $2)"
+            f"INSERT INTO {table} (id, what, at) VALUES (1, $1, $2)"
             " ON CONFLICT (id) DO UPDATE SET what=$1, at=$2",
             what,
             now,
         )
 
-    async def door_last_refused(self) -> tuple[str, int] | None:
-        row = await self.db.fetchrow("SELECT what, at FROM door_token_refused WHERE id=1")
+    async def _last(self, table: str) -> tuple[str, int] | None:
+        row = await self.db.fetchrow(f"SELECT what, at FROM {table} WHERE id=1")
         return (row["what"], row["at"]) if row else None

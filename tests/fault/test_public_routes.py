@@ -24,6 +24,7 @@ from tests.support.pwlu_client import (
     as_user,
     claim_token,
     dm_room,
+    name_someone_elses_account,
     pwlu_env,
     query_db,
     unique,
@@ -166,11 +167,5 @@ async def test_naming_someone_elses_account_leaves_nothing_to_settle(
     api = Api(bot.url)
     someone = await hs.user(unique("someone"))
     name = someone.user_id[1:].split(":")[0]
-    for _ in range(5):
-        assert (await api.register({"username": name}))[1]["errcode"] == "M_USER_IN_USE"
-        _, challenge = await api.register({"username": unique("free")})
-        auth = {"type": "m.login.dummy", "session": challenge["session"]}
-        assert (await api.register({"username": name, "auth": auth}))[1]["errcode"] == (
-            "M_USER_IN_USE"
-        )
+    await name_someone_elses_account(api, name, rounds=5)
     assert query_db(bot, "SELECT user_id FROM pwlu") == []

@@ -4,11 +4,10 @@ synapse-http-antispam, wired as `guardbot -g` prints it (fail_open, do_ping)."""
 from __future__ import annotations
 
 import pathlib
-import subprocess
-import sys
 
 import pytest
 
+from tests.support.doctor import doctor_line
 from tests.support.homeserver import Homeserver, StartGuardbot
 from tests.support.matrix_client import MatrixError, upgrade_guest
 from tests.support.rooms import listed_room, wait_removed
@@ -106,16 +105,8 @@ async def test_doctor_sees_that_the_homeserver_calls_the_door(
         await (await hs.guest()).join(room_id)  # a call at the door: the first is recorded
     await bot.stop()
 
-    done = subprocess.run(
-        [sys.executable, "-m", "guardbot", "doctor", "-c", str(hs.config_path)],
-        capture_output=True,
-        text=True,
-        env=bot.env,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    (line,) = [line for line in done.stdout.splitlines() if line.split(" ")[1:2] == ["door:"]]
-    assert line.startswith("✓") and "the homeserver called it" in line, done.stdout
+    line, out = doctor_line(hs.config_path, bot.env, tmp_path, "door")
+    assert line.startswith("✓") and "the homeserver called it" in line, out
 
 
 async def test_a_wrong_door_token_never_stops_the_servers_joins(
@@ -141,16 +132,8 @@ async def test_a_wrong_door_token_never_stops_the_servers_joins(
     await bot.stop()
     assert "the door module's token is not guardbot's antispam.token" in bot.log()
 
-    done = subprocess.run(
-        [sys.executable, "-m", "guardbot", "doctor", "-c", str(hs.config_path)],
-        capture_output=True,
-        text=True,
-        env=bot.env,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    (line,) = [line for line in done.stdout.splitlines() if line.split(" ")[1:2] == ["door:"]]
-    assert line.startswith("✗") and "with a wrong token" in line, done.stdout
+    line, out = doctor_line(hs.config_path, bot.env, tmp_path, "door")
+    assert line.startswith("✗") and "with a wrong token" in line, out
     assert "into homeserver.yaml's synapse_http_antispam entry (authorization)" in line
-    (directory,) = [line for line in done.stdout.splitlines() if " directory:" in line]
-    assert "enable_room_list_search" not in directory, done.stdout
+    (directory,) = [line for line in out.splitlines() if " directory:" in line]
+    assert "enable_room_list_search" not in directory, out

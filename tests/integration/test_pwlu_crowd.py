@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
+from tests.support.doctor import doctor_line
 from tests.support.homeserver import Homeserver, guardbot_starter, running_homeserver
 from tests.support.pwlu_client import pwlu_env, unique
 
@@ -46,40 +45,24 @@ async def doubting(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ho
         yield hs
 
 
-async def pick_name(url: str, address: str, name: str) -> tuple[int, int]:
-    """One person: guardbot's registration with its user-interactive auth, as a client does.
-    (status, how many 429s on the way)."""
+async def register_from(url: str, address: str, body: dict) -> tuple[int, int]:
+    """One person from `address` through /register's user-interactive auth (guardbot's or
+    Synapse's own), as a client does: (final status, 429s met on the way)."""
     headers = {"X-Forwarded-For": address}
-    body: dict = {"username": name}
     limited = 0
     async with aiohttp.ClientSession() as session:
         for _ in range(20):
-            async with session.post(
-                url + "/_guardbot/v1/pwlu/register", json=body, headers=headers
-            ) as resp:
+            async with session.post(url, json=body, headers=headers) as resp:
                 data = await resp.json()
             if resp.status == 429:
                 limited += 1
                 await asyncio.sleep(data.get("retry_after_ms", 1000) / 1000)
                 continue
             if resp.status == 401 and "session" in data:
-                body["auth"] = {"type": "m.login.dummy", "session": data["session"]}
+                body = {**body, "auth": {"type": "m.login.dummy", "session": data["session"]}}
                 continue
             return resp.status, limited
     return 0, limited
-
-
-def doctor(hs: Homeserver, env: dict[str, str], cwd: pathlib.Path) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "guardbot", "doctor", "-c", str(hs.config_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-    )
-    (line,) = [line for line in done.stdout.splitlines() if " client addresses:" in line]
-    return line
 
 
 async def test_a_crowd_gets_its_names_without_waiting_on_one_address(
@@ -88,39 +71,30 @@ async def test_a_crowd_gets_its_names_without_waiting_on_one_address(
     hs = believing
     async with guardbot_starter(hs, tmp_path) as start:
         proc = await start(**pwlu_env(hs, PWLU__TRUSTED_PROXIES="[127.0.0.1]"))
+        url = proc.url + "/_guardbot/v1/pwlu/register"
         crowd = [
-            pick_name(proc.url, f"203.0.113.{i + 1}", unique(f"crowd{i}")) for i in range(CROWD)
+            register_from(url, f"203.0.113.{i + 1}", {"username": unique(f"crowd{i}")})
+            for i in range(CROWD)
         ]
         answers = await asyncio.gather(*crowd)
         assert [status for status, _ in answers] == [200] * CROWD, answers
         assert sum(limited for _, limited in answers) == 0, answers
-        line = doctor(hs, proc.env, tmp_path)
+        line, _ = doctor_line(hs.config_path, proc.env, tmp_path, "client addresses")
     assert line.startswith("✓") and "their own address" in line, line
     synapse_log = hs.synapse.log_path.read_text(errors="replace")
     assert "rc_registration" not in synapse_log
 
     # The clients' own listener still believes nobody's header: one address, one allowance.
+    direct = hs.synapse.base_url + "/_matrix/client/v3/register"
     spoofed = [
-        pick_direct(hs.synapse.base_url, f"198.51.100.{i + 1}", unique(f"direct{i}"))
+        register_from(
+            direct,
+            f"198.51.100.{i + 1}",
+            {"username": unique(f"direct{i}"), "password": "a long direct password 1"},
+        )
         for i in range(5)
     ]
-    assert 429 in await asyncio.gather(*spoofed)
-
-
-async def pick_direct(base_url: str, address: str, name: str) -> int:
-    """A client calling Synapse's own /register, with a made-up X-Forwarded-For."""
-    body: dict = {"username": name, "password": "a long direct password 1"}
-    headers = {"X-Forwarded-For": address}
-    async with aiohttp.ClientSession() as session:
-        for _ in range(2):
-            async with session.post(
-                base_url + "/_matrix/client/v3/register", json=body, headers=headers
-            ) as resp:
-                data = await resp.json()
-            if resp.status != 401:
-                return resp.status
-            body["auth"] = {"type": "m.login.dummy", "session": data["session"]}
-    return resp.status
+    assert any(limited for _, limited in await asyncio.gather(*spoofed))
 
 
 async def test_doctor_says_when_the_homeserver_sees_only_guardbot(
@@ -129,6 +103,6 @@ async def test_doctor_says_when_the_homeserver_sees_only_guardbot(
     hs = doubting
     async with guardbot_starter(hs, tmp_path) as start:
         proc = await start(**pwlu_env(hs))
-        line = doctor(hs, proc.env, tmp_path)
+        line, _ = doctor_line(hs.config_path, proc.env, tmp_path, "client addresses")
     assert line.startswith("✗") and "saw guardbot's address (127.0.0.1)" in line, line
     assert "x_forwarded: true" in line

@@ -19,6 +19,7 @@ from tests.support.pwlu_client import (
     claim_token,
     dm_room,
     login,
+    name_someone_elses_account,
     pwlu_env,
     query_db,
     submit_claim,
@@ -78,13 +79,7 @@ async def test_strangers_naming_accounts_cost_them_no_login_and_starve_no_claim(
             api = Api(proc.url)
             plain = await hs.user(unique("plain"))
             name = plain.user_id[1:].split(":")[0]
-            for _ in range(6):
-                assert (await api.register({"username": name}))[1]["errcode"] == "M_USER_IN_USE"
-                status, challenge = await api.register({"username": unique("nobody")})
-                assert status == 401
-                auth = {"type": "m.login.dummy", "session": challenge["session"]}
-                status, body = await api.register({"username": name, "auth": auth})
-                assert body["errcode"] == "M_USER_IN_USE", body
+            await name_someone_elses_account(api, name, rounds=6)
             assert query_db(proc, "SELECT user_id FROM pwlu") == []  # nothing to settle later
 
             # A real named guest claims their account: guardbot's logins were not spent.

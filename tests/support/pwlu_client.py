@@ -236,3 +236,16 @@ async def submit_claim(link: str, password: str) -> tuple[int, str]:
         }
         async with session.post(link, data=form) as resp:
             return resp.status, await resp.text()
+
+
+async def name_someone_elses_account(api: Api, localpart: str, rounds: int) -> None:
+    """The attack of issue 16: a stranger names an existing account at the named-guest API,
+    in a first step and in a step with auth (a real session, from a free name), `rounds` times;
+    each is refused as in use."""
+    for _ in range(rounds):
+        assert (await api.register({"username": localpart}))[1]["errcode"] == "M_USER_IN_USE"
+        status, challenge = await api.register({"username": unique("free")})
+        assert status == 401
+        auth = {"type": "m.login.dummy", "session": challenge["session"]}
+        status, body = await api.register({"username": localpart, "auth": auth})
+        assert body["errcode"] == "M_USER_IN_USE", body
