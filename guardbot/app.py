@@ -114,6 +114,8 @@ class Guardbot(Program):
     # -- before the event loop -------------------------------------------------------------
     def prepare_config(self) -> None:
         path = self.args.config
+        if self.args.new_tokens and not self.args.generate_registration:
+            fail("--new-tokens: only together with -g (it writes the registration)")
         try:
             if self.args.generate_registration:
                 registration.generate(path, self.args.registration, renew=self.args.new_tokens)

@@ -204,12 +204,12 @@ def generate(path: str, reg_path: str, *, renew: bool = False) -> None:
     effective._data = copy.deepcopy(config._data)
     effective.apply_env()
     effective.validate()
-    if changes.tokens:
-        config.save()
     example = Config(path).load_base()
     essentials = ("homeserver.address", "homeserver.domain", "appservice.address")
     if example and all(effective[k] == example[k] for k in essentials):
         # Still the example's: a registration for example.org is not worth installing.
+        if changes.tokens:
+            config.save()
         print(
             f"Next: edit {path}: at least {', '.join(essentials)} and database (or set"
             " them as GUARDBOT_* variables), then run this command again; it writes the"
@@ -220,8 +220,11 @@ def generate(path: str, reg_path: str, *, renew: bool = False) -> None:
     old = read(reg_path)
     changes.registration_existed = old is not None
     changes.registration = changed_keys(old, new)
+    # The registration first: if it cannot be written, the config keeps the tokens it has.
     if changes.registration:
         write(new, reg_path)
+    if changes.tokens:
+        config.save()
     _say_what_changed(path, reg_path, changes, effective)
 
 
