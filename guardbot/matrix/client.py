@@ -107,6 +107,7 @@ class Homeserver:
         on_back: Callable[[], None] = lambda: None,
         clock: Clock | None = None,
         may_write: Callable[[], bool] = lambda: True,
+        log_stale_token: bool = True,
     ) -> None:
         self.clock = clock or Clock()
         self.address = address.rstrip("/")
@@ -122,6 +123,7 @@ class Homeserver:
         # acting by now) must not kick, send or set anything (guardbot/leader.py).
         self.may_write = may_write
         self._stale_logged_at: float | None = None
+        self._log_stale_token = log_stale_token  # doctor says it on its own line instead
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -187,6 +189,8 @@ class Homeserver:
         return data
 
     def _stale_token(self) -> None:
+        if not self._log_stale_token:
+            return
         now = self.clock.monotonic()
         if self._stale_logged_at is None or now - self._stale_logged_at >= STALE_TOKEN_LOG_EVERY_S:
             self._stale_logged_at = now

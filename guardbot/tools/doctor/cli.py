@@ -93,7 +93,11 @@ async def run(args: argparse.Namespace, stream: Any = None) -> int:
     await check_door(config, report)
 
     hs = Homeserver(
-        config["homeserver.address"], config["appservice.as_token"], config.bot_user_id, timeout=30
+        config["homeserver.address"],
+        config["appservice.as_token"],
+        config.bot_user_id,
+        timeout=30,
+        log_stale_token=False,
     )
     checks = HomeserverChecks(
         config, hs, report, fix=args.fix, read_only=args.read_only, regen=regen, command=command
