@@ -65,13 +65,9 @@ async def guard_loop(
     decisions = db.DecisionStore(database)
     inbox_wakeup, queue_wakeup = Wakeup(), Wakeup()
 
-    def homeserver_back() -> None:
-        inbox_wakeup.homeserver_back()
-        queue_wakeup.homeserver_back()
-
     # An address: guardbot's own client, told as in app.py when the homeserver answers again.
     hs = (
-        Homeserver(homeserver, "as-token", BOT, on_back=homeserver_back)
+        Homeserver(homeserver, "as-token", BOT, on_back=inbox_wakeup.homeserver_back)
         if isinstance(homeserver, str)
         else homeserver
     )

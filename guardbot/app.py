@@ -141,13 +141,10 @@ class Guardbot(Program):
         clock = Clock()
         server = c.server_policy()
         bot, management_room = c.bot_user_id, c["management_room"]
-        # Wake-ups first: the homeserver's "I answer again" reaches the loops waiting for it.
+        # Wake-ups first. The homeserver's "I answer again" is an observation (the inbox's
+        # wake-up says so): its decision sweeps the listed rooms and makes due what waited.
         self.inbox_wakeup, self.queue_wakeup, self.nag_wakeup = Wakeup(), Wakeup(), Wakeup()
-
-        def homeserver_back() -> None:
-            self.inbox_wakeup.homeserver_back()  # sweep every listed room for lost events
-            self.queue_wakeup.homeserver_back()  # retry what waited for the homeserver
-            self.nag_wakeup.homeserver_back()  # reminders that waited for it
+        homeserver_back = self.inbox_wakeup.homeserver_back
 
         self.database = db.create(c["database"])
         self.decisions = db.DecisionStore(self.database)
@@ -232,7 +229,11 @@ class Guardbot(Program):
             guests=self.guests,
             hs=self.hs,
             deciders=deciders,
-            remember=[self.rooms.remember, self.conversations.remember],
+            remember=[
+                self.rooms.remember,
+                self.conversations.remember,
+                *([self.pwlu.remember] if self.pwlu else []),
+            ],
             clock=clock,
             wakeup=self.inbox_wakeup,
             queue_wakeup=self.queue_wakeup,

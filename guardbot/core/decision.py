@@ -69,6 +69,14 @@ class RoomWoken:
 
 
 @dataclass(frozen=True)
+class HomeserverAnswers:
+    """The homeserver answers again after failing: whatever waited only for it (actions,
+    reminders) goes now, not when its own backoff runs out."""
+
+    at: int
+
+
+@dataclass(frozen=True)
 class NagsEnded:
     """A named guest gets no more reminders."""
 
@@ -96,6 +104,7 @@ Record = (
     | DryRunSwitch
     | RoomClassified
     | RoomWoken
+    | HomeserverAnswers
     | NagsEnded
     | DmLeft
     | NamedGuestForgotten

@@ -25,6 +25,7 @@ from guardbot.core.decision import (
     NOTHING,
     AuditRecord,
     Decision,
+    HomeserverAnswers,
     RoomClassified,
     RoomPolicySetting,
     RoomWoken,
@@ -444,8 +445,12 @@ def _decide(obs: Observation, facts: Facts, server: ServerPolicy) -> Decision:
     if isinstance(obs, PowerChange):
         return Decision(records=(RoomWoken(obs.room_id),))
     if isinstance(obs, HomeserverBack):
+        # Lost events are looked for in every listed room, and what waited goes now.
         cause = f"homeserver back at {obs.at}"
-        return Decision(actions=tuple(sweep_all(facts.listed_rooms, cause)))
+        return Decision(
+            actions=tuple(sweep_all(facts.listed_rooms, cause)),
+            records=(HomeserverAnswers(obs.at),),
+        )
     if isinstance(obs, RecheckDue):
         return Decision(actions=tuple(sweep_all(facts.listed_rooms, f"recheck at {obs.at}")))
     if isinstance(obs, BotMembership) and obs.membership == "invite":

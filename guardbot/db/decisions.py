@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from mautrix.util.async_db import Database
 
+from guardbot.core.actions import WaitingOn
 from guardbot.core.decision import (
     Decision,
     DmLeft,
     DryRunSwitch,
+    HomeserverAnswers,
     NagsEnded,
     NamedGuestForgotten,
     Record,
@@ -59,6 +61,9 @@ class DecisionStore:
                 await self.rooms.classify(record.room_id, record.listed, record.at)
             case RoomWoken():
                 await self.actions.wake_room(record.room_id, now)
+            case HomeserverAnswers():
+                await self.actions.wake_waiting_on(WaitingOn.HOMESERVER, now)
+                await self.named_guests.wake_deferred(now)
             case NagsEnded():
                 await self.named_guests.finish(record.user_id, record.reason)
             case DmLeft():

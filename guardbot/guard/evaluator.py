@@ -18,7 +18,7 @@ from guardbot import metrics
 from guardbot.background import Wakeup
 from guardbot.core import policy
 from guardbot.core.clock import Clock
-from guardbot.core.decision import NOTHING, Decision, Record, RoomWoken
+from guardbot.core.decision import NOTHING, Decision, HomeserverAnswers, Record, RoomWoken
 from guardbot.core.observations import (
     POLICY_EVENT,
     BotMembership,
@@ -200,7 +200,8 @@ class Evaluator:
             for remember in self.remember:
                 remember(decision.records)
             settled += 1
-            if decision.actions or any(isinstance(r, RoomWoken) for r in decision.records):
+            woken = (RoomWoken, HomeserverAnswers)
+            if decision.actions or any(isinstance(r, woken) for r in decision.records):
                 self.queue_wakeup.set()
             if queued:
                 metrics.EVENTS_ACTED_ON.inc()

@@ -167,9 +167,8 @@ class Executor:
             await self.execute(queued)
 
     async def step(self) -> float:
-        """One pass: what is due, then how long until the next is."""
-        if self.wakeup.take_homeserver_back():
-            await self.store.wake_waiting_on(WaitingOn.HOMESERVER, self.clock.now_ms())
+        """One pass: what is due, then how long until the next is. (What waited for the
+        homeserver is made due by the decision on its coming back: HomeserverAnswers.)"""
         while await self.run_once():
             pass
         next_at = await self.store.next_due_at()

@@ -95,11 +95,8 @@ class Nagger:
 
     # -- the schedule ----------------------------------------------------------------------
     async def step(self) -> float:
-        """Every nag due now, then how long until the next (at most a minute)."""
-        if self.wakeup.take_homeserver_back():
-            woken = await self.store.wake_deferred(self.clock.now_ms())
-            if woken:
-                log.info("The homeserver answers again: %d reminders go now", woken)
+        """Every nag due now, then how long until the next (at most a minute). (Reminders
+        that waited for the homeserver are made due by the decision on its coming back.)"""
         while await self.run_once():
             pass
         now = self.clock.now_ms()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +11,7 @@ from mautrix.util.async_db import Database
 from guardbot.background import Wakeup
 from guardbot.config import Config, parse_duration
 from guardbot.core.clock import Clock
+from guardbot.core.decision import HomeserverAnswers, Record
 from guardbot.db.named_guests import PwluStore
 from guardbot.guard.conversations import Conversations
 from guardbot.matrix.client import Homeserver
@@ -100,6 +101,12 @@ class PwluService:
         )
         self.admin = PwluAdmin(self.store)
         self.replies = NagReplies(self.store, hs, conversations)
+
+    def remember(self, records: Iterable[Record]) -> None:
+        """Told what each stored decision recorded: reminders the homeserver's coming back made
+        due go now, not at the nagger's next look."""
+        if any(isinstance(r, HomeserverAnswers) for r in records):
+            self.nagger.wakeup.set()
 
     def register(self, app: web.Application) -> None:
         self.api.register(app)

@@ -149,7 +149,7 @@ async def test_a_reminder_that_waited_for_the_homeserver_goes_when_it_answers(se
     client.faults["login"] = [HomeserverError(429, "M_LIMIT_EXCEEDED", "slow", {})]
     await store.defer(USER, now_ms() - 1)
     await nagger.run_once()  # a rate limit: waits its time, not for the homeserver
-    nagger.wakeup.homeserver_back()
+    await store.wake_deferred(now_ms())  # what the homeserver's coming back does
     await nagger.step()
     assert client.sent == [] and nagger.limited_until > now_ms()  # every reminder holds
     nagger.limited_until = now_ms() - 1  # the wait the homeserver named is over
@@ -157,7 +157,8 @@ async def test_a_reminder_that_waited_for_the_homeserver_goes_when_it_answers(se
     await store.defer(USER, now_ms() - 1)
     await nagger.run_once()
     assert client.sent == []
-    nagger.wakeup.homeserver_back()  # the homeserver answers again
+    # The homeserver answers again: its decision (HomeserverAnswers) makes this due now.
+    await store.wake_deferred(now_ms())
     await nagger.step()
     assert [txn for _, txn, _ in client.sent] == [nag_txn_id(USER, 1)]
 
