@@ -30,6 +30,7 @@ HELP = [
     "• rooms — the listed rooms and what applies in each",
     "• sweep <room> — apply a listed room's policy to everyone in it now",
     "• explain <user> <room> — why guardbot did or did not act",
+    "• explain <user> — a named guest's story: registered, each reminder, why they stopped",
     "• dryrun on|off [room] — decide and report but never act, everywhere or in one room",
     "• pwlu list | pwlu forget <user> — named guests guardbot reminds to set a password",
 ]
@@ -116,6 +117,8 @@ class Management:
                 room_id = await self._room(args[1])
                 room = await self.rooms.facts(room_id)
                 return ManagementFacts(command, room=room, member=await self._member(args[0], room))
+            case "explain", 1 if self.pwlu is not None:
+                return ManagementFacts(command, pwlu=await self.pwlu.gather(command))
             case "dryrun", 2 if args[0] in ("on", "off"):
                 return ManagementFacts(command, room_id=await self._room(args[1]))
             case "pwlu", _ if self.pwlu is not None:
@@ -207,6 +210,9 @@ class Management:
                 return answer(msg.room_id, explain(facts.member, facts.room), msg.event_id)
             case "dryrun" if args and args[0] in ("on", "off") and len(args) <= 2:
                 return self.dry_run(msg, args[0] == "on", facts.room_id or GLOBAL, now)
+            case "explain" if self.pwlu is not None and facts.pwlu is not None:
+                lines, decision = self.pwlu.decide(command, facts.pwlu)
+                return answer(msg.room_id, lines, msg.event_id) + decision
             case "pwlu" if self.pwlu is not None:
                 lines, decision = self.pwlu.decide(command, facts.pwlu)
                 return answer(msg.room_id, lines, msg.event_id) + decision

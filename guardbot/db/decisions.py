@@ -65,7 +65,7 @@ class DecisionStore:
                 await self.actions.wake_waiting_on(WaitingOn.HOMESERVER, now)
                 await self.named_guests.wake_deferred(now)
             case NagsEnded():
-                await self.named_guests.finish(record.user_id, record.reason)
+                await self.named_guests.finish(record.user_id, record.reason, now)
             case DmLeft():
                 await self.named_guests.set_dm_left(record.user_id, True)
             case NamedGuestForgotten():

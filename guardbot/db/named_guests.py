@@ -14,7 +14,9 @@ from typing import Any
 
 from mautrix.util.async_db import Database
 
+from guardbot.core.decision import AuditRecord
 from guardbot.core.reminders import ALL_SENT
+from guardbot.db.auditlog import AuditStore
 
 
 class NamedGuestState(StrEnum):
@@ -74,8 +76,15 @@ class PwluRow:
 
 
 class PwluStore:
+    """A named guest's story is audited as it goes (registered, each reminder, the end), in
+    the transaction that records it, so `explain <user>` can tell it."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.audit = AuditStore(db)
+
+    async def _story(self, at: int, user_id: str, what: str, why: str, result: str) -> None:
+        await self.audit.add(AuditRecord(at, "guardbot", what, None, user_id, why, result))
 
     # -- registration ----------------------------------------------------------------------
     async def begin(self, user_id: str, key_id: str, now: int, check_at: int) -> bool:
@@ -110,29 +119,39 @@ class PwluStore:
     async def confirm(self, user_id: str, key_id: str, now: int, first_nag_at: int) -> None:
         """The homeserver created the account with the derived password (so it is known to
         work as of now): nagging starts."""
-        await self.db.execute(
-            "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at, checked_at)"
-            " VALUES ($1, $2, $3, $4, $5, $4) ON CONFLICT (user_id) DO UPDATE"
-            " SET state=$3, key_id=$2, created_at=$4, next_nag_at=$5, attempts=0, checked_at=$4"
-            " WHERE pwlu.state=$6",
-            user_id,
-            key_id,
-            ACTIVE,
-            now,
-            first_nag_at,
-            UNCONFIRMED,
-        )
+        async with self.db.acquire() as conn, conn.transaction():
+            confirmed = await conn.fetchval(
+                "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at, checked_at)"
+                " VALUES ($1, $2, $3, $4, $5, $4) ON CONFLICT (user_id) DO UPDATE"
+                " SET state=$3, key_id=$2, created_at=$4, next_nag_at=$5, attempts=0,"
+                " checked_at=$4 WHERE pwlu.state=$6 RETURNING user_id",
+                user_id,
+                key_id,
+                ACTIVE,
+                now,
+                first_nag_at,
+                UNCONFIRMED,
+            )
+            if confirmed:
+                await self._story(
+                    now, user_id, "named guest", "registered through guardbot", "reminders start"
+                )
 
-    async def activate(self, user_id: str, first_nag_at: int) -> None:
+    async def activate(self, user_id: str, first_nag_at: int, now: int) -> None:
         """An unconfirmed row whose account turned out to exist (its registration finished
         but guardbot crashed before it heard)."""
-        await self.db.execute(
-            "UPDATE pwlu SET state=$2, next_nag_at=$4 WHERE user_id=$1 AND state=$3",
-            user_id,
-            ACTIVE,
-            UNCONFIRMED,
-            first_nag_at,
-        )
+        async with self.db.acquire() as conn, conn.transaction():
+            activated = await conn.fetchval(
+                "UPDATE pwlu SET state=$2, next_nag_at=$4 WHERE user_id=$1 AND state=$3"
+                " RETURNING user_id",
+                user_id,
+                ACTIVE,
+                UNCONFIRMED,
+                first_nag_at,
+            )
+            if activated:
+                why = "registered through guardbot, found again after a restart"
+                await self._story(now, user_id, "named guest", why, "reminders start")
 
     async def forget(self, user_id: str) -> None:
         """An unconfirmed row whose registration never happened."""
@@ -186,26 +205,31 @@ class PwluStore:
             await self.add_claim(user_id, token_hash, now, expires_at, conn=conn)
         return True
 
-    async def sent(self, user_id: str, n: int, next_nag_at: int | None) -> None:
+    async def sent(self, user_id: str, n: int, next_nag_at: int | None, now: int) -> None:
         """Nag n is out; the next is due at next_nag_at, or never (the last one)."""
-        if next_nag_at is None:
-            await self.db.execute(
-                "UPDATE pwlu SET nags_sent=$2, sending=NULL, attempts=0, next_nag_at=NULL,"
-                " state=$3, done_reason=$4 WHERE user_id=$1 AND sending=$2",
-                user_id,
-                n,
-                DONE,
-                ALL_SENT,
-            )
-            return
-        await self.db.execute(
-            "UPDATE pwlu SET nags_sent=$2, sending=NULL, attempts=0, deferred_for=NULL,"
-            " next_nag_at=$3"
-            " WHERE user_id=$1 AND sending=$2",
-            user_id,
-            n,
-            next_nag_at,
-        )
+        async with self.db.acquire() as conn, conn.transaction():
+            if next_nag_at is None:
+                counted = await conn.fetchval(
+                    "UPDATE pwlu SET nags_sent=$2, sending=NULL, attempts=0, next_nag_at=NULL,"
+                    " state=$3, done_reason=$4 WHERE user_id=$1 AND sending=$2"
+                    " RETURNING user_id",
+                    user_id,
+                    n,
+                    DONE,
+                    ALL_SENT,
+                )
+            else:
+                counted = await conn.fetchval(
+                    "UPDATE pwlu SET nags_sent=$2, sending=NULL, attempts=0, deferred_for=NULL,"
+                    " next_nag_at=$3 WHERE user_id=$1 AND sending=$2 RETURNING user_id",
+                    user_id,
+                    n,
+                    next_nag_at,
+                )
+            if counted:
+                await self._story(now, user_id, "Remind", f"reminder {n}", "sent")
+                if next_nag_at is None:
+                    await self._story(now, user_id, "reminders end", ALL_SENT, "no more")
 
     async def defer(self, user_id: str, at: int, *, for_homeserver: bool = False) -> None:
         """The next try waits until `at`; one that waits only for the homeserver to answer again
@@ -241,17 +265,21 @@ class PwluStore:
     async def carried_over(self, user_id: str) -> None:
         await self.db.execute("UPDATE pwlu SET carry_from=NULL WHERE user_id=$1", user_id)
 
-    async def finish(self, user_id: str, reason: str, *, password_set: bool = False) -> bool:
+    async def finish(
+        self, user_id: str, reason: str, now: int, *, password_set: bool = False
+    ) -> bool:
         """Nagging is over for good. True if this call ended it (it was not over already)."""
-        ended = await self.db.fetchval(
-            "UPDATE pwlu SET state=$2, done_reason=$3, next_nag_at=NULL, sending=NULL"
-            " WHERE user_id=$1 AND state<>$2 RETURNING user_id",
-            user_id,
-            DONE,
-            reason,
-        )
-        if password_set:
-            async with self.db.acquire() as conn, conn.transaction():
+        async with self.db.acquire() as conn, conn.transaction():
+            ended = await conn.fetchval(
+                "UPDATE pwlu SET state=$2, done_reason=$3, next_nag_at=NULL, sending=NULL"
+                " WHERE user_id=$1 AND state<>$2 RETURNING user_id",
+                user_id,
+                DONE,
+                reason,
+            )
+            if ended is not None:
+                await self._story(now, user_id, "reminders end", reason, "no more")
+            if password_set:
                 await conn.execute("UPDATE pwlu SET password_set=true WHERE user_id=$1", user_id)
                 # A password is set: every claim link for this account is spent.
                 await conn.execute("DELETE FROM pwlu_claim WHERE user_id=$1", user_id)

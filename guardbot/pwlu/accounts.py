@@ -119,7 +119,7 @@ class Accounts:
         if not ours:
             await self.store.forget(user_id)
             return False
-        await self.store.activate(user_id, max(now, row.created_at + self.first_after_ms))
+        await self.store.activate(user_id, max(now, row.created_at + self.first_after_ms), now)
         log.info("Registration of %s had finished after all; reminders start", user_id)
         return True
 
@@ -158,7 +158,9 @@ class Accounts:
             await self.store.checked(row.user_id, self.clock.now_ms())
             if result is Probe.REFUSED:
                 # They are logged in (they asked with their token), so not deactivated.
-                await self.store.finish(row.user_id, "password set elsewhere", password_set=True)
+                await self.store.finish(
+                    row.user_id, "password set elsewhere", self.clock.now_ms(), password_set=True
+                )
                 log.info("%s has set a password outside guardbot; no more reminders", row.user_id)
         return await self.store.get(row.user_id) or row
 
@@ -208,7 +210,7 @@ class Accounts:
             finally:
                 if own_login and token:
                     await self._logout(user_id, token)
-            await self.store.finish(user_id, "password set", password_set=True)
+            await self.store.finish(user_id, "password set", self.clock.now_ms(), password_set=True)
         log.info("%s set a password; no more reminders", user_id)
         # Whoever holds the account's token or a reminder's link may set it: the user hears
         # of every change, so one they did not make does not go unnoticed.
@@ -222,9 +224,11 @@ class Accounts:
         """The derived password no longer works: the user set one elsewhere, or (a login
         refuses both alike) the account was deactivated."""
         if await self.client.deactivated(user_id):
-            await self.store.finish(user_id, "deactivated")
+            await self.store.finish(user_id, "deactivated", self.clock.now_ms())
             raise AccountError(403, "M_USER_DEACTIVATED", "This account has been deactivated")
-        await self.store.finish(user_id, "password set elsewhere", password_set=True)
+        await self.store.finish(
+            user_id, "password set elsewhere", self.clock.now_ms(), password_set=True
+        )
         raise AccountError(403, "M_FORBIDDEN", "A password is already set for this account")
 
     async def _logout(self, user_id: str, token: str) -> None:

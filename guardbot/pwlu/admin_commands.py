@@ -1,12 +1,14 @@
-"""`pwlu list` and `pwlu forget <user>` in the management room."""
+"""`pwlu list`, `pwlu forget <user>` and `explain <user>` (a named guest's story) in the
+management room."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from guardbot.commands.parsing import Command
-from guardbot.core.decision import NOTHING, Decision, NamedGuestForgotten
+from guardbot.core.decision import NOTHING, AuditRecord, Decision, NamedGuestForgotten
 from guardbot.db.named_guests import ACTIVE, DONE, PwluRow, PwluStore
 
 
@@ -23,11 +25,25 @@ def describe(row: PwluRow) -> str:
     return f"• {row.user_id}: {row.state}"
 
 
+@dataclass(frozen=True)
+class Story:
+    """A named guest as guardbot knows them, and what it did, from the audit log."""
+
+    user_id: str
+    row: PwluRow | None
+    events: list[AuditRecord]
+
+
 class PwluAdmin:
     def __init__(self, store: PwluStore) -> None:
         self.store = store
 
     async def gather(self, command: Command) -> Any:
+        if command.name == "explain":
+            (user_id,) = command.args
+            return Story(
+                user_id, await self.store.get(user_id), await self.store.audit.find(user_id=user_id)
+            )
         match command.args:
             case ("list",):
                 return await self.store.listing()
@@ -36,6 +52,8 @@ class PwluAdmin:
         return None
 
     def decide(self, command: Command, facts: Any) -> tuple[list[str], Decision]:
+        if isinstance(facts, Story):
+            return story(facts), NOTHING
         match command.args:
             case ("list",):
                 total, rows = facts
@@ -49,3 +67,16 @@ class PwluAdmin:
                     f"Forgot {user_id}: no more reminders, their claim links no longer work."
                 ], Decision(records=(forgotten,))
         return ["Usage: pwlu list | pwlu forget <user>"], NOTHING
+
+
+def story(facts: Story) -> list[str]:
+    if facts.row is None:
+        return [
+            f"{facts.user_id} is not a named guest guardbot knows (explain <user> <room>"
+            " tells why guardbot did or did not remove someone from a room)."
+        ]
+    lines = [describe(facts.row).removeprefix("• ")]
+    for event in facts.events:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(event.at / 1000))
+        lines.append(f"• {when}: {event.what}: {event.why} ({event.result})")
+    return lines

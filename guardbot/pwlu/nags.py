@@ -172,16 +172,18 @@ class Nagger:
             return
         n = next_reminder(row.nags_sent, row.sending, self.settings.max)
         if n is None:
-            await self.store.finish(user_id, ALL_SENT)
+            await self.store.finish(user_id, ALL_SENT, self.clock.now_ms())
             return
         if not self.keys.knows(row.key_id):
             log.warning("No secret for %s's password (key %s)", user_id, row.key_id)
-            await self.store.finish(user_id, "secret no longer configured")
+            await self.store.finish(user_id, "secret no longer configured", self.clock.now_ms())
             return
         if await self.accounts.probe(user_id, row.key_id) is Probe.REFUSED:
             deactivated = await self.client.deactivated(user_id)
             reason = "deactivated" if deactivated else "password set elsewhere"
-            await self.store.finish(user_id, reason, password_set=not deactivated)
+            await self.store.finish(
+                user_id, reason, self.clock.now_ms(), password_set=not deactivated
+            )
             log.info("No reminder for %s: %s", user_id, reason)
             return
         await self.store.checked(user_id, self.clock.now_ms())
@@ -193,7 +195,7 @@ class Nagger:
         else:
             await self._send(row, room_id, n)
             metrics.NAGS_SENT.inc()
-        await self.store.sent(user_id, n, self._next_at(row, n))
+        await self.store.sent(user_id, n, self._next_at(row, n), self.clock.now_ms())
 
     def _next_at(self, row: PwluRow, n: int) -> int | None:
         """Counted from when this nag was due, so the time a send takes does not add up from
@@ -272,7 +274,7 @@ class Nagger:
             if row.dm_left:
                 ended = after_a_leave(row.dm_reinvited)
                 if ended:
-                    await self.store.finish(user_id, ended)
+                    await self.store.finish(user_id, ended, self.clock.now_ms())
                     return None
                 await self._invite_back(row.dm_room_id, user_id)
                 await self.store.reinvited(user_id)

@@ -39,7 +39,7 @@ async def test_unconfirmed_rows_are_forgotten_or_activated(store: PwluStore) -> 
     row = await store.get(B)
     assert row and (row.created_at, row.attempted_at, row.next_nag_at) == (0, 5, 15)
     await store.forget(A)
-    await store.activate(B, first_nag_at=99)
+    await store.activate(B, first_nag_at=99, now=5)
     assert await store.get(A) is None
     row = await store.get(B)
     assert row and row.state == ACTIVE and row.next_nag_at == 99
@@ -53,12 +53,12 @@ async def test_a_nag_is_marked_in_flight_once_and_counted_once(store: PwluStore)
     assert not await store.start_sending(A, 2, "h2", now=11, expires_at=1000)  # skips one
     row = await store.get(A)
     assert row and row.sending == 1 and row.nags_sent == 0
-    await store.sent(A, 1, next_nag_at=500)
-    await store.sent(A, 1, next_nag_at=900)  # a repeat of the same step does nothing
+    await store.sent(A, 1, next_nag_at=500, now=400)
+    await store.sent(A, 1, next_nag_at=900, now=400)  # a repeat of the same step does nothing
     row = await store.get(A)
     assert row and row.sending is None and row.nags_sent == 1 and row.next_nag_at == 500
     assert await store.start_sending(A, 2, "h2", now=500, expires_at=1000)
-    await store.sent(A, 2, next_nag_at=None)  # the last one
+    await store.sent(A, 2, next_nag_at=None, now=600)  # the last one
     row = await store.get(A)
     assert row and row.state == DONE and row.next_nag_at is None and row.nags_sent == 2
 
@@ -71,11 +71,11 @@ async def test_finishing_stops_nags_and_a_password_spends_every_link(store: Pwlu
     await store.add_claim(A, "h2", now=10, expires_at=1000)
     assert await store.claim_user("h1", now=20) is None  # replaced by the newer link
     assert await store.claim_user("h2", now=20) == A
-    assert await store.finish(A, "asked to stop")
-    assert not await store.finish(A, "again")  # only the first ending counts
+    assert await store.finish(A, "asked to stop", 30)
+    assert not await store.finish(A, "again", 31)  # only the first ending counts
     assert await store.due(now=10**12) == []
     assert await store.count_claims(A) == 1  # stopping reminders leaves the link usable
-    await store.finish(A, "password set", password_set=True)
+    await store.finish(A, "password set", 40, password_set=True)
     row = await store.get(A)
     assert row and row.password_set and row.done_reason == "asked to stop"
     assert await store.count_claims(A) == 0
@@ -115,3 +115,19 @@ async def test_due_query_uses_the_index(database: db.Database, store: PwluStore)
             await conn.execute("ANALYZE pwlu")
             plan = " ".join(r[0] for r in await conn.fetch("EXPLAIN " + query))
     assert "pwlu_due" in plan, plan
+
+
+async def test_a_named_guests_story_is_audited_as_it_goes(store: PwluStore) -> None:
+    """Registered, each reminder, the end: what `explain <user>` tells."""
+    await store.confirm(A, "k", now=100, first_nag_at=200)
+    assert await store.start_sending(A, 1, "h1", now=200, expires_at=1000)
+    await store.sent(A, 1, next_nag_at=500, now=210)
+    await store.sent(A, 1, next_nag_at=500, now=220)  # a repeat: not a second reminder
+    await store.finish(A, "asked to stop", 300)
+    await store.finish(A, "again", 310)
+    story = [(e.at, e.what, e.why) for e in await store.audit.find(user_id=A)]
+    assert story == [
+        (100, "named guest", "registered through guardbot"),
+        (210, "Remind", "reminder 1"),
+        (300, "reminders end", "asked to stop"),
+    ]

@@ -116,6 +116,13 @@ async def test_pwlu_list_and_forget(homeserver: Homeserver, start_guardbot: Star
     listing = await notice_containing(admin, mgmt, bot_id, "Named guests (")
     assert f"{registered['user_id']}: no password yet" in listing["content"]["body"]
 
+    # A named guest's story: registered, each reminder with its time.
+    await say(admin, mgmt, f"explain {registered['user_id']}")
+    story = (await notice_containing(admin, mgmt, bot_id, "named guest: registered"))["content"]
+    assert "Remind: reminder 1 (sent)" in story["body"], story["body"]
+    await say(admin, mgmt, "explain @nobody:localhost")
+    await notice_containing(admin, mgmt, bot_id, "@nobody:localhost is not a named guest")
+
     await say(admin, mgmt, f"pwlu forget {registered['user_id']}")
     await notice_containing(admin, mgmt, bot_id, f"Forgot {registered['user_id']}")
     before = len(await nags(user, room, bot_id))
