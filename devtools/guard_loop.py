@@ -59,6 +59,7 @@ async def guard_loop(
     auto_join: bool = False,
     clock: Clock | None = None,
     deciders: Iterable[ConversationDecider] = (),
+    management_room: str = "",
 ) -> GuardLoop:
     clock = clock or Clock()
     server = ServerPolicy(default=policy, kick_reason="no guests", restore_notice="closed again")
@@ -82,7 +83,7 @@ async def guard_loop(
     evaluator = Evaluator(
         server=server,
         bot_user_id=BOT,
-        management_room="",
+        management_room=management_room,
         decisions=decisions,
         rooms=rooms,
         guests=guests,

@@ -238,7 +238,9 @@ class Guardbot(Program):
             wakeup=self.inbox_wakeup,
             queue_wakeup=self.queue_wakeup,
         )
-        self.reports = Reports(self.hs, management_room, clock)
+        self.reports = Reports(
+            management_room, self.decisions.actions, self.inbox, self.inbox_wakeup, clock
+        )
         self.executor = Executor(
             hs=self.hs,
             store=self.decisions.actions,
@@ -248,7 +250,6 @@ class Guardbot(Program):
             wakeup=self.queue_wakeup,
             inbox_wakeup=self.inbox_wakeup,
             auto_join=bool(c["bot.auto_join_listed_rooms"]),
-            on_finished=[self.reports.note],
         )
         self.appservice = AppserviceAPI(
             c["appservice.hs_token"],

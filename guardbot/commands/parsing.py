@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import html
 import shlex
 from dataclasses import dataclass
 
-from guardbot.core.actions import Notice
+from guardbot.core.actions import notice
 from guardbot.core.decision import Decision
 from guardbot.core.observations import COMMAND_PREFIX
 
@@ -33,15 +32,6 @@ def parse(body: str, *, prefix_required: bool) -> Command | None:
     except ValueError:
         args = tuple(rest.split())
     return Command(name.lower(), args, rest.strip())
-
-
-def notice(room_id: str, lines: list[str], cause: str) -> Notice:
-    """Plain text, and HTML with the first line as a heading."""
-    text = "\n".join(lines)
-    head, *rest = [html.escape(line) for line in lines]
-    items = "".join(f"<li>{line.lstrip('• ')}</li>" for line in rest)
-    body = f"<p><strong>{head}</strong></p>" + (f"<ul>{items}</ul>" if items else "")
-    return Notice(room_id, text, body, cause)
 
 
 def answer(room_id: str, lines: list[str], cause: str) -> Decision:

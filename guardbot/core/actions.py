@@ -6,6 +6,7 @@ executor. `key` makes a decision idempotent: the queue never takes the same key 
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -84,6 +85,15 @@ class Notice:
     @property
     def key(self) -> str:
         return f"notice|{self.room_id}|{self.cause}"
+
+
+def notice(room_id: str, lines: list[str], cause: str) -> Notice:
+    """Lines said as one notice: plain text, and HTML with the first line as a heading."""
+    text = "\n".join(lines)
+    head, *rest = [html.escape(line) for line in lines]
+    items = "".join(f"<li>{line.lstrip('• ')}</li>" for line in rest)
+    body = f"<p><strong>{head}</strong></p>" + (f"<ul>{items}</ul>" if items else "")
+    return Notice(room_id, text, body, cause)
 
 
 @dataclass(frozen=True)

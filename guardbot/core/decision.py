@@ -77,6 +77,14 @@ class HomeserverAnswers:
 
 
 @dataclass(frozen=True)
+class Reported:
+    """The management room's report has told every finished action up to this one."""
+
+    done_at: int
+    action_id: int
+
+
+@dataclass(frozen=True)
 class NagsEnded:
     """A named guest gets no more reminders."""
 
@@ -105,6 +113,7 @@ Record = (
     | RoomClassified
     | RoomWoken
     | HomeserverAnswers
+    | Reported
     | NagsEnded
     | DmLeft
     | NamedGuestForgotten

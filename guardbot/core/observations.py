@@ -148,6 +148,13 @@ class RoomPolicyChange:
     content: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ReportDue:
+    """A timer's: actions finished since the management room's last report."""
+
+    at: int
+
+
 Observation = (
     MemberChange
     | GuestAccessChange
@@ -162,6 +169,7 @@ Observation = (
     | Message
     | ConversationMember
     | RoomPolicyChange
+    | ReportDue
 )
 OBSERVATIONS: dict[str, type] = {
     cls.__name__: cls
@@ -179,6 +187,7 @@ OBSERVATIONS: dict[str, type] = {
         Message,
         ConversationMember,
         RoomPolicyChange,
+        ReportDue,
     )
 }
 POLICY_EVENT = "dev.guardbot.policy"
@@ -333,6 +342,8 @@ def observation_key(obs: Observation) -> str:
             return f"members|{obs.room_id}|{obs.polled_at}"
         case RecheckDue():
             return f"recheck|{obs.at}"
+        case ReportDue():
+            return f"report|{obs.at}"
     return obs.event_id
 
 
@@ -353,6 +364,8 @@ def describe(obs: Observation) -> str:
             return f"the directory counts {obs.joined_members} members now"
         case RecheckDue():
             return "the slow re-check of every listed room"
+        case ReportDue():
+            return "actions finished since the management room's last report"
         case GuestAccessChange():
             return f"{obs.sender} set guest_access to {obs.guest_access} ({obs.event_id})"
         case BotMembership():

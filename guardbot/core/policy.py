@@ -41,11 +41,13 @@ from guardbot.core.observations import (
     Observation,
     PowerChange,
     RecheckDue,
+    ReportDue,
     RoomListed,
     RoomPolicyChange,
     RoomUpgraded,
     describe,
 )
+from guardbot.core.reporting import Finished, decide_report
 
 
 class Policy(StrEnum):
@@ -158,6 +160,7 @@ class Facts:
     # admins had chosen.
     policy_event: RoomPolicyChange | None = None
     predecessor_policy: RoomPolicySetting | None = None
+    finished: tuple[Finished, ...] = ()  # ReportDue: actions not yet in a report
 
 
 # -- the rules ------------------------------------------------------------------------------
@@ -453,6 +456,8 @@ def _decide(obs: Observation, facts: Facts, server: ServerPolicy) -> Decision:
         )
     if isinstance(obs, RecheckDue):
         return Decision(actions=tuple(sweep_all(facts.listed_rooms, f"recheck at {obs.at}")))
+    if isinstance(obs, ReportDue):
+        return decide_report(facts.management_room, facts.finished)
     if isinstance(obs, BotMembership) and obs.membership == "invite":
         return decide_invite(obs, facts)
     if isinstance(obs, RoomUpgraded):

@@ -14,6 +14,7 @@ from guardbot.core.decision import (
     NagsEnded,
     NamedGuestForgotten,
     Record,
+    Reported,
     RoomClassified,
     RoomPolicySetting,
     RoomWoken,
@@ -61,6 +62,8 @@ class DecisionStore:
                 await self.rooms.classify(record.room_id, record.listed, record.at)
             case RoomWoken():
                 await self.actions.wake_room(record.room_id, now)
+            case Reported():
+                await self.actions.reported(record.done_at, record.action_id)
             case HomeserverAnswers():
                 await self.actions.wake_waiting_on(WaitingOn.HOMESERVER, now)
                 await self.named_guests.wake_deferred(now)

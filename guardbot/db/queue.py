@@ -10,6 +10,7 @@ from mautrix.util.async_db import Database
 from guardbot.core.actions import Action, ActionState, Outcome, WaitingOn
 from guardbot.core.decision import AuditRecord
 from guardbot.core.observations import Observation
+from guardbot.core.reporting import Finished
 from guardbot.db.auditlog import AuditStore
 from guardbot.db.codec import decode_action, encode
 from guardbot.db.inbox import InboxStore
@@ -123,6 +124,30 @@ class ActionStore:
             " AND next_attempt_at > $1 AND waiting_on = $2",
             now,
             waiting_on.value,
+        )
+
+    async def unreported(self, limit: int = 1000) -> list[Finished]:
+        """Enforcing actions done (or held back by dry-run) since the last report, in the
+        order they finished."""
+        cursor = await self.db.fetchrow("SELECT done_at, action_id FROM report_cursor WHERE id=1")
+        done_at, action_id = (cursor["done_at"], cursor["action_id"]) if cursor else (0, 0)
+        rows = await self.db.fetch(
+            "SELECT id, done_at, room_id, outcome FROM action"
+            " WHERE state IN ('done', 'dry_run') AND kind IN ('Kick', 'ForbidGuestAccess')"
+            " AND (done_at > $1 OR (done_at = $1 AND id > $2))"
+            " ORDER BY done_at, id LIMIT $3",
+            done_at,
+            action_id,
+            limit,
+        )
+        return [Finished(r["id"], r["done_at"], r["room_id"], r["outcome"] or "") for r in rows]
+
+    async def reported(self, done_at: int, action_id: int) -> None:
+        await self.db.execute(
+            "INSERT INTO report_cursor (id, done_at, action_id) VALUES (1, $1, $2)"
+            " ON CONFLICT (id) DO UPDATE SET done_at=$1, action_id=$2",
+            done_at,
+            action_id,
         )
 
     async def pending(self) -> int:

@@ -29,6 +29,7 @@ from guardbot.core.observations import (
     Message,
     Observation,
     RecheckDue,
+    ReportDue,
     RoomPolicyChange,
     RoomUpgraded,
     describe,
@@ -98,6 +99,8 @@ class Evaluator:
         match obs:
             case HomeserverBack() | RecheckDue():
                 return replace(base, listed_rooms=self.rooms.listed_rooms())
+            case ReportDue():
+                return replace(base, finished=tuple(await self.decisions.actions.unreported()))
             case BotMembership() if obs.membership == "invite":
                 return replace(base, inviter_is_admin=await self._admin(obs))
         room_id = getattr(obs, "room_id", None)

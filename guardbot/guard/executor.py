@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from guardbot import metrics
 from guardbot.background import Wakeup
 from guardbot.core import observations, policy
 from guardbot.core.actions import (
     AUDITED,
-    Action,
     ActionState,
     ForbidGuestAccess,
     JoinRoom,
@@ -51,8 +50,6 @@ DONE, SKIPPED, FAILED, DRY_RUN = (
     ActionState.FAILED,
     ActionState.DRY_RUN,
 )
-
-Finished = Callable[[Action, Outcome], None]
 
 # Kicks of different users in one room need not wait on each other: a storm in one room is then
 # cleared at the homeserver's pace, not at one write latency per guest (on Synapse with
@@ -98,7 +95,6 @@ class Executor:
         wakeup: Wakeup,
         inbox_wakeup: Wakeup,
         auto_join: bool,
-        on_finished: Sequence[Finished] = (),
     ) -> None:
         self.hs = hs
         self.store = store
@@ -109,7 +105,6 @@ class Executor:
         self.inbox_wakeup = inbox_wakeup  # a sweep's members wait there to be decided on
         self.auto_join = auto_join
         self.bot = hs.bot_user_id
-        self.on_finished = on_finished  # management-room reports
         # Action kind -> until when (ms) the homeserver asked to be left alone. Its limits are
         # on guardbot as a user, so a 429 holds back every action of that kind, not just the
         # one refused: each waiting only for itself sent them all again at once, window after
@@ -217,8 +212,6 @@ class Executor:
         metrics.ACTIONS_DONE.labels(type(action).__name__, outcome.state.value).inc()
         if isinstance(action, Kick) and outcome.state is DONE:
             metrics.GUESTS_REMOVED.inc()
-        for listener in self.on_finished:
-            listener(action, outcome)
 
     # -- what each action does -------------------------------------------------------------
     async def _carry_out(self, queued: QueuedAction, found: list[MemberFound]) -> Outcome:

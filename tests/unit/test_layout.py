@@ -25,7 +25,7 @@ ALLOWED = {
     "matrix": {"core"},
     "db": {"core"},
     "guard": {"core", "db", "matrix", "background", "metrics"},
-    "commands": {"core", "db", "matrix", "guard"},
+    "commands": {"core", "db", "matrix", "guard", "background"},
     "pwlu": {"core", "db", "matrix", "guard", "background", "metrics", "config", "commands"},
     "registration": {"config", "core"},
     "leader": {"core", "db", "metrics"},

@@ -14,4 +14,5 @@ from guardbot.db.upgrade import (  # noqa: E402,F401
     v08_leader,
     v09_door_token,
     v10_pwlu_attempts,
+    v11_report_cursor,
 )
