@@ -62,7 +62,9 @@ async def guard_loop(
     management_room: str = "",
 ) -> GuardLoop:
     clock = clock or Clock()
-    server = ServerPolicy(default=policy, kick_reason="no guests", restore_notice="closed again")
+    server = ServerPolicy(
+        default=policy, kick_reason="no guests", restore_notice="closed again", auto_join=auto_join
+    )
     decisions = db.DecisionStore(database)
     inbox_wakeup, queue_wakeup = Wakeup(), Wakeup()
 

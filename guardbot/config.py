@@ -128,6 +128,7 @@ class Config(BaseFileConfig):
             kick_reason=self["policy.kick_reason"],
             restore_notice=self["policy.restore_notice"],
             dry_run=bool(self["policy.dry_run"]),
+            auto_join=bool(self["bot.auto_join_listed_rooms"]),
         )
 
     def validate(self) -> None:

@@ -116,7 +116,7 @@ ACTIONS: dict[str, type] = {
 # Actions that change who is in a room or who may enter: the ones dry-run holds back.
 ENFORCING = (Kick, ForbidGuestAccess)
 # Actions whose decision and outcome go into the audit log.
-AUDITED = (Kick, ForbidGuestAccess, Sweep, SetRoomPolicy)
+AUDITED = (Kick, ForbidGuestAccess, Sweep, SetRoomPolicy, JoinRoom)
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,14 @@ class RoomPolicyChange:
 
 
 @dataclass(frozen=True)
+class GuardbotOutside:
+    """An action found guardbot outside the room it must act in (an executor's finding)."""
+
+    room_id: str
+    at: int
+
+
+@dataclass(frozen=True)
 class ReportDue:
     """A timer's: actions finished since the management room's last report."""
 
@@ -170,6 +178,7 @@ Observation = (
     | ConversationMember
     | RoomPolicyChange
     | ReportDue
+    | GuardbotOutside
 )
 OBSERVATIONS: dict[str, type] = {
     cls.__name__: cls
@@ -188,6 +197,7 @@ OBSERVATIONS: dict[str, type] = {
         ConversationMember,
         RoomPolicyChange,
         ReportDue,
+        GuardbotOutside,
     )
 }
 POLICY_EVENT = "dev.guardbot.policy"
@@ -344,6 +354,8 @@ def observation_key(obs: Observation) -> str:
             return f"recheck|{obs.at}"
         case ReportDue():
             return f"report|{obs.at}"
+        case GuardbotOutside():
+            return f"outside|{obs.room_id}|{obs.at}"
     return obs.event_id
 
 
@@ -366,6 +378,8 @@ def describe(obs: Observation) -> str:
             return "the slow re-check of every listed room"
         case ReportDue():
             return "actions finished since the management room's last report"
+        case GuardbotOutside():
+            return "guardbot must act in the room and is not in it"
         case GuestAccessChange():
             return f"{obs.sender} set guest_access to {obs.guest_access} ({obs.event_id})"
         case BotMembership():

@@ -33,6 +33,7 @@ from guardbot.core.decision import (
 from guardbot.core.observations import (
     POLICY_EVENT,
     BotMembership,
+    GuardbotOutside,
     GuestAccessChange,
     HomeserverBack,
     MemberChange,
@@ -86,6 +87,7 @@ class ServerPolicy:
     kick_reason: str = "Guests may not join rooms listed in the public room directory"
     restore_notice: str = "Guest access was turned back off: this room is listed"
     dry_run: bool = False
+    auto_join: bool = False  # bot.auto_join_listed_rooms: join listed rooms by the admin API
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ class Facts:
     policy_event: RoomPolicyChange | None = None
     predecessor_policy: RoomPolicySetting | None = None
     finished: tuple[Finished, ...] = ()  # ReportDue: actions not yet in a report
+    admin: bool = False  # GuardbotOutside: guardbot is a server admin now
 
 
 # -- the rules ------------------------------------------------------------------------------
@@ -416,6 +419,19 @@ def carried_over(
     return SetRoomPolicy(new_room, content, cause=cause), setting
 
 
+def decide_outside(
+    obs: GuardbotOutside, room: RoomFacts, admin: bool, server: ServerPolicy
+) -> Decision:
+    """guardbot must act in a room it is not in: with bot.auto_join_listed_rooms and admin
+    rights it joins a listed room it guards (through the admin API if nobody invited it);
+    otherwise it waits there to be invited, as the action's retry says."""
+    if not (server.auto_join and admin and enforces(room)):
+        return NOTHING
+    # One join a minute per room, however many actions find guardbot outside meanwhile.
+    minute = obs.at - obs.at % 60_000
+    return Decision(actions=(JoinRoom(obs.room_id, cause=f"outside at {minute}"),))
+
+
 # -- one observation, one decision ----------------------------------------------------------
 def decide(obs: Observation, facts: Facts, server: ServerPolicy) -> Decision:
     """The guest policy's answer to one observation (conversations are decided by theirs)."""
@@ -439,7 +455,7 @@ def decide(obs: Observation, facts: Facts, server: ServerPolicy) -> Decision:
             "queued",
         )
         for a in decision.actions
-        if isinstance(a, (*ENFORCING, Sweep))
+        if isinstance(a, (*ENFORCING, Sweep, JoinRoom))
     )
     return decision + Decision(audit=audit)
 
@@ -466,6 +482,8 @@ def _decide(obs: Observation, facts: Facts, server: ServerPolicy) -> Decision:
     if room is None:
         return NOTHING
     match obs:
+        case GuardbotOutside():
+            return decide_outside(obs, room, facts.admin, server)
         case MemberChange():
             return Decision(actions=tuple(decide_member(obs, room, facts.verdict)))
         case MemberFound():

@@ -96,17 +96,31 @@ class ActionStore:
                 await self.audit.add(audit)
             await self.inbox.add(found, now)
 
-    async def retry_at(self, action_id: int, at: int, waiting_on: WaitingOn, why: str) -> None:
-        await self.db.execute(
-            "UPDATE action SET attempts=attempts+1, next_attempt_at=$2, waiting_on=$3, outcome=$4"
-            # Pending only: a finished action keeps how it ended, even if a process that no
-            # longer leads (and does not know it yet) reports its own failed try late.
-            " WHERE id=$1 AND state='pending'",
-            action_id,
-            at,
-            waiting_on.value,
-            why,
-        )
+    async def retry_at(
+        self,
+        action_id: int,
+        at: int,
+        waiting_on: WaitingOn,
+        why: str,
+        found: Sequence[Observation] = (),
+        now: int = 0,
+    ) -> None:
+        """The next try waits until `at`; what the try found out (e.g. guardbot is outside the
+        room) goes to the evaluator in the same transaction."""
+        async with self.db.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE action SET attempts=attempts+1, next_attempt_at=$2, waiting_on=$3,"
+                " outcome=$4"
+                # Pending only: a finished action keeps how it ended, even if a process that no
+                # longer leads (and does not know it yet) reports its own failed try late.
+                " WHERE id=$1 AND state='pending'",
+                action_id,
+                at,
+                waiting_on.value,
+                why,
+            )
+            if found:
+                await self.inbox.add(found, now)
 
     async def wake_room(self, room_id: str, now: int) -> None:
         """Something changed in the room (power, membership of guardbot): try its actions now."""

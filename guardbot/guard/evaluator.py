@@ -23,6 +23,7 @@ from guardbot.core.observations import (
     POLICY_EVENT,
     BotMembership,
     ConversationMember,
+    GuardbotOutside,
     HomeserverBack,
     MemberChange,
     MemberFound,
@@ -126,6 +127,8 @@ class Evaluator:
                 return await self._joined(obs, facts)
             case RoomUpgraded():
                 return replace(facts, predecessor_policy=self.rooms.policies.get(room_id))
+            case GuardbotOutside():
+                return replace(facts, admin=self.guests.admin)
         return facts
 
     async def _joined(self, join: BotMembership, facts: Facts) -> Facts:

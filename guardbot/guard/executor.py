@@ -31,7 +31,7 @@ from guardbot.core.actions import (
 )
 from guardbot.core.clock import Clock
 from guardbot.core.decision import AuditRecord
-from guardbot.core.observations import MemberFound
+from guardbot.core.observations import GuardbotOutside, MemberFound, Observation
 from guardbot.core.policy import RoomFacts, Verdict
 from guardbot.db import ActionStore, QueuedAction
 from guardbot.guard.facts import RoomFactSource
@@ -342,6 +342,7 @@ class Executor:
     async def _retry(self, queued: QueuedAction, e: HomeserverError) -> None:
         action = queued.action
         now = self.clock.now_ms()
+        found: list[Observation] = []
         backoff_ms = min(2_000 * 2**queued.attempts, MAX_BACKOFF_S * 1000)
         if e.status == 429:
             delay = e.retry_after_ms if e.retry_after_ms is not None else backoff_ms
@@ -354,13 +355,9 @@ class Executor:
             delay, waiting_on = backoff_ms, WaitingOn.ROOM
             why = f"guardbot is not in {action.room_id}"
             if self.auto_join and self.guests.admin:
-                delay = 0
-                why += "; joining it through the admin API"
-                try:
-                    await self.hs.admin_join(action.room_id)
-                except HomeserverError as join_error:
-                    delay = backoff_ms
-                    why += f" failed ({join_error})"
+                # Decided like any join (queued, audited); its success wakes this room.
+                why += "; joining it (bot.auto_join_listed_rooms)"
+                found.append(GuardbotOutside(action.room_id, now))
             else:
                 why += (
                     f": invite {self.bot} and give it power to kick and to change guest access"
@@ -376,7 +373,9 @@ class Executor:
             log.error("%s in %s failed for good: %s", type(action).__name__, action.room_id, e)
             await self._finish(queued, Outcome(FAILED, str(e)))
             return
-        await self.store.retry_at(queued.id, now + delay, waiting_on, why)
+        await self.store.retry_at(queued.id, now + delay, waiting_on, why, found, now)
+        if found:
+            self.inbox_wakeup.set()
         metrics.ACTIONS_RETRIED.labels(type(action).__name__, waiting_on.value).inc()
         log.warning(
             "%s in %s not done: %s; retrying in %.1fs",

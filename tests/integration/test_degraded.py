@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tests.support.homeserver import Homeserver, StartGuardbot
 from tests.support.matrix_client import upgrade_guest, wait_for
+from tests.support.pwlu_client import query_db
 from tests.support.rooms import membership_is, wait_removed
 
 
@@ -71,7 +72,7 @@ async def test_without_admin_rights_only_the_hint_counts(
 async def test_auto_join_listed_rooms_through_the_admin_api(
     homeserver: Homeserver, start_guardbot: StartGuardbot
 ) -> None:
-    await start_guardbot(POLICY__LISTED_ROOMS="kick", BOT__AUTO_JOIN_LISTED_ROOMS="true")
+    bot = await start_guardbot(POLICY__LISTED_ROOMS="kick", BOT__AUTO_JOIN_LISTED_ROOMS="true")
     alice = await homeserver.user("alice_autojoin")
     # guardbot is given power but never invited.
     room_id = await alice.create_room(listed=True, power={homeserver.bot_user_id: 50})
@@ -80,6 +81,10 @@ async def test_auto_join_listed_rooms_through_the_admin_api(
 
     await wait_removed(alice, room_id, guest.user_id)
     assert await alice.membership(room_id, homeserver.bot_user_id) == "join"
+    # The join was decided and done like any action: in the audit log, with its outcome.
+    audit = query_db(bot, "SELECT what, result FROM audit WHERE room_id=?", room_id)
+    assert ("decide JoinRoom", "queued") in audit, audit
+    assert any(what == "JoinRoom" and "joined" in result for what, result in audit), audit
 
 
 async def test_admin_rights_given_after_the_start_are_noticed(
