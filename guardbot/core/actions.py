@@ -52,6 +52,20 @@ class ForbidGuestAccess:
 
 
 @dataclass(frozen=True)
+class ShieldFormerGuest:
+    """Re-send an upgraded former guest's member event without its stale `kind: guest`, as
+    them, before the room is closed to guests: Synapse's own sweep would remove them."""
+
+    room_id: str
+    user_id: str
+    cause: str
+
+    @property
+    def key(self) -> str:
+        return f"shield|{self.room_id}|{self.user_id}|{self.cause}"
+
+
+@dataclass(frozen=True)
 class Sweep:
     """List everyone in the room; each member found comes back as an observation."""
 
@@ -109,14 +123,15 @@ class SetRoomPolicy:
         return f"setpolicy|{self.room_id}|{self.cause}"
 
 
-Action = Kick | ForbidGuestAccess | Sweep | JoinRoom | Notice | SetRoomPolicy
+Action = Kick | ForbidGuestAccess | ShieldFormerGuest | Sweep | JoinRoom | Notice | SetRoomPolicy
 ACTIONS: dict[str, type] = {
-    cls.__name__: cls for cls in (Kick, ForbidGuestAccess, Sweep, JoinRoom, Notice, SetRoomPolicy)
+    cls.__name__: cls
+    for cls in (Kick, ForbidGuestAccess, ShieldFormerGuest, Sweep, JoinRoom, Notice, SetRoomPolicy)
 }
 # Actions that change who is in a room or who may enter: the ones dry-run holds back.
 ENFORCING = (Kick, ForbidGuestAccess)
 # Actions whose decision and outcome go into the audit log.
-AUDITED = (Kick, ForbidGuestAccess, Sweep, SetRoomPolicy, JoinRoom)
+AUDITED = (Kick, ForbidGuestAccess, ShieldFormerGuest, Sweep, SetRoomPolicy, JoinRoom)
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,18 @@ class GuardbotOutside:
 
 
 @dataclass(frozen=True)
+class FormerGuestsFound:
+    """Closing a room to guests found upgraded former guests whose member event still says
+    `kind: guest` (an executor's finding): they are shielded first, then the room closed."""
+
+    room_id: str
+    user_ids: list[str]
+    forbid_cause: str
+    notice: str | None
+    at: int
+
+
+@dataclass(frozen=True)
 class ReportDue:
     """A timer's: actions finished since the management room's last report."""
 
@@ -179,6 +191,7 @@ Observation = (
     | RoomPolicyChange
     | ReportDue
     | GuardbotOutside
+    | FormerGuestsFound
 )
 OBSERVATIONS: dict[str, type] = {
     cls.__name__: cls
@@ -198,6 +211,7 @@ OBSERVATIONS: dict[str, type] = {
         RoomPolicyChange,
         ReportDue,
         GuardbotOutside,
+        FormerGuestsFound,
     )
 }
 POLICY_EVENT = "dev.guardbot.policy"
@@ -356,6 +370,8 @@ def observation_key(obs: Observation) -> str:
             return f"report|{obs.at}"
         case GuardbotOutside():
             return f"outside|{obs.room_id}|{obs.at}"
+        case FormerGuestsFound():
+            return f"former|{obs.room_id}|{obs.forbid_cause}"
     return obs.event_id
 
 
@@ -380,6 +396,8 @@ def describe(obs: Observation) -> str:
             return "actions finished since the management room's last report"
         case GuardbotOutside():
             return "guardbot must act in the room and is not in it"
+        case FormerGuestsFound():
+            return f"{len(obs.user_ids)} upgraded former guests still marked as guests"
         case GuestAccessChange():
             return f"{obs.sender} set guest_access to {obs.guest_access} ({obs.event_id})"
         case BotMembership():

@@ -18,6 +18,7 @@ from guardbot.core.actions import (
     Kick,
     Notice,
     SetRoomPolicy,
+    ShieldFormerGuest,
     Sweep,
 )
 from guardbot.core.decision import (
@@ -33,6 +34,7 @@ from guardbot.core.decision import (
 from guardbot.core.observations import (
     POLICY_EVENT,
     BotMembership,
+    FormerGuestsFound,
     GuardbotOutside,
     GuestAccessChange,
     HomeserverBack,
@@ -419,6 +421,23 @@ def carried_over(
     return SetRoomPolicy(new_room, content, cause=cause), setting
 
 
+# A forbid decided after shielding former guests: it closes the room without looking again.
+AFTER_SHIELDING = "shielded|"
+
+
+def decide_shields(obs: FormerGuestsFound, room: RoomFacts) -> Decision:
+    """Upgraded former guests keep a member event saying `kind: guest`, and Synapse removes
+    such members when guest access is forbidden: each is shielded (their event re-sent
+    without it), then the room is closed, in that order (one room's actions keep theirs)."""
+    if not enforces(room):
+        return NOTHING
+    shields = [ShieldFormerGuest(room.room_id, u, cause=obs.forbid_cause) for u in obs.user_ids]
+    forbid = ForbidGuestAccess(
+        room.room_id, cause=AFTER_SHIELDING + obs.forbid_cause, notice=obs.notice
+    )
+    return Decision(actions=(*shields, forbid))
+
+
 def decide_outside(
     obs: GuardbotOutside, room: RoomFacts, admin: bool, server: ServerPolicy
 ) -> Decision:
@@ -455,7 +474,7 @@ def decide(obs: Observation, facts: Facts, server: ServerPolicy) -> Decision:
             "queued",
         )
         for a in decision.actions
-        if isinstance(a, (*ENFORCING, Sweep, JoinRoom))
+        if isinstance(a, (*ENFORCING, Sweep, JoinRoom, ShieldFormerGuest))
     )
     return decision + Decision(audit=audit)
 
@@ -484,6 +503,8 @@ def _decide(obs: Observation, facts: Facts, server: ServerPolicy) -> Decision:
     match obs:
         case GuardbotOutside():
             return decide_outside(obs, room, facts.admin, server)
+        case FormerGuestsFound():
+            return decide_shields(obs, room)
         case MemberChange():
             return Decision(actions=tuple(decide_member(obs, room, facts.verdict)))
         case MemberFound():

@@ -26,12 +26,18 @@ from guardbot.core.actions import (
     Notice,
     Outcome,
     SetRoomPolicy,
+    ShieldFormerGuest,
     Sweep,
     WaitingOn,
 )
 from guardbot.core.clock import Clock
 from guardbot.core.decision import AuditRecord
-from guardbot.core.observations import GuardbotOutside, MemberFound, Observation
+from guardbot.core.observations import (
+    FormerGuestsFound,
+    GuardbotOutside,
+    MemberFound,
+    Observation,
+)
 from guardbot.core.policy import RoomFacts, Verdict
 from guardbot.db import ActionStore, QueuedAction
 from guardbot.guard.facts import RoomFactSource
@@ -221,7 +227,9 @@ class Executor:
                 return await self._kick(action, await self.rooms.facts(action.room_id))
             case ForbidGuestAccess():
                 room = await self.rooms.facts(action.room_id)
-                return await self._forbid(action, room, queued.id)
+                return await self._forbid(action, room, queued.id, found)
+            case ShieldFormerGuest():
+                return await self._shield(action)
             case Sweep():
                 return await self._sweep(action, await self.rooms.facts(action.room_id), found)
             case JoinRoom():
@@ -270,7 +278,13 @@ class Executor:
         how = "" if self.guests.admin else " (on the kind: guest hint; no admin rights)"
         return Outcome(DONE, f"removed guest {action.user_id} ({membership}){how}")
 
-    async def _forbid(self, action: ForbidGuestAccess, room: RoomFacts, action_id: int) -> Outcome:
+    async def _forbid(
+        self,
+        action: ForbidGuestAccess,
+        room: RoomFacts,
+        action_id: int,
+        found: list[Observation],
+    ) -> Outcome:
         why_not = policy.confirm_forbid(room)
         if why_not:
             return Outcome(SKIPPED, why_not)
@@ -283,22 +297,30 @@ class Executor:
             if not action.notice:
                 return Outcome(SKIPPED, outcome)
         else:
-            shielded = await self._shield_former_guests(action.room_id)
+            if not action.cause.startswith(policy.AFTER_SHIELDING):
+                former = await self._former_guests(action.room_id)
+                if former:
+                    # Decided like any action: shield each, then close (policy.decide_shields).
+                    now = self.clock.now_ms()
+                    obs = FormerGuestsFound(
+                        action.room_id, former, action.cause, action.notice, now
+                    )
+                    found.append(obs)
+                    return Outcome(DONE, f"closing once {len(former)} former guests are shielded")
             await self.hs.send_state(
                 action.room_id, "m.room.guest_access", {"guest_access": "forbidden"}
             )
-            outcome = f"set guest_access to forbidden (shielded {shielded} former guests)"
+            outcome = "set guest_access to forbidden"
         if action.notice:
             txn_id = f"guardbot-notice-{action_id}"
             await self.hs.send_message(action.room_id, action.notice, action.notice, txn_id)
         return Outcome(DONE, outcome)
 
-    async def _shield_former_guests(self, room_id: str) -> int:
+    async def _former_guests(self, room_id: str) -> list[str]:
         """Synapse answers guest_access=forbidden by removing every member whose *current*
-        member event says `kind: guest`, and an upgraded guest keeps that stale event. Re-send
-        such a member's event without `kind` (as them: their numeric ID is in guardbot's
-        namespace) so the homeserver's own sweep spares them."""
-        shielded = 0
+        member event says `kind: guest`, and an upgraded guest keeps that stale event: the
+        members who would be removed though they are no guests."""
+        former = []
         for event in await self.hs.members(room_id):
             user_id, content = event.get("state_key"), event.get("content")
             if not isinstance(user_id, str) or not isinstance(content, dict):
@@ -310,13 +332,23 @@ class Executor:
             verdict = await self.guests.verdict(
                 user_id, kind_guest=True, new_join=False, fresh=True
             )
-            if verdict is not Verdict.NOT_GUEST:
-                continue
-            fresh = {k: v for k, v in content.items() if k != "kind"}
-            await self.hs.send_state(room_id, "m.room.member", fresh, user_id, as_user=user_id)
-            log.info("Shielded former guest %s in %s from the homeserver's sweep", user_id, room_id)
-            shielded += 1
-        return shielded
+            if verdict is Verdict.NOT_GUEST:
+                former.append(user_id)
+        return former
+
+    async def _shield(self, action: ShieldFormerGuest) -> Outcome:
+        """Re-send the member's event without `kind` (as them: their numeric ID is in
+        guardbot's namespace), if it still says guest and they are still no guest."""
+        room_id, user_id = action.room_id, action.user_id
+        member = await self.hs.state_event(room_id, "m.room.member", user_id)
+        if not member or member.get("kind") != "guest" or member.get("membership") != "join":
+            return Outcome(SKIPPED, f"{user_id}'s member event no longer says guest")
+        verdict = await self.guests.verdict(user_id, kind_guest=True, new_join=False, fresh=True)
+        if verdict is not Verdict.NOT_GUEST:
+            return Outcome(SKIPPED, f"{user_id} is not shown to be a former guest")
+        fresh = {k: v for k, v in member.items() if k != "kind"}
+        await self.hs.send_state(room_id, "m.room.member", fresh, user_id, as_user=user_id)
+        return Outcome(DONE, f"re-sent {user_id}'s member event without kind: guest")
 
     async def _sweep(self, action: Sweep, room: RoomFacts, found: list[MemberFound]) -> Outcome:
         why_not = policy.confirm_sweep(room)

@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.homeserver import Homeserver, StartGuardbot
 from tests.support.matrix_client import MatrixError, User, upgrade_guest, wait_for
+from tests.support.pwlu_client import query_db
 from tests.support.rooms import listed_room, wait_removed
 
 
@@ -116,7 +117,7 @@ async def test_wrong_hs_token_is_rejected(
 async def test_forbid_closes_room_and_removes_renamed_guest_but_not_upgraded_one(
     homeserver: Homeserver, start_guardbot: StartGuardbot
 ) -> None:
-    await start_guardbot(POLICY__LISTED_ROOMS="forbid")
+    bot = await start_guardbot(POLICY__LISTED_ROOMS="forbid")
     alice = await homeserver.user("alice_forbid")
     room_id = await listed_room(homeserver, alice, listed=False)
     plain, renamed, upgraded = [await homeserver.guest() for _ in range(3)]
@@ -136,6 +137,10 @@ async def test_forbid_closes_room_and_removes_renamed_guest_but_not_upgraded_one
 
     assert (await alice.state(room_id, "m.room.guest_access"))["guest_access"] == "forbidden"
     assert await alice.membership(room_id, full.user_id) == "join"
+    # Shielded first, as an action of its own, decided and audited like any other.
+    audit = query_db(bot, "SELECT what, user_id FROM audit WHERE room_id=?", room_id)
+    assert ("decide ShieldFormerGuest", full.user_id) in audit, audit
+    assert ("ShieldFormerGuest", full.user_id) in audit, audit
     # The homeserver now refuses guests at the door.
     late = await homeserver.guest()
     with pytest.raises(MatrixError) as refused:
