@@ -108,7 +108,7 @@ def test_guardbot_commands_and_flags_exist(page: pathlib.Path) -> None:
 def test_the_command_finder_finds_commands() -> None:
     """The checks above would pass on pages where nothing is found."""
     readme = commands((ROOT / "README.md").read_text())
-    assert any(c.startswith("-c config.yaml -g") for c in readme), readme
+    assert any(c.startswith("-c /var/lib/guardbot/config.yaml -g") for c in readme), readme
     assert any(c.startswith("doctor") for c in readme), readme
     assert "--new-tokens" in " ".join(readme)
 
