@@ -75,7 +75,7 @@ async def test_strangers_naming_accounts_cost_them_no_login_and_starve_no_claim(
     await hs.admin.request("PUT", bot_admin, {"admin": False})
     try:
         async with guardbot_starter(hs, tmp_path) as start:
-            proc = await start(**pwlu_env(hs))
+            proc = await start(**pwlu_env(hs, PWLU__NAG__EVERY="1h"))
             api = Api(proc.url)
             plain = await hs.user(unique("plain"))
             name = plain.user_id[1:].split(":")[0]

@@ -50,7 +50,9 @@ async def strict(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Home
 
 @pytest.fixture
 async def guardbot(strict: Homeserver, tmp_path: pathlib.Path) -> AsyncIterator[GuardbotProcess]:
-    env = {f"GUARDBOT_{k}": str(v) for k, v in pwlu_env(strict).items()}
+    # One reminder in a test's time: each one's link replaces the one before.
+    settings = pwlu_env(strict, PWLU__NAG__EVERY="1h")
+    env = {f"GUARDBOT_{k}": str(v) for k, v in settings.items()}
     env["GUARDBOT_DATABASE"] = f"sqlite:{tmp_path / 'guardbot.db'}"
     proc = GuardbotProcess(strict, tmp_path, env)
     await proc.start()
