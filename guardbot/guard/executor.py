@@ -182,7 +182,7 @@ class Executor:
 
     async def execute(self, queued: QueuedAction) -> None:
         action = queued.action
-        found: list[MemberFound] = []
+        found: list[Observation] = []
         try:
             outcome = await self._carry_out(queued, found)
         except HomeserverError as e:
@@ -194,7 +194,7 @@ class Executor:
         await self._finish(queued, outcome, found)
 
     async def _finish(
-        self, queued: QueuedAction, outcome: Outcome, found: Sequence[MemberFound] = ()
+        self, queued: QueuedAction, outcome: Outcome, found: Sequence[Observation] = ()
     ) -> None:
         action = queued.action
         audit = None
@@ -220,7 +220,7 @@ class Executor:
             metrics.GUESTS_REMOVED.inc()
 
     # -- what each action does -------------------------------------------------------------
-    async def _carry_out(self, queued: QueuedAction, found: list[MemberFound]) -> Outcome:
+    async def _carry_out(self, queued: QueuedAction, found: list[Observation]) -> Outcome:
         action = queued.action
         match action:
             case Kick():
@@ -350,7 +350,7 @@ class Executor:
         await self.hs.send_state(room_id, "m.room.member", fresh, user_id, as_user=user_id)
         return Outcome(DONE, f"re-sent {user_id}'s member event without kind: guest")
 
-    async def _sweep(self, action: Sweep, room: RoomFacts, found: list[MemberFound]) -> Outcome:
+    async def _sweep(self, action: Sweep, room: RoomFacts, found: list[Observation]) -> Outcome:
         why_not = policy.confirm_sweep(room)
         if why_not:
             return Outcome(SKIPPED, why_not)
