@@ -253,6 +253,7 @@ class Nagger:
                 return
             room_id = row.dm_room_id
             if room_id is None:
+                await self.store.dm_creating(user_id)  # a crash here: the next _dm finds it
                 room_id = await self.client.create_dm(user_id, DM_MARK)
                 self.conversations.open(room_id)
                 await self.store.set_dm(user_id, room_id)
