@@ -212,9 +212,11 @@ async def guardbot_starter(
         await proc.start()
         return proc
 
-    yield start
-    for proc in started:
-        await proc.stop()
+    try:
+        yield start
+    finally:  # a failed test must not leave its guardbots running for the rest of the session
+        for proc in started:
+            await proc.stop()
     for proc in started:  # secrets stay secret, whatever happened in the test
         log = proc.log()
         for secret in (homeserver.as_token, homeserver.hs_token, homeserver.antispam_token):
