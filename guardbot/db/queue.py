@@ -148,7 +148,7 @@ class ActionStore:
         rows = await self.db.fetch(
             "SELECT id, done_at, room_id, outcome FROM action"
             " WHERE state IN ('done', 'dry_run') AND kind IN ('Kick', 'ForbidGuestAccess')"
-            " AND (done_at > $1 OR (done_at = $1 AND id > $2))"
+            " AND (done_at, id) > ($1, $2)"
             " ORDER BY done_at, id LIMIT $3",
             done_at,
             action_id,
