@@ -1,11 +1,12 @@
-"""4. The nag scheduler: does its work follow the reminders due, not the named guests known?
+"""4. The reminders' path: does its work follow the reminders due, not the named guests known?
 
-The real scheduler (`Nagger.run_once` until nothing is due, then `next_due_at`, as its loop
-does) on the real store, SQLite and PostgreSQL, with the homeserver replaced by an instant
-stand-in (every login probe works, every DM and message is made at once), so what is timed is
-guardbot's own work and its database's. Each due reminder costs the real steps: re-read the
-row, probe, record the check, make the DM, mark the nag in flight with its claim link, send,
-count it.
+The real path (the timer's look, the evaluator deciding each `ReminderDue`, the executor
+carrying out each `Remind`, the evaluator counting each `ReminderWent`, until nothing is due)
+on the real stores, SQLite and PostgreSQL, with the homeserver replaced by an instant stand-in
+(every login probe works, every DM and message is made at once), so what is timed is
+guardbot's own work and its database's. Each due reminder costs the real steps: two
+observations decided and stored, the action queued, re-read, probed, its DM made, its claim
+link stored, sent, finished and audited.
 
 Tables: N named guests, D of them due now, half of the rest waiting for a later reminder, the
 other half done. A few reminders are handled first, off the clock, so that each run starts
@@ -32,13 +33,11 @@ import tempfile
 import time
 from typing import Any
 
-from guardbot.background import Wakeup
+from devtools.named_guest_loop import named_guest_loop, settings
 from guardbot.core.clock import Clock
 from guardbot.db.named_guests import ACTIVE, DONE, PwluRow, PwluStore
-from guardbot.guard.conversations import Conversations
 from guardbot.matrix.client import Homeserver
-from guardbot.pwlu.accounts import Accounts, UserLocks
-from guardbot.pwlu.nags import DM_MARK, NAG_MARK, Nagger, NagSettings
+from guardbot.pwlu.carrier import DM_MARK, NAG_MARK
 from guardbot.pwlu.passwords import KeyRing
 
 from . import synapse_env
@@ -141,23 +140,9 @@ async def one_pass(
         if kind == "postgres":
             await database.execute("ANALYZE pwlu")
         hs = InstantHomeserver()
-        clock, locks = Clock(), UserLocks()
-        settings = NagSettings(
-            first_after_ms=DAY_MS,
-            every_ms=DAY_MS,
-            max=3,
-            template="Hi {name}: {link}",
-            html_template="Hi {name}: <a href='{link}'>{link}</a>",
-            public_url="https://guardbot.example.org",
-            claim_ttl_ms=7 * DAY_MS,
-        )
-        accounts = Accounts(hs, store, keys, locks, clock)
-        nagger = Nagger(
-            settings, hs, store, keys, accounts, locks, Conversations(), clock, Wakeup()
-        )
-        # A fresh database's first statements pay for plans and caches: not the scheduler's.
-        while await nagger.run_once():
-            pass
+        loop = await named_guest_loop(database, hs, keys, settings())
+        # A fresh database's first statements pay for plans and caches: not the path's.
+        await loop.run_until_idle()
         await make_due(store)
         if kind == "postgres":
             await database.execute("ANALYZE pwlu")
@@ -172,9 +157,9 @@ async def one_pass(
             return rows
 
         store.due = counted  # type: ignore[method-assign]
+        loop.store.due = counted  # type: ignore[method-assign]
         started = time.perf_counter()
-        while await nagger.run_once():
-            pass
+        await loop.run_until_idle()
         next_at = await store.next_due_at()
         seconds = time.perf_counter() - started
         if plans is not None:

@@ -2,15 +2,16 @@
 reminder at the same moment (an evening's sign-ups, an hour later), on a real Synapse with
 guardbot a server admin, as the README sets it up.
 
-Each reminder asks the homeserver what guardbot's nagger really asks: a short-lived token for
-the user from the admin API, the password check (user-interactive auth of deleting no devices:
-a bcrypt verification), the token's logout, the display name, the DM (created, the user
-invited) and the message. Synapse here hashes with `bcrypt_rounds: 4` so that making 3,000
+Each reminder asks the homeserver what guardbot's `Remind` action really asks: a short-lived
+token for the user from the admin API, the password check (user-interactive auth of deleting
+no devices: a bcrypt verification), the token's logout, the display name, the DM (created, the
+user invited) and the message. Synapse here hashes with `bcrypt_rounds: 4` so that making 3,000
 accounts takes seconds; each check still costs one verification.
 
 Three runs, each on its own N fresh named guests, in one Synapse:
-- after: the real Nagger (`run_once` until nothing is due), reminders side by side as shipped;
-- before: the same Nagger one at a time (CONCURRENT = 1, as it was);
+- after: the real path (timer, evaluator, executor until nothing is due), reminders side by
+  side as the executor runs any actions (OVERALL at a time);
+- before: the same path one reminder at a time, as the old scheduler went;
 - reference: the same homeserver calls made directly, 16 reminders at a time, no guardbot.
 Goal: after within 1.5× of the reference (the homeserver is the limit, not guardbot).
 """
@@ -23,21 +24,17 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 
-from guardbot.background import Wakeup
+from devtools.named_guest_loop import named_guest_loop, settings
 from guardbot.config import Config
-from guardbot.core.clock import Clock
-from guardbot.db.named_guests import PwluStore
-from guardbot.guard.conversations import Conversations
+from guardbot.guard.executor import OVERALL
 from guardbot.matrix.client import Homeserver
-from guardbot.pwlu import nags
-from guardbot.pwlu.accounts import Accounts, UserLocks
-from guardbot.pwlu.nags import DM_MARK, Nagger, NagSettings
+from guardbot.pwlu.carrier import DM_MARK
 from guardbot.pwlu.passwords import KeyRing
 
 from .common import Options, Row, fmt_ms, started_database
 from .synapse_env import Env, q, synapse_with_guardbot
 
-PARALLEL = 16  # the reference's, as many as the nagger's CONCURRENT
+PARALLEL = OVERALL  # the reference's, as many as the executor runs at once
 DAY_MS = 86_400_000
 
 
@@ -62,34 +59,21 @@ async def make_accounts(env: Env, keys: KeyRing, prefix: str, n: int) -> list[st
     return users
 
 
-async def nagger_run(hs: Homeserver, users: list[str], keys: KeyRing, root: pathlib.Path) -> float:
+async def path_run(
+    hs: Homeserver, users: list[str], keys: KeyRing, root: pathlib.Path, one_at_a_time: bool
+) -> float:
     url = f"sqlite:{root / f'pwlu-{time.monotonic_ns()}.db'}"
     async with started_database(url) as database:
-        store = PwluStore(database)
-        clock, locks = Clock(), UserLocks()
-        now = clock.now_ms()
-        for user_id in users:
-            await store.confirm(user_id, keys.current, now, now)
-        settings = NagSettings(
-            first_after_ms=0,
-            every_ms=DAY_MS,
-            max=3,
-            template="Hi {name}, set a password: {link}",
-            html_template="Hi {name}, <a href='{link}'>set a password</a>",
-            public_url="https://guardbot.example.org",
-            claim_ttl_ms=DAY_MS,
-        )
-        accounts = Accounts(hs, store, keys, locks, clock, is_admin=lambda: True)
-        nagger = Nagger(
-            settings, hs, store, keys, accounts, locks, Conversations(), clock, Wakeup()
-        )
+        loop = await named_guest_loop(database, hs, keys, settings(), admin=True)
+        if one_at_a_time:
+            loop.guard.executor._overall = asyncio.Semaphore(1)
+        await loop.name(*users)
         started = time.perf_counter()
-        while await nagger.run_once():
-            pass
+        await loop.run_until_idle()
         seconds = time.perf_counter() - started
         sent = 0
         for user_id in users:
-            row = await store.get(user_id)
+            row = await loop.store.get(user_id)
             sent += row.nags_sent if row else 0
         if sent != len(users):
             raise AssertionError(f"{sent} reminders for {len(users)} named guests")
@@ -124,13 +108,8 @@ async def run(opts: Options) -> list[Row]:
                 after_users = await make_accounts(env, keys, "after", n)
                 before_users = await make_accounts(env, keys, "before", n)
                 direct_users = await make_accounts(env, keys, "direct", n)
-                after = await nagger_run(hs, after_users, keys, root)
-                shipped = (nags.CONCURRENT, nags.BATCH)
-                nags.CONCURRENT, nags.BATCH = 1, 1  # as it was: one reminder after another
-                try:
-                    before = await nagger_run(hs, before_users, keys, root)
-                finally:
-                    nags.CONCURRENT, nags.BATCH = shipped
+                after = await path_run(hs, after_users, keys, root, one_at_a_time=False)
+                before = await path_run(hs, before_users, keys, root, one_at_a_time=True)
                 reference = await direct_run(hs, direct_users, keys)
             finally:
                 await hs.close()

@@ -3,16 +3,17 @@ on a given database and homeserver, for tests and benchmarks that drive it pass 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from guardbot import db
 from guardbot.background import Wakeup
 from guardbot.core.clock import Clock
+from guardbot.core.decision import Record
 from guardbot.core.policy import Policy, ServerPolicy
 from guardbot.guard.directory import Directory
 from guardbot.guard.evaluator import ConversationDecider, Evaluator
-from guardbot.guard.executor import Executor
+from guardbot.guard.executor import Carrier, Executor
 from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
 from guardbot.matrix.client import Homeserver
@@ -60,6 +61,9 @@ async def guard_loop(
     clock: Clock | None = None,
     deciders: Iterable[ConversationDecider] = (),
     management_room: str = "",
+    named_guests: ConversationDecider | None = None,
+    carriers: Mapping[type, Carrier] | None = None,
+    remember: Iterable[Callable[[Iterable[Record]], None]] = (),
 ) -> GuardLoop:
     clock = clock or Clock()
     server = ServerPolicy(
@@ -91,7 +95,8 @@ async def guard_loop(
         guests=guests,
         hs=hs,
         deciders=list(deciders),
-        remember=[rooms.remember],
+        named_guests=named_guests,
+        remember=[rooms.remember, *remember],
         clock=clock,
         wakeup=inbox_wakeup,
         queue_wakeup=queue_wakeup,
@@ -105,6 +110,7 @@ async def guard_loop(
         wakeup=queue_wakeup,
         inbox_wakeup=inbox_wakeup,
         auto_join=auto_join,
+        carriers=carriers,
     )
     return GuardLoop(
         hs, decisions, directory, rooms, guests, evaluator, executor, inbox_wakeup, queue_wakeup

@@ -143,7 +143,7 @@ class Guardbot(Program):
         bot, management_room = c.bot_user_id, c["management_room"]
         # Wake-ups first. The homeserver's "I answer again" is an observation (the inbox's
         # wake-up says so): its decision sweeps the listed rooms and makes due what waited.
-        self.inbox_wakeup, self.queue_wakeup, self.nag_wakeup = Wakeup(), Wakeup(), Wakeup()
+        self.inbox_wakeup, self.queue_wakeup = Wakeup(), Wakeup()
         homeserver_back = self.inbox_wakeup.homeserver_back
 
         self.database = db.create(c["database"])
@@ -192,7 +192,7 @@ class Guardbot(Program):
                 self.database,
                 self.conversations,
                 clock,
-                self.nag_wakeup,
+                self.inbox_wakeup,
                 is_admin=lambda: self.guests.admin,
             )
         self.management = Management(
@@ -218,8 +218,6 @@ class Guardbot(Program):
             audit=self.decisions.audit,
         )
         deciders: list[ConversationDecider] = [room_commands, self.management]
-        if self.pwlu is not None:
-            deciders.append(self.pwlu.replies)
         self.evaluator = Evaluator(
             server=server,
             bot_user_id=bot,
@@ -229,6 +227,7 @@ class Guardbot(Program):
             guests=self.guests,
             hs=self.hs,
             deciders=deciders,
+            named_guests=self.pwlu.decider if self.pwlu else None,
             remember=[
                 self.rooms.remember,
                 self.conversations.remember,
@@ -250,6 +249,7 @@ class Guardbot(Program):
             wakeup=self.queue_wakeup,
             inbox_wakeup=self.inbox_wakeup,
             auto_join=bool(c["bot.auto_join_listed_rooms"]),
+            carriers=self.pwlu.carriers if self.pwlu else None,
         )
         self.appservice = AppserviceAPI(
             c["appservice.hs_token"],
@@ -395,10 +395,8 @@ class Guardbot(Program):
             background.start("prune", self._prune_transactions),
         ]
         if self.pwlu is not None:
-            nagger = self.pwlu.nagger
-            self.tasks.append(background.start("pwlu-nags", nagger.step, self.nag_wakeup))
-            carry_overs = self.pwlu.registrar.resume_carry_overs
-            self.tasks.append(background.start("pwlu-carry-over", carry_overs))
+            timer = self.pwlu.timer
+            self.tasks.append(background.start("reminders", timer.step, timer.wakeup))
         self.ready = True
         log.info("guardbot %s is running as %s", __version__, c.bot_user_id)
 

@@ -123,15 +123,116 @@ class SetRoomPolicy:
         return f"setpolicy|{self.room_id}|{self.cause}"
 
 
-Action = Kick | ForbidGuestAccess | ShieldFormerGuest | Sweep | JoinRoom | Notice | SetRoomPolicy
+# -- a named guest's: carried out for one person, in their DM or their rooms ---------------------
+
+
+@dataclass(frozen=True)
+class Remind:
+    """Send reminder n to a named guest, in their DM (made, or invited back to, as needed),
+    with a fresh claim link. `due_at` is when it fell due: the next is counted from it."""
+
+    user_id: str
+    n: int
+    due_at: int
+    cause: str  # the named guest's registration (created_at), so a new account starts over
+
+    @property
+    def key(self) -> str:
+        return f"remind|{self.user_id}|{self.cause}|{self.n}"
+
+
+@dataclass(frozen=True)
+class TellPasswordSet:
+    """Tell a named guest, in their DM, that their account's password was set, and how."""
+
+    user_id: str
+    how: str
+    cause: str  # when it was set
+
+    @property
+    def key(self) -> str:
+        return f"password-set|{self.user_id}|{self.cause}"
+
+
+@dataclass(frozen=True)
+class CarryOver:
+    """A guest became a named guest: the new account joins the guest's rooms and the guest
+    leaves each one the new account got into."""
+
+    user_id: str
+    guest_id: str
+    cause: str  # when the account was registered
+
+    @property
+    def key(self) -> str:
+        return f"carry-over|{self.user_id}|{self.guest_id}|{self.cause}"
+
+
+Action = (
+    Kick
+    | ForbidGuestAccess
+    | ShieldFormerGuest
+    | Sweep
+    | JoinRoom
+    | Notice
+    | SetRoomPolicy
+    | Remind
+    | TellPasswordSet
+    | CarryOver
+)
 ACTIONS: dict[str, type] = {
     cls.__name__: cls
-    for cls in (Kick, ForbidGuestAccess, ShieldFormerGuest, Sweep, JoinRoom, Notice, SetRoomPolicy)
+    for cls in (
+        Kick,
+        ForbidGuestAccess,
+        ShieldFormerGuest,
+        Sweep,
+        JoinRoom,
+        Notice,
+        SetRoomPolicy,
+        Remind,
+        TellPasswordSet,
+        CarryOver,
+    )
 }
 # Actions that change who is in a room or who may enter: the ones dry-run holds back.
 ENFORCING = (Kick, ForbidGuestAccess)
 # Actions whose decision and outcome go into the audit log.
-AUDITED = (Kick, ForbidGuestAccess, ShieldFormerGuest, Sweep, SetRoomPolicy, JoinRoom)
+AUDITED = (
+    Kick,
+    ForbidGuestAccess,
+    ShieldFormerGuest,
+    Sweep,
+    SetRoomPolicy,
+    JoinRoom,
+    Remind,
+    TellPasswordSet,
+    CarryOver,
+)
+# Actions carried out for one person rather than in one room.
+PERSONAL = (Remind, TellPasswordSet, CarryOver)
+
+
+def lane(action: Action) -> str:
+    """What an action must not overtake: its room's earlier actions, or, for a personal one,
+    that person's."""
+    return action.user_id if isinstance(action, PERSONAL) else action.room_id
+
+
+def reason(action: Action) -> str:
+    """Why the action was taken, for its audit record."""
+    match action:
+        case Remind():
+            return f"reminder {action.n} fell due"
+        case TellPasswordSet():
+            return f"their password was set {action.how}"
+        case CarryOver():
+            return f"{action.guest_id} became {action.user_id}"
+    return f"caused by {action.cause}"
+
+
+def room_of(action: Action) -> str | None:
+    return None if isinstance(action, PERSONAL) else action.room_id
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,24 @@ class NagsEnded:
 
     user_id: str
     reason: str
+    password_set: bool = False  # and their password is their own: claim links are spent
+
+
+@dataclass(frozen=True)
+class ReminderQueued:
+    """Reminder n is decided (queued as a `Remind`): the next is not due until it has gone."""
+
+    user_id: str
+    n: int
+
+
+@dataclass(frozen=True)
+class ReminderCounted:
+    """Reminder n went out; the next is due at `next_at` (None: it was the last)."""
+
+    user_id: str
+    n: int
+    next_at: int | None
 
 
 @dataclass(frozen=True)
@@ -115,6 +133,8 @@ Record = (
     | HomeserverAnswers
     | Reported
     | NagsEnded
+    | ReminderQueued
+    | ReminderCounted
     | DmLeft
     | NamedGuestForgotten
 )

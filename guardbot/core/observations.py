@@ -175,6 +175,59 @@ class ReportDue:
     at: int
 
 
+# -- a named guest's life: timers', sign-up's and the executor's findings -----------------------
+
+
+@dataclass(frozen=True)
+class ReminderDue:
+    """A timer's: a named guest's next reminder fell due at `due_at`."""
+
+    user_id: str
+    due_at: int
+
+
+@dataclass(frozen=True)
+class ReminderWent:
+    """The executor is done with reminder n (its finding), so the next can be scheduled: sent,
+    or refused for good by the homeserver (`delivered` false; not tried again)."""
+
+    user_id: str
+    n: int
+    due_at: int
+    at: int
+    delivered: bool = True
+
+
+@dataclass(frozen=True)
+class PasswordFound:
+    """The derived password no longer works (a reminder's re-check): the user set their own,
+    or the account was deactivated."""
+
+    user_id: str
+    deactivated: bool
+    at: int
+
+
+@dataclass(frozen=True)
+class PasswordSet:
+    """A named guest set their password through guardbot (the API or the claim page)."""
+
+    user_id: str
+    how: str
+    at: int
+
+
+@dataclass(frozen=True)
+class GuestNamed:
+    """A guest became a named guest through guardbot's sign-up: its rooms are to carry over."""
+
+    user_id: str
+    guest_id: str
+    at: int
+
+
+NamedGuestObservation = ReminderDue | ReminderWent | PasswordFound | PasswordSet | GuestNamed
+
 Observation = (
     MemberChange
     | GuestAccessChange
@@ -192,6 +245,7 @@ Observation = (
     | ReportDue
     | GuardbotOutside
     | FormerGuestsFound
+    | NamedGuestObservation
 )
 OBSERVATIONS: dict[str, type] = {
     cls.__name__: cls
@@ -212,6 +266,11 @@ OBSERVATIONS: dict[str, type] = {
         ReportDue,
         GuardbotOutside,
         FormerGuestsFound,
+        ReminderDue,
+        ReminderWent,
+        PasswordFound,
+        PasswordSet,
+        GuestNamed,
     )
 }
 POLICY_EVENT = "dev.guardbot.policy"
@@ -372,6 +431,14 @@ def observation_key(obs: Observation) -> str:
             return f"outside|{obs.room_id}|{obs.at}"
         case FormerGuestsFound():
             return f"former|{obs.room_id}|{obs.forbid_cause}"
+        case ReminderDue():
+            return f"reminder-due|{obs.user_id}|{obs.due_at}"
+        case ReminderWent():
+            return f"reminder-went|{obs.user_id}|{obs.n}|{obs.due_at}"
+        case PasswordFound() | PasswordSet():
+            return f"password|{obs.user_id}|{obs.at}"
+        case GuestNamed():
+            return f"named|{obs.user_id}|{obs.at}"
     return obs.event_id
 
 
@@ -406,4 +473,16 @@ def describe(obs: Observation) -> str:
             return f"{obs.sender} upgraded the room to {obs.replacement_room} ({obs.event_id})"
         case Message():
             return f"a message from {obs.sender} ({obs.event_id})"
+        case ReminderDue():
+            return f"{obs.user_id}'s next reminder fell due"
+        case ReminderWent():
+            went = "went" if obs.delivered else "could not go"
+            return f"reminder {obs.n} {went} to {obs.user_id}"
+        case PasswordFound():
+            gone = "the account is deactivated" if obs.deactivated else "they set their own"
+            return f"{obs.user_id}'s derived password no longer works ({gone})"
+        case PasswordSet():
+            return f"{obs.user_id} set a password {obs.how}"
+        case GuestNamed():
+            return f"{obs.guest_id} became the named guest {obs.user_id}"
     return type(obs).__name__

@@ -14,6 +14,8 @@ from guardbot.core.decision import (
     NagsEnded,
     NamedGuestForgotten,
     Record,
+    ReminderCounted,
+    ReminderQueued,
     Reported,
     RoomClassified,
     RoomPolicySetting,
@@ -66,9 +68,14 @@ class DecisionStore:
                 await self.actions.reported(record.done_at, record.action_id)
             case HomeserverAnswers():
                 await self.actions.wake_waiting_on(WaitingOn.HOMESERVER, now)
-                await self.named_guests.wake_deferred(now)
             case NagsEnded():
-                await self.named_guests.finish(record.user_id, record.reason, now)
+                await self.named_guests.finish(
+                    record.user_id, record.reason, now, password_set=record.password_set
+                )
+            case ReminderQueued():
+                await self.named_guests.queue_reminder(record.user_id, record.n)
+            case ReminderCounted():
+                await self.named_guests.sent(record.user_id, record.n, record.next_at)
             case DmLeft():
                 await self.named_guests.set_dm_left(record.user_id, True)
             case NamedGuestForgotten():

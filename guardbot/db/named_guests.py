@@ -1,9 +1,9 @@
-"""Named guests (PWLU) and their claim links: the durable nag schedule lives here.
+"""Named guests (PWLU) and their claim links: the durable reminder schedule lives here.
 
 A row's life: `unconfirmed` while its registration is under way (or was cut off by a crash),
-`active` while guardbot may nag, `done` for good. Nag n is first marked as being sent
-(`sending = n`), then sent, then counted, so a crash in between resends the same nag n, never
-n+1 and never a second copy (the send is idempotent on the homeserver's side).
+`active` while guardbot may remind, `done` for good. Reminder n is first decided (`sending =
+n`, queued as a `Remind` action), then sent by the executor, then counted, so a crash in
+between sends the same reminder n, never n+1 and never a second copy.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Any
 from mautrix.util.async_db import Database
 
 from guardbot.core.decision import AuditRecord
-from guardbot.core.reminders import ALL_SENT
+from guardbot.core.observations import Observation
 from guardbot.db.auditlog import AuditStore
+from guardbot.db.inbox import InboxStore
 
 
 class NamedGuestState(StrEnum):
@@ -82,6 +83,7 @@ class PwluStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.audit = AuditStore(db)
+        self.inbox = InboxStore(db)
 
     async def _story(self, at: int, user_id: str, what: str, why: str, result: str) -> None:
         await self.audit.add(AuditRecord(at, "guardbot", what, None, user_id, why, result))
@@ -116,9 +118,17 @@ class PwluStore:
     async def unconfirmed(self) -> int:
         return int(await self.db.fetchval("SELECT COUNT(*) FROM pwlu WHERE state=$1", UNCONFIRMED))
 
-    async def confirm(self, user_id: str, key_id: str, now: int, first_nag_at: int) -> None:
+    async def confirm(
+        self,
+        user_id: str,
+        key_id: str,
+        now: int,
+        first_nag_at: int,
+        then: Observation | None = None,
+    ) -> None:
         """The homeserver created the account with the derived password (so it is known to
-        work as of now): nagging starts."""
+        work as of now): reminders start. `then` (what follows, e.g. a guest's rooms to carry
+        over) goes to the inbox in the same transaction."""
         async with self.db.acquire() as conn, conn.transaction():
             confirmed = await conn.fetchval(
                 "INSERT INTO pwlu (user_id, key_id, state, created_at, next_nag_at, checked_at)"
@@ -136,6 +146,8 @@ class PwluStore:
                 await self._story(
                     now, user_id, "named guest", "registered through guardbot", "reminders start"
                 )
+            if then is not None:
+                await self.inbox.add([then], now)
 
     async def activate(self, user_id: str, first_nag_at: int, now: int) -> None:
         """An unconfirmed row whose account turned out to exist (its registration finished
@@ -177,98 +189,79 @@ class PwluStore:
         )
         return [PwluRow.from_record(r) for r in rows]
 
-    async def next_due_at(self) -> int | None:
+    async def next_due_at(self, after: int = -1) -> int | None:
+        """The first reminder (or registration check) due after `after`: those due already
+        wait in the inbox."""
         return await self.db.fetchval(
-            "SELECT MIN(next_nag_at) FROM pwlu WHERE next_nag_at IS NOT NULL"
+            "SELECT MIN(next_nag_at) FROM pwlu WHERE next_nag_at IS NOT NULL AND next_nag_at > $1",
+            after,
         )
 
     async def dm_rooms(self) -> list[str]:
         rows = await self.db.fetch("SELECT dm_room_id FROM pwlu WHERE dm_room_id IS NOT NULL")
         return [r["dm_room_id"] for r in rows]
 
-    # -- nagging ---------------------------------------------------------------------------
-    async def start_sending(
-        self, user_id: str, n: int, token_hash: str, now: int, expires_at: int
-    ) -> bool:
-        """Record that nag n is going out, with its claim link, before it is sent."""
-        async with self.db.acquire() as conn, conn.transaction():
-            marked = await conn.fetchval(
-                "UPDATE pwlu SET sending=$2 WHERE user_id=$1 AND state=$3 AND nags_sent=$4"
-                " AND sending IS NULL RETURNING user_id",
-                user_id,
-                n,
-                ACTIVE,
-                n - 1,
-            )
-            if marked is None:
-                return False
-            await self.add_claim(user_id, token_hash, now, expires_at, conn=conn)
-        return True
-
-    async def sent(self, user_id: str, n: int, next_nag_at: int | None, now: int) -> None:
-        """Nag n is out; the next is due at next_nag_at, or never (the last one)."""
-        async with self.db.acquire() as conn, conn.transaction():
-            if next_nag_at is None:
-                counted = await conn.fetchval(
-                    "UPDATE pwlu SET nags_sent=$2, sending=NULL, attempts=0, next_nag_at=NULL,"
-                    " state=$3, done_reason=$4 WHERE user_id=$1 AND sending=$2"
-                    " RETURNING user_id",
-                    user_id,
-                    n,
-                    DONE,
-                    ALL_SENT,
-                )
-            else:
-                counted = await conn.fetchval(
-                    "UPDATE pwlu SET nags_sent=$2, sending=NULL, attempts=0, deferred_for=NULL,"
-                    " next_nag_at=$3 WHERE user_id=$1 AND sending=$2 RETURNING user_id",
-                    user_id,
-                    n,
-                    next_nag_at,
-                )
-            if counted:
-                await self._story(now, user_id, "Remind", f"reminder {n}", "sent")
-                if next_nag_at is None:
-                    await self._story(now, user_id, "reminders end", ALL_SENT, "no more")
-
-    async def defer(self, user_id: str, at: int, *, for_homeserver: bool = False) -> None:
-        """The next try waits until `at`; one that waits only for the homeserver to answer again
-        goes as soon as it does (wake_deferred)."""
+    # -- reminders -------------------------------------------------------------------------
+    async def queue_reminder(self, user_id: str, n: int) -> None:
+        """Reminder n is decided: in flight until counted, and nothing else falls due."""
         await self.db.execute(
-            "UPDATE pwlu SET next_nag_at=$2, attempts=attempts+1, deferred_for=$3"
-            " WHERE user_id=$1 AND next_nag_at IS NOT NULL",
+            "UPDATE pwlu SET sending=$2, next_nag_at=NULL, attempts=0 WHERE user_id=$1"
+            " AND state=$3 AND nags_sent=$4",
+            user_id,
+            n,
+            ACTIVE,
+            n - 1,
+        )
+
+    async def sending_with(
+        self, user_id: str, n: int, token_hash: str, now: int, expires_at: int
+    ) -> int | None:
+        """Reminder n is about to go out with this claim link (the user's only one from now
+        on). How many times it had been tried before (a crash may have cut a send short), or
+        None if it is no longer the one in flight."""
+        async with self.db.acquire() as conn, conn.transaction():
+            tried = await conn.fetchval(
+                "UPDATE pwlu SET attempts=attempts+1 WHERE user_id=$1 AND state=$2"
+                " AND sending=$3 RETURNING attempts - 1",
+                user_id,
+                ACTIVE,
+                n,
+            )
+            if tried is None:
+                return None
+            await self.add_claim(user_id, token_hash, now, expires_at, conn=conn)
+        return int(tried)
+
+    async def sent(self, user_id: str, n: int, next_nag_at: int | None) -> None:
+        """Reminder n is out; the next is due at next_nag_at, or never (the last one)."""
+        await self.db.execute(
+            "UPDATE pwlu SET nags_sent=$2, sending=NULL, attempts=0, next_nag_at=$3"
+            " WHERE user_id=$1 AND sending=$2",
+            user_id,
+            n,
+            next_nag_at,
+        )
+
+    async def recheck_at(self, user_id: str, at: int) -> None:
+        """An unconfirmed registration that could not be looked at now: again at `at`."""
+        await self.db.execute(
+            "UPDATE pwlu SET next_nag_at=$2, attempts=attempts+1 WHERE user_id=$1 AND state=$3",
             user_id,
             at,
-            "homeserver" if for_homeserver else None,
+            UNCONFIRMED,
         )
-
-    async def wake_deferred(self, now: int) -> int:
-        """The homeserver answers again: what waited only for it is due now."""
-        rows = await self.db.fetch(
-            "UPDATE pwlu SET next_nag_at=$1, deferred_for=NULL"
-            " WHERE deferred_for='homeserver' AND next_nag_at > $1 RETURNING user_id",
-            now,
-        )
-        return len(rows)
-
-    # -- a guest's rooms, carried over to the new account ------------------------------------
-    async def carry_overs(self) -> list[tuple[str, str, str]]:
-        """Unfinished carry-overs: (named guest, key ID, the guest whose rooms it takes)."""
-        rows = await self.db.fetch(
-            "SELECT user_id, key_id, carry_from FROM pwlu WHERE carry_from IS NOT NULL"
-        )
-        return [(r["user_id"], r["key_id"], r["carry_from"]) for r in rows]
-
-    async def carry_over_pending(self, user_id: str, guest_id: str) -> None:
-        await self.db.execute("UPDATE pwlu SET carry_from=$2 WHERE user_id=$1", user_id, guest_id)
-
-    async def carried_over(self, user_id: str) -> None:
-        await self.db.execute("UPDATE pwlu SET carry_from=NULL WHERE user_id=$1", user_id)
 
     async def finish(
-        self, user_id: str, reason: str, now: int, *, password_set: bool = False
+        self,
+        user_id: str,
+        reason: str,
+        now: int,
+        *,
+        password_set: bool = False,
+        then: Observation | None = None,
     ) -> bool:
-        """Nagging is over for good. True if this call ended it (it was not over already)."""
+        """Reminders are over for good. True if this call ended them (they were not over
+        already). `then` goes to the inbox in the same transaction."""
         async with self.db.acquire() as conn, conn.transaction():
             ended = await conn.fetchval(
                 "UPDATE pwlu SET state=$2, done_reason=$3, next_nag_at=NULL, sending=NULL"
@@ -283,6 +276,8 @@ class PwluStore:
                 await conn.execute("UPDATE pwlu SET password_set=true WHERE user_id=$1", user_id)
                 # A password is set: every claim link for this account is spent.
                 await conn.execute("DELETE FROM pwlu_claim WHERE user_id=$1", user_id)
+            if then is not None:
+                await self.inbox.add([then], now)
         return ended is not None
 
     async def unschedule(self, user_id: str) -> None:

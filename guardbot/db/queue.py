@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from mautrix.util.async_db import Database
 
-from guardbot.core.actions import Action, ActionState, Outcome, WaitingOn
+from guardbot.core.actions import Action, ActionState, Outcome, WaitingOn, room_of
 from guardbot.core.decision import AuditRecord
 from guardbot.core.observations import Observation
 from guardbot.core.reporting import Finished
@@ -41,7 +41,7 @@ class ActionStore:
                     " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
                     action.key,
                     kind,
-                    action.room_id,
+                    room_of(action) or "",  # a personal action is in no one room
                     getattr(action, "user_id", None),
                     payload,
                     ActionState.PENDING.value,

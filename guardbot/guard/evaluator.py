@@ -28,6 +28,7 @@ from guardbot.core.observations import (
     MemberChange,
     MemberFound,
     Message,
+    NamedGuestObservation,
     Observation,
     RecheckDue,
     ReportDue,
@@ -48,12 +49,13 @@ Conversational = Message | ConversationMember
 
 class ConversationDecider(Protocol):
     """Decides on what people say or do where guardbot talks with them (commands, a named
-    guest's DM). `gather` reads what the decision needs, None if the observation is not for
-    this decider; `decide` is pure."""
+    guest's DM), or, for the named guests' decider, on the events of a named guest's life.
+    `gather` reads what the decision needs, None if the observation is not for this decider;
+    `decide` is pure."""
 
-    async def gather(self, obs: Conversational) -> Any: ...
+    async def gather(self, obs: Any) -> Any: ...
 
-    def decide(self, obs: Conversational, facts: Any, now: int) -> Decision: ...
+    def decide(self, obs: Any, facts: Any, now: int) -> Decision: ...
 
 
 class Evaluator:
@@ -68,6 +70,7 @@ class Evaluator:
         guests: GuestOracle,
         hs: Homeserver,
         deciders: Sequence[ConversationDecider],
+        named_guests: ConversationDecider | None,
         remember: Sequence[Callable[[Iterable[Record]], None]],
         clock: Clock,
         wakeup: Wakeup,
@@ -82,6 +85,7 @@ class Evaluator:
         self.guests = guests
         self.hs = hs
         self.deciders = deciders  # for what people say or do in conversations
+        self.named_guests = named_guests  # for a named guest's reminders, password, rooms
         self.remember = remember  # told what each stored decision recorded (in-memory views)
         self.clock = clock
         self.wakeup = wakeup
@@ -184,10 +188,16 @@ class Evaluator:
     # -- decide and store ------------------------------------------------------------------
     async def decide(self, obs: Observation) -> Decision:
         """Gather, then the pure decision for this observation."""
+        if isinstance(obs, NamedGuestObservation):
+            if self.named_guests is None:
+                return NOTHING  # named guests were turned off since
+            facts = await self.named_guests.gather(obs)
+            return self.named_guests.decide(obs, facts, self.clock.now_ms())
         if isinstance(obs, Conversational):
             now = self.clock.now_ms()
             decision = NOTHING
-            for decider in self.deciders:
+            named = [self.named_guests] if self.named_guests is not None else []
+            for decider in [*self.deciders, *named]:
                 facts = await decider.gather(obs)
                 if facts is not None:
                     decision += decider.decide(obs, facts, now)

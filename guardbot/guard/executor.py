@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
 from guardbot import metrics
 from guardbot.background import Wakeup
 from guardbot.core import observations, policy
 from guardbot.core.actions import (
     AUDITED,
+    Action,
     ActionState,
     ForbidGuestAccess,
     JoinRoom,
@@ -29,6 +31,9 @@ from guardbot.core.actions import (
     ShieldFormerGuest,
     Sweep,
     WaitingOn,
+    lane,
+    reason,
+    room_of,
 )
 from guardbot.core.clock import Clock
 from guardbot.core.decision import AuditRecord
@@ -62,6 +67,16 @@ DONE, SKIPPED, FAILED, DRY_RUN = (
 # workers, each kick waits for replication). At most this many at a time per room, and overall.
 PER_ROOM = 4
 OVERALL = 16
+
+
+class Carrier(Protocol):
+    """Carries out the actions of another part (a named guest's reminder, say): what it does,
+    with the executor's queue, retry, rate-limit memory and audit around it. A HomeserverError
+    it lets out is retried like any action's; what it finds goes to the inbox."""
+
+    async def carry_out(
+        self, action: Action, action_id: int, found: list[Observation]
+    ) -> Outcome: ...
 
 
 def batches(items: Iterable[QueuedAction]) -> list[list[QueuedAction]]:
@@ -101,8 +116,10 @@ class Executor:
         wakeup: Wakeup,
         inbox_wakeup: Wakeup,
         auto_join: bool,
+        carriers: Mapping[type, Carrier] | None = None,
     ) -> None:
         self.hs = hs
+        self.carriers = dict(carriers or {})
         self.store = store
         self.guests = guests
         self.rooms = rooms
@@ -121,12 +138,12 @@ class Executor:
     # -- the loop --------------------------------------------------------------------------
     async def run_once(self) -> int:
         now = self.clock.now_ms()
-        by_room: dict[str, list[QueuedAction]] = defaultdict(list)
+        by_lane: dict[str, list[QueuedAction]] = defaultdict(list)
         for queued in await self.store.due(now):
-            by_room[queued.action.room_id].append(queued)
-        runs = self._not_held_back(by_room.values(), now)
-        # Rooms run side by side; within a room, in the order decided (forbid before kick),
-        # except that kicks of different users in a row go out together (batches()).
+            by_lane[lane(queued.action)].append(queued)
+        runs = self._not_held_back(by_lane.values(), now)
+        # Rooms (and people) run side by side; within a room, in the order decided (forbid
+        # before kick), except that kicks of different users in a row go out together.
         await asyncio.gather(*(self._run_room(items) for items in runs))
         return sum(len(items) for items in runs)
 
@@ -203,9 +220,9 @@ class Executor:
                 self.clock.now_ms(),
                 "guardbot",
                 type(action).__name__,
-                action.room_id,
+                room_of(action),
                 getattr(action, "user_id", None),
-                f"caused by {action.cause}",
+                reason(action),
                 f"{outcome.state}: {outcome.text}",
                 dry_run=outcome.state is DRY_RUN,
                 state=outcome.state,
@@ -214,7 +231,7 @@ class Executor:
         if found:
             self.inbox_wakeup.set()
         level = logging.INFO if outcome.state in (DONE, DRY_RUN) else logging.DEBUG
-        log.log(level, "%s %s: %s", type(action).__name__, action.room_id, outcome.text)
+        log.log(level, "%s %s: %s", type(action).__name__, lane(action), outcome.text)
         metrics.ACTIONS_DONE.labels(type(action).__name__, outcome.state.value).inc()
         if isinstance(action, Kick) and outcome.state is DONE:
             metrics.GUESTS_REMOVED.inc()
@@ -222,6 +239,9 @@ class Executor:
     # -- what each action does -------------------------------------------------------------
     async def _carry_out(self, queued: QueuedAction, found: list[Observation]) -> Outcome:
         action = queued.action
+        carrier = self.carriers.get(type(action))
+        if carrier is not None:
+            return await carrier.carry_out(action, queued.id, found)
         match action:
             case Kick():
                 return await self._kick(action, await self.rooms.facts(action.room_id))
@@ -383,13 +403,18 @@ class Executor:
             self.limited_until[kind] = max(self.limited_until.get(kind, 0), now + delay)
         elif e.transient:
             delay, waiting_on, why = backoff_ms, WaitingOn.HOMESERVER, f"homeserver trouble ({e})"
+        elif (room_id := room_of(action)) is None:
+            # A personal action's carrier handles the refusals it expects; any other is final.
+            log.error("%s for %s failed for good: %s", type(action).__name__, lane(action), e)
+            await self._finish(queued, Outcome(FAILED, str(e)))
+            return
         elif e.not_in_room:
             delay, waiting_on = backoff_ms, WaitingOn.ROOM
-            why = f"guardbot is not in {action.room_id}"
+            why = f"guardbot is not in {room_id}"
             if self.auto_join and self.guests.admin:
                 # Decided like any join (queued, audited); its success wakes this room.
                 why += "; joining it (bot.auto_join_listed_rooms)"
-                found.append(GuardbotOutside(action.room_id, now))
+                found.append(GuardbotOutside(room_id, now))
             else:
                 why += (
                     f": invite {self.bot} and give it power to kick and to change guest access"
@@ -398,11 +423,11 @@ class Executor:
         elif e.status == 403:
             delay, waiting_on = backoff_ms, WaitingOn.ROOM
             why = (
-                f"guardbot lacks power in {action.room_id} ({e.error}): give {self.bot} a power"
+                f"guardbot lacks power in {room_id} ({e.error}): give {self.bot} a power"
                 " level that may kick and send m.room.guest_access, e.g. moderator (50)"
             )
         else:
-            log.error("%s in %s failed for good: %s", type(action).__name__, action.room_id, e)
+            log.error("%s in %s failed for good: %s", type(action).__name__, room_id, e)
             await self._finish(queued, Outcome(FAILED, str(e)))
             return
         await self.store.retry_at(queued.id, now + delay, waiting_on, why, found, now)
@@ -412,7 +437,7 @@ class Executor:
         log.warning(
             "%s in %s not done: %s; retrying in %.1fs",
             type(action).__name__,
-            action.room_id,
+            lane(action),
             why,
             delay / 1000,
         )

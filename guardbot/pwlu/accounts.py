@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from guardbot.core.clock import Clock
+from guardbot.core.observations import Observation, PasswordFound, PasswordSet
 from guardbot.db.named_guests import UNCONFIRMED, PwluRow, PwluStore
 from guardbot.matrix.client import Homeserver, HomeserverError
 from guardbot.pwlu.passwords import KeyRing, Probe, UnknownKey, probe
@@ -67,10 +68,10 @@ class Accounts:
         min_password_length: int = 10,
         is_admin: Callable[[], bool] = lambda: False,
         first_after_ms: int = 3_600_000,
+        on_observed: Callable[[], None] = lambda: None,
     ) -> None:
         self.first_after_ms = first_after_ms  # an account found again is reminded as if new
-        # Tells the user in their DM (PwluService wires the nagger's); nothing by default.
-        self.on_password_set: Callable[[str, str], Awaitable[None]] = _nobody
+        self.on_observed = on_observed  # wakes the evaluator: an observation is in the inbox
         self.clock = clock
         self.min_password_length = min_password_length
         self.is_admin = is_admin  # guardbot's admin rights, as they are now
@@ -155,14 +156,18 @@ class Accounts:
             except HomeserverError as e:
                 log.info("Could not check %s's password now: %s", row.user_id, e)
                 return row
-            await self.store.checked(row.user_id, self.clock.now_ms())
+            now = self.clock.now_ms()
+            await self.store.checked(row.user_id, now)
             if result is Probe.REFUSED:
                 # They are logged in (they asked with their token), so not deactivated.
-                await self.store.finish(
-                    row.user_id, "password set elsewhere", self.clock.now_ms(), password_set=True
-                )
+                await self._observed(PasswordFound(row.user_id, False, now))
                 log.info("%s has set a password outside guardbot; no more reminders", row.user_id)
+                return replace(row, password_set=True)  # as it is being decided
         return await self.store.get(row.user_id) or row
+
+    async def _observed(self, obs: Observation) -> None:
+        await self.store.inbox.add([obs], self.clock.now_ms())
+        self.on_observed()
 
     async def set_password(
         self, user_id: str, new_password: str, token: str | None, client: str | None = None
@@ -210,25 +215,22 @@ class Accounts:
             finally:
                 if own_login and token:
                     await self._logout(user_id, token)
-            await self.store.finish(user_id, "password set", self.clock.now_ms(), password_set=True)
+            # Whoever holds the account's token or a reminder's link may set it: the user hears
+            # of every change (decided from PasswordSet), so one they did not make is seen.
+            how = "on the page a reminder linked to" if own_login else "by an app signed in as you"
+            now = self.clock.now_ms()
+            told = PasswordSet(user_id, how, now)
+            await self.store.finish(user_id, "password set", now, password_set=True, then=told)
+            self.on_observed()
         log.info("%s set a password; no more reminders", user_id)
-        # Whoever holds the account's token or a reminder's link may set it: the user hears
-        # of every change, so one they did not make does not go unnoticed.
-        how = "on the page a reminder linked to" if own_login else "by an app signed in as you"
-        try:
-            await self.on_password_set(user_id, how)
-        except Exception:
-            log.exception("Could not tell %s that their password was set", user_id)
 
     async def _derived_refused(self, user_id: str) -> None:
         """The derived password no longer works: the user set one elsewhere, or (a login
         refuses both alike) the account was deactivated."""
-        if await self.client.deactivated(user_id):
-            await self.store.finish(user_id, "deactivated", self.clock.now_ms())
+        deactivated = bool(await self.client.deactivated(user_id))
+        await self._observed(PasswordFound(user_id, deactivated, self.clock.now_ms()))
+        if deactivated:
             raise AccountError(403, "M_USER_DEACTIVATED", "This account has been deactivated")
-        await self.store.finish(
-            user_id, "password set elsewhere", self.clock.now_ms(), password_set=True
-        )
         raise AccountError(403, "M_FORBIDDEN", "A password is already set for this account")
 
     async def _logout(self, user_id: str, token: str) -> None:
@@ -236,7 +238,3 @@ class Accounts:
             await self.client.logout(token)
         except HomeserverError as e:
             log.warning("Could not log out guardbot's session for %s: %s", user_id, e)
-
-
-async def _nobody(user_id: str, how: str) -> None:
-    pass

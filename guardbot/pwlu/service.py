@@ -10,20 +10,23 @@ from mautrix.util.async_db import Database
 
 from guardbot.background import Wakeup
 from guardbot.config import Config, parse_duration
+from guardbot.core.actions import CarryOver, Remind, TellPasswordSet
 from guardbot.core.clock import Clock
-from guardbot.core.decision import HomeserverAnswers, Record
+from guardbot.core.decision import Record, ReminderCounted
+from guardbot.core.reminders import ReminderRules
 from guardbot.db.named_guests import PwluStore
 from guardbot.guard.conversations import Conversations
 from guardbot.matrix.client import Homeserver
 from guardbot.pwlu.accounts import Accounts, UserLocks
 from guardbot.pwlu.admin_commands import PwluAdmin
 from guardbot.pwlu.api import PwluAPI
+from guardbot.pwlu.carrier import NamedGuestCarrier, ReminderSettings
 from guardbot.pwlu.claim import ClaimPage
-from guardbot.pwlu.nags import Nagger, NagSettings
+from guardbot.pwlu.decider import NamedGuestDecider
 from guardbot.pwlu.passwords import KeyRing
 from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter
-from guardbot.pwlu.replies import NagReplies
 from guardbot.pwlu.signup import Registrar
+from guardbot.pwlu.timer import ReminderTimer
 
 
 def _ms(value: Any) -> int:
@@ -38,14 +41,14 @@ class PwluService:
         database: Database,
         conversations: Conversations,
         clock: Clock,
-        nag_wakeup: Wakeup,
+        inbox_wakeup: Wakeup,
         is_admin: Callable[[], bool],
     ) -> None:
         c = config
         self.store = PwluStore(database)
         self.keys = KeyRing(c["pwlu.secret"], c["pwlu.previous_secrets"] or [])
         locks = UserLocks()
-        settings = NagSettings(
+        settings = ReminderSettings(
             first_after_ms=_ms(c["pwlu.nag.first_after"]),
             every_ms=_ms(c["pwlu.nag.every"]),
             max=int(c["pwlu.nag.max"]),
@@ -63,26 +66,28 @@ class PwluService:
             int(c["pwlu.min_password_length"]),
             is_admin=is_admin,
             first_after_ms=settings.first_after_ms,
+            on_observed=inbox_wakeup.set,
         )
-        self.nagger = Nagger(
-            settings,
-            hs,
-            self.store,
-            self.keys,
-            self.accounts,
-            locks,
-            conversations,
-            clock,
-            nag_wakeup,
+        self.carrier = NamedGuestCarrier(
+            settings, hs, self.store, self.accounts, locks, conversations, clock
         )
-        self.accounts.on_password_set = self.nagger.tell_password_set
+        self.timer_wakeup = Wakeup()
+        self.timer = ReminderTimer(
+            self.store, self.accounts, inbox_wakeup, clock, self.timer_wakeup
+        )
+
+        def registered() -> None:
+            self.timer_wakeup.set()  # its first reminder may fall due before the timer looks
+            inbox_wakeup.set()  # its carry-over is in the inbox
+
         self.registrar = registrar = Registrar(
             hs,
             self.store,
             self.keys,
             c["homeserver.domain"],
             settings.first_after_ms,
-            nag_wakeup.set,
+            registered,
+            self.carrier,
             clock,
         )
         address = ClientAddress(c["pwlu.trusted_proxies"] or [])
@@ -100,13 +105,16 @@ class PwluService:
             clock,
         )
         self.admin = PwluAdmin(self.store)
-        self.replies = NagReplies(self.store, hs, conversations)
+        rules = ReminderRules(every_ms=settings.every_ms, most=settings.max)
+        self.decider = NamedGuestDecider(self.store, hs, conversations, self.keys, rules)
+        # What the executor carries out for named guests, here.
+        self.carriers = {kind: self.carrier for kind in (Remind, TellPasswordSet, CarryOver)}
 
     def remember(self, records: Iterable[Record]) -> None:
-        """Told what each stored decision recorded: reminders the homeserver's coming back made
-        due go now, not at the nagger's next look."""
-        if any(isinstance(r, HomeserverAnswers) for r in records):
-            self.nagger.wakeup.set()
+        """Told what each stored decision recorded: a reminder counted schedules the next,
+        which may fall due before the timer's next look."""
+        if any(isinstance(r, ReminderCounted) for r in records):
+            self.timer_wakeup.set()
 
     def register(self, app: web.Application) -> None:
         self.api.register(app)
@@ -114,4 +122,4 @@ class PwluService:
 
     async def load(self) -> None:
         """At start, before transactions flow: the DMs are conversations."""
-        await self.nagger.load()
+        await self.carrier.load()

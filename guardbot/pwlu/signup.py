@@ -1,5 +1,7 @@
 """Registering a named guest: the homeserver's /register with a derived password, its
-user-interactive auth passed through untouched, and a guest's rooms carried over.
+user-interactive auth passed through untouched, and a guest's rooms carried over (decided and
+carried out on the one path: `GuestNamed` is stored with the account's row, the executor does
+the `CarryOver`, and the registration waits a while to tell its client what came along).
 
 guardbot adds the password and nothing else: the flows (captcha, terms, registration token,
 dummy) and every refusal are the homeserver's own, so a client drives this exactly like
@@ -14,6 +16,7 @@ taken before, and the row goes. Rows waiting to be confirmed are capped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -21,9 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from guardbot.core.clock import Clock
+from guardbot.core.observations import GuestNamed
 from guardbot.db.named_guests import PwluStore
 from guardbot.matrix.client import Homeserver, HomeserverError
-from guardbot.pwlu.passwords import KeyRing, UnknownKey
+from guardbot.pwlu.carrier import NamedGuestCarrier
+from guardbot.pwlu.passwords import KeyRing
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,9 @@ MAX_UNCONFIRMED = 1000
 # When an unconfirmed row is looked at: long after the homeserver has answered its step, soon
 # enough that only an account made by that step can be found (Accounts.resolve_unconfirmed).
 UNCONFIRMED_CHECK_MS = 10 * 60 * 1000
+# How long a registration waits for its carry-over to tell the client which rooms came along;
+# past it, the answer says the carry-over is still under way (it finishes regardless).
+CARRY_OVER_WAIT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -73,8 +81,10 @@ class Registrar:
         domain: str,
         first_after_ms: int,
         on_registered: Callable[[], None],
+        carrier: NamedGuestCarrier,
         clock: Clock,
     ) -> None:
+        self.carrier = carrier
         self.clock = clock
         self.client = client
         self.store = store
@@ -133,18 +143,34 @@ class Registrar:
             await self.store.forget(user_id)
             return ApiAnswer(200, data)
         now = self.clock.now_ms()
-        await self.store.confirm(user_id, self.keys.current, now, now + self.first_after_ms)
-        self.on_registered()
-        log.info("Registered named guest %s", user_id)
         answer = dict(data)
+        carried = None
         if guest_token is not None and guest_id is not None:
-            # Recorded first: a crash in the middle leaves it to resume_carry_overs.
-            await self.store.carry_over_pending(user_id, guest_id)
-            moved, kept = await self._carry_over(guest_token, str(data.get("access_token", "")))
-            await self.store.carried_over(user_id)
-            answer["rooms_carried_over"] = moved
-            answer["rooms_not_carried_over"] = kept
+            token = str(data.get("access_token", ""))
+            carried = self.carrier.expect_carry_over(user_id, token)
+        then = GuestNamed(user_id, guest_id, now) if guest_id and carried is not None else None
+        try:
+            await self.store.confirm(
+                user_id, self.keys.current, now, now + self.first_after_ms, then=then
+            )
+            self.on_registered()
+            log.info("Registered named guest %s", user_id)
+            if carried is not None:
+                answer.update(await self._carried(carried))
+        finally:
+            if carried is not None:
+                self.carrier.forget_carry_over(user_id)
         return ApiAnswer(200, answer)
+
+    async def _carried(
+        self, carried: asyncio.Future[tuple[list[str], list[str]]]
+    ) -> dict[str, Any]:
+        try:
+            moved, kept = await asyncio.wait_for(asyncio.shield(carried), CARRY_OVER_WAIT_S)
+        except TimeoutError:
+            log.warning("Carrying a guest's rooms over takes long; answering before it is done")
+            return {"rooms_carried_over": [], "rooms_not_carried_over": [], "carry_over": "pending"}
+        return {"rooms_carried_over": moved, "rooms_not_carried_over": kept}
 
     async def _check_guest(self, guest_token: str) -> tuple[ApiAnswer | None, str | None]:
         """(a refusal, or None) and the guest's user ID."""
@@ -158,60 +184,6 @@ class Registrar:
             return _forbidden("guest_access_token does not belong to a guest"), None
         guest_id = who.get("user_id")
         return None, guest_id if isinstance(guest_id, str) else None
-
-    async def resume_carry_overs(self) -> float:
-        """Carry-overs a crash cut short, finished without the tokens (never stored): the
-        guest's side as the appservice (guests' numeric IDs are in its namespace), the new
-        account's by logging in with its derived password. Returns when to look again."""
-        for user_id, key_id, guest_id in await self.store.carry_overs():
-            try:
-                rooms = await self.client.joined_rooms_of(guest_id)
-                if rooms:
-                    token = await self.client.login(user_id, self.keys.password(user_id, key_id))
-                    try:
-                        moved = await self._move(rooms, token, guest_id)
-                    finally:
-                        await self.client.logout(token)
-                    log.info("Finished carrying %d rooms over to %s", len(moved), user_id)
-            except (HomeserverError, UnknownKey) as e:
-                log.warning("Carrying %s's rooms over is still unfinished: %s", user_id, e)
-                continue
-            await self.store.carried_over(user_id)
-        return 60.0
-
-    async def _carry_over(self, guest_token: str, new_token: str) -> tuple[list[str], list[str]]:
-        """The new account joins the guest's rooms; the guest leaves each room the new account
-        got into (and stays where it did not: it keeps what it could reach)."""
-        try:
-            rooms = await self.client.joined_rooms(guest_token)
-        except HomeserverError as e:
-            log.warning("Could not list the guest's rooms to carry them over: %s", e)
-            return [], []
-        moved = await self._move(rooms, new_token, guest_token=guest_token)
-        return moved, [r for r in rooms if r not in moved]
-
-    async def _move(
-        self, rooms: list[str], new_token: str, guest_id: str = "", guest_token: str = ""
-    ) -> list[str]:
-        """The new account joins each room; the guest leaves each one it got into (and stays
-        where it did not: it keeps what it could reach). The guest leaves by its own token, or
-        as the appservice."""
-        moved: list[str] = []
-        for room_id in rooms:
-            try:
-                await self.client.join_as(room_id, new_token)
-            except HomeserverError as e:
-                log.info("Named guest could not join %s (%s); the guest stays there", room_id, e)
-                continue
-            moved.append(room_id)
-            try:
-                if guest_token:
-                    await self.client.leave_as(room_id, guest_token)
-                else:
-                    await self.client.leave_as_user(room_id, guest_id)
-            except HomeserverError as e:
-                log.warning("The guest could not leave %s: %s", room_id, e)
-        return moved
 
 
 def _forbidden(error: str) -> ApiAnswer:

@@ -17,7 +17,6 @@ from guardbot.core.actions import ActionState, JoinRoom
 from guardbot.core.clock import Clock
 
 LISTED = "!listed:example.org"
-NAMED = "@named:example.org"
 
 
 def free_port() -> int:
@@ -55,10 +54,6 @@ async def test_actions_waiting_for_an_unreachable_homeserver_go_when_it_answers(
     guard = await guard_loop(database, f"http://127.0.0.1:{port}", listed=[LISTED], clock=clock)
     store = guard.actions
     await store.add([JoinRoom("!r:example.org", cause="$invite")], clock.now_ms())
-    # A reminder that waited for the homeserver too, an hour out.
-    named = guard.decisions.named_guests
-    await named.confirm(NAMED, "k", clock.now_ms(), clock.now_ms())
-    await named.defer(NAMED, clock.now_ms() + 3_600_000, for_homeserver=True)
     # As after a long outage: the next backoff is the longest there is (minutes).
     await database.execute("UPDATE action SET attempts = 20")
     tasks = [
@@ -84,9 +79,6 @@ async def test_actions_waiting_for_an_unreachable_homeserver_go_when_it_answers(
                 break
             await asyncio.sleep(0.05)
         assert ("Sweep", LISTED, "done") in kinds
-        # The same decision made the reminder due (HomeserverAnswers), in its transaction.
-        reminder = await named.get(NAMED)
-        assert reminder is not None and reminder.next_nag_at <= clock.now_ms()
         audit = await guard.decisions.audit.find(room_id=LISTED)
         assert [e.what for e in audit] == ["decide Sweep", "Sweep"]
         assert "outage" in audit[0].why

@@ -7,7 +7,7 @@ import pytest
 from mautrix.util.async_db import Scheme
 
 from guardbot import db
-from guardbot.db.named_guests import ACTIVE, DONE, UNCONFIRMED, PwluStore
+from guardbot.db.named_guests import ACTIVE, UNCONFIRMED, PwluStore
 
 A, B = "@a:example.org", "@b:example.org"
 
@@ -46,26 +46,30 @@ async def test_unconfirmed_rows_are_forgotten_or_activated(store: PwluStore) -> 
     assert await store.unconfirmed() == 0
 
 
-async def test_a_nag_is_marked_in_flight_once_and_counted_once(store: PwluStore) -> None:
+async def test_a_reminder_is_queued_once_tried_with_its_link_and_counted_once(
+    store: PwluStore,
+) -> None:
     await store.confirm(A, "k", 0, 10)
-    assert await store.start_sending(A, 1, "h1", now=10, expires_at=1000)
-    assert not await store.start_sending(A, 1, "h1b", now=11, expires_at=1000)  # already
-    assert not await store.start_sending(A, 2, "h2", now=11, expires_at=1000)  # skips one
+    await store.queue_reminder(A, 2)  # skips one: not taken
+    assert (await store.get(A)).sending is None  # type: ignore[union-attr]
+    await store.queue_reminder(A, 1)
     row = await store.get(A)
-    assert row and row.sending == 1 and row.nags_sent == 0
-    await store.sent(A, 1, next_nag_at=500, now=400)
-    await store.sent(A, 1, next_nag_at=900, now=400)  # a repeat of the same step does nothing
+    assert row and row.sending == 1 and row.next_nag_at is None  # no longer due
+    assert await store.sending_with(A, 2, "h2", now=10, expires_at=1000) is None  # not in flight
+    assert await store.sending_with(A, 1, "h1", now=10, expires_at=1000) == 0  # first try
+    assert await store.sending_with(A, 1, "h1b", now=11, expires_at=1000) == 1  # tried before
+    assert await store.claim_user("h1", now=20) is None  # each try's link replaces the last
+    assert await store.claim_user("h1b", now=20) == A
+    await store.sent(A, 1, next_nag_at=500)
+    await store.sent(A, 1, next_nag_at=900)  # a repeat of the same step does nothing
     row = await store.get(A)
-    assert row and row.sending is None and row.nags_sent == 1 and row.next_nag_at == 500
-    assert await store.start_sending(A, 2, "h2", now=500, expires_at=1000)
-    await store.sent(A, 2, next_nag_at=None, now=600)  # the last one
-    row = await store.get(A)
-    assert row and row.state == DONE and row.next_nag_at is None and row.nags_sent == 2
+    assert row and row.nags_sent == 1 and row.sending is None and row.next_nag_at == 500
+    assert row.attempts == 0
 
 
 async def test_finishing_stops_nags_and_a_password_spends_every_link(store: PwluStore) -> None:
     await store.confirm(A, "k", 0, 10)
-    assert await store.start_sending(A, 1, "h1", now=10, expires_at=1000)
+    await store.add_claim(A, "h1", now=10, expires_at=1000)
     assert await store.claim_user("h1", now=20) == A
     assert await store.claim_user("h1", now=1000) is None  # expired
     await store.add_claim(A, "h2", now=10, expires_at=1000)
@@ -118,16 +122,13 @@ async def test_due_query_uses_the_index(database: db.Database, store: PwluStore)
 
 
 async def test_a_named_guests_story_is_audited_as_it_goes(store: PwluStore) -> None:
-    """Registered, each reminder, the end: what `explain <user>` tells."""
+    """Registered and the end, written by the store (each reminder is an action: the executor
+    audits it): what `explain <user>` tells."""
     await store.confirm(A, "k", now=100, first_nag_at=200)
-    assert await store.start_sending(A, 1, "h1", now=200, expires_at=1000)
-    await store.sent(A, 1, next_nag_at=500, now=210)
-    await store.sent(A, 1, next_nag_at=500, now=220)  # a repeat: not a second reminder
     await store.finish(A, "asked to stop", 300)
     await store.finish(A, "again", 310)
     story = [(e.at, e.what, e.why) for e in await store.audit.find(user_id=A)]
     assert story == [
         (100, "named guest", "registered through guardbot"),
-        (210, "Remind", "reminder 1"),
         (300, "reminders end", "asked to stop"),
     ]

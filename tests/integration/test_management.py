@@ -119,7 +119,7 @@ async def test_pwlu_list_and_forget(homeserver: Homeserver, start_guardbot: Star
     # A named guest's story: registered, each reminder with its time.
     await say(admin, mgmt, f"explain {registered['user_id']}")
     story = (await notice_containing(admin, mgmt, bot_id, "named guest: registered"))["content"]
-    assert "Remind: reminder 1 (sent)" in story["body"], story["body"]
+    assert "Remind: reminder 1 fell due (done: reminder 1 of 5 sent" in story["body"], story["body"]
     await say(admin, mgmt, "explain @nobody:localhost")
     await notice_containing(admin, mgmt, bot_id, "@nobody:localhost is not a named guest")
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
-from guardbot.pwlu.replies import STOP_ANSWER
+from guardbot.pwlu.decider import STOP_ANSWER
 from tests.support.homeserver import Homeserver, StartGuardbot
 from tests.support.matrix_client import wait_for
 from tests.support.pwlu_client import (
@@ -22,7 +20,6 @@ from tests.support.pwlu_client import (
     assert_secrets_not_logged,
     claim_token,
     dm_room,
-    edit_db,
     keyring,
     nags,
     query_db,
@@ -108,39 +105,6 @@ async def test_restart_between_reminders_neither_repeats_nor_skips(
     await asyncio.sleep(4)
     sent = await nags(user, room, homeserver.bot_user_id)
     assert [e["content"]["dev.guardbot.pwlu_nag"]["n"] for e in sent] == [1, 2, 3]
-
-
-@pytest.mark.parametrize("delivered", [True, False], ids=["delivered", "not-delivered"])
-async def test_crash_during_a_send_sends_that_reminder_exactly_once(
-    homeserver: Homeserver, start_guardbot: StartGuardbot, delivered: bool
-) -> None:
-    """SIGKILL, then the database as a crash leaves it between "nag n is going out" and "nag n
-    was sent": whether or not the send had reached the homeserver, the user gets nag n once."""
-    slow = {"PWLU__NAG__EVERY": "1h"}
-    proc = await start_pwlu(start_guardbot, homeserver, **slow)
-    registered = await Api(proc.url).register_pwlu(unique("crash"))
-    user = as_user(homeserver, registered)
-    bot = homeserver.bot_user_id
-    room = await dm_room(user, bot)
-    await wait_for_nags(user, room, bot, 1)
-    await proc.kill()
-    # delivered: nag 1 is in the room but not counted; not delivered: nag 2 never went out.
-    n = 1 if delivered else 2
-    edit_db(
-        proc,
-        "UPDATE pwlu SET nags_sent=?, sending=?, next_nag_at=0 WHERE user_id=?",
-        n - 1,
-        n,
-        registered["user_id"],
-    )
-    proc = await start_pwlu(start_guardbot, homeserver, **slow)
-    expected = [1] if delivered else [1, 2]
-    await wait_for_nags(user, room, bot, len(expected))
-    await asyncio.sleep(2)
-    sent = await nags(user, room, bot)
-    assert [e["content"]["dev.guardbot.pwlu_nag"]["n"] for e in sent] == expected
-    status = await Api(proc.url).status(registered["access_token"])
-    assert status["nags_sent"] == n and status["next_nag_at"] is not None
 
 
 async def test_stop_ends_reminders_and_is_answered_once(

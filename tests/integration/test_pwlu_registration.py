@@ -9,7 +9,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.support.homeserver import GuardbotProcess, Homeserver, StartGuardbot
+from tests.support.homeserver import Homeserver, StartGuardbot
 from tests.support.matrix_client import MatrixError, User, wait_for
 from tests.support.pwlu_client import (
     Api,
@@ -24,7 +24,6 @@ from tests.support.pwlu_client import (
     unique,
     wait_for_nags,
 )
-from tests.support.rooms import membership_is
 
 REGISTER = "/_guardbot/v1/pwlu/register"
 
@@ -280,38 +279,3 @@ async def test_account_made_just_before_a_crash_is_found_again(
     assert f"Failed password login for user {someone.user_id}" not in synapse_log
     with pytest.raises(MatrixError):
         await homeserver.admin.request("GET", f"/_synapse/admin/v2/users/{ghost}")
-
-
-async def test_a_carry_over_cut_short_by_a_crash_is_finished_after_restart(
-    homeserver: Homeserver, start_guardbot: StartGuardbot
-) -> None:
-    """The account is made and its carry-over recorded, then guardbot dies before moving the
-    rooms. The tokens were never stored: after the restart guardbot finishes it as the
-    appservice (for the guest) and by the account's derived password (for the new account)."""
-    proc = await start_pwlu(start_guardbot, homeserver)
-    owner = await homeserver.user(unique("owner"))
-    rooms = [await owner.create_room(listed=False) for _ in range(2)]
-    guest = await homeserver.guest()
-    for room_id in rooms:
-        await guest.join(room_id)
-    registered = await Api(proc.url).register_pwlu(unique("cutshort"))  # no carry-over yet
-    user_id = registered["user_id"]
-    await proc.kill()
-    # What the crash leaves: the carry-over recorded, no room moved.
-    edit_db(proc, "UPDATE pwlu SET carry_from=? WHERE user_id=?", guest.user_id, user_id)
-
-    proc = await start_pwlu(start_guardbot, homeserver)
-    for room_id in rooms:
-        await wait_for(
-            lambda r=room_id: membership_is(owner, r, user_id, "join"),
-            what="the named guest in the guest's room",
-        )
-        await wait_for(
-            lambda r=room_id: membership_is(owner, r, guest.user_id, "leave"),
-            what="the guest gone from its room",
-        )
-    await wait_for(lambda: _carried(proc, user_id), what="the carry-over recorded as finished")
-
-
-async def _carried(proc: GuardbotProcess, user_id: str) -> bool:
-    return query_db(proc, "SELECT carry_from FROM pwlu WHERE user_id=?", user_id) == [(None,)]

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from guardbot.config import Config
-from guardbot.pwlu.nags import NAG_MARK
+from guardbot.pwlu.carrier import NAG_MARK
 from guardbot.pwlu.passwords import KeyRing
 
 from .homeserver import GuardbotProcess, Homeserver, StartGuardbot

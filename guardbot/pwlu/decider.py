@@ -1,17 +1,27 @@
-"""What a named guest says or does in their DM with guardbot: "stop" ends the reminders; leaving
-the DM means one invitation back with the next reminder, and a second leave ends them."""
+"""Decisions on a named guest: what they say or do in their DM ("stop" ends the reminders;
+leaving the DM means one invitation back with the next reminder, and a second leave ends
+them), and the events of their life the timer, sign-up and the executor report (a reminder
+due, a reminder gone, a password found or set, a guest's rooms to carry over), decided by
+core/reminders.py. Gathering reads; deciding is pure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from guardbot.core import reminders
 from guardbot.core.actions import Notice
 from guardbot.core.decision import Decision, DmLeft, NagsEnded
-from guardbot.core.observations import ConversationMember, Message
-from guardbot.core.reminders import after_a_leave
+from guardbot.core.observations import (
+    ConversationMember,
+    Message,
+    NamedGuestObservation,
+    Observation,
+)
+from guardbot.core.reminders import NamedGuest, ReminderRules, after_a_leave
 from guardbot.db.named_guests import ACTIVE, PwluRow, PwluStore
 from guardbot.guard.conversations import Conversations
 from guardbot.matrix.client import Homeserver
+from guardbot.pwlu.passwords import KeyRing
 
 STOP_ANSWER = (
     "OK, no more reminders from me. Your account keeps working; you can still set a password"
@@ -29,13 +39,32 @@ class DmFacts:
     deactivated: bool = False  # for a leave: the account is gone
 
 
-class NagReplies:
-    def __init__(self, store: PwluStore, hs: Homeserver, conversations: Conversations) -> None:
+@dataclass(frozen=True)
+class LifeFacts:
+    guest: NamedGuest | None
+
+
+class NamedGuestDecider:
+    def __init__(
+        self,
+        store: PwluStore,
+        hs: Homeserver,
+        conversations: Conversations,
+        keys: KeyRing,
+        rules: ReminderRules,
+    ) -> None:
         self.store = store
         self.hs = hs
         self.conversations = conversations
+        self.keys = keys
+        self.rules = rules
 
-    async def gather(self, obs: Message | ConversationMember) -> DmFacts | None:
+    async def gather(self, obs: Observation) -> DmFacts | LifeFacts | None:
+        if isinstance(obs, NamedGuestObservation):
+            row = await self.store.get(obs.user_id)
+            return LifeFacts(None if row is None else self._named_guest(row))
+        if not isinstance(obs, Message | ConversationMember):
+            return None
         if obs.room_id not in self.conversations:
             return None
         if isinstance(obs, Message):
@@ -53,7 +82,21 @@ class NagReplies:
             return DmFacts(row, deactivated=bool(await self.hs.deactivated(row.user_id)))
         return DmFacts(row)
 
-    def decide(self, obs: Message | ConversationMember, facts: DmFacts, now: int) -> Decision:
+    def _named_guest(self, row: PwluRow) -> NamedGuest:
+        return NamedGuest(
+            user_id=row.user_id,
+            active=row.state == ACTIVE,
+            created_at=row.created_at,
+            nags_sent=row.nags_sent,
+            sending=row.sending,
+            next_nag_at=row.next_nag_at,
+            secret_known=self.keys.knows(row.key_id),
+        )
+
+    def decide(self, obs: Observation, facts: DmFacts | LifeFacts, now: int) -> Decision:
+        if isinstance(facts, LifeFacts):
+            assert isinstance(obs, NamedGuestObservation)
+            return reminders.decide(obs, facts.guest, self.rules, now)
         user_id = facts.row.user_id
         if isinstance(obs, Message):
             # The answer is queued with the decision: sent once, even across a crash.

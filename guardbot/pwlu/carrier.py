@@ -1,0 +1,309 @@
+"""What the executor does for a named guest: a reminder, the notice that their password was
+set, and carrying a guest's rooms over to their new account.
+
+The executor runs these as it runs kicks (queue, retry, 429 memory per kind, audit); here is
+only what each does at the homeserver, after a last look at the named guest's row (under
+their lock, so a reminder never crosses their password change).
+
+A reminder: check that the derived password still works (if not, that finding goes back as
+an observation, and nothing is sent); make sure the DM exists (made once, reused, the user
+invited back once after leaving); store the reminder's claim link (the user's only one from
+then on); send it with a transaction ID made from (user, n), so a resend after a crash is
+dropped by the homeserver; and report it sent, as an observation that schedules the next. A
+send cut off by a crash is looked for in the DM first, because the homeserver only remembers
+transaction IDs for about half an hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from guardbot import metrics
+from guardbot.core.actions import Action, ActionState, CarryOver, Outcome, Remind, TellPasswordSet
+from guardbot.core.clock import Clock
+from guardbot.core.nag_text import render
+from guardbot.core.observations import Observation, PasswordFound, ReminderWent
+from guardbot.db.named_guests import ACTIVE, PwluRow, PwluStore
+from guardbot.guard.conversations import Conversations
+from guardbot.matrix.client import Homeserver, HomeserverError
+from guardbot.pwlu.accounts import Accounts, UserLocks
+from guardbot.pwlu.passwords import Probe
+from guardbot.pwlu.tokens import new_claim_token
+
+log = logging.getLogger(__name__)
+
+NAG_MARK = "dev.guardbot.pwlu_nag"  # in each reminder's content: which one it is
+DM_MARK = "dev.guardbot.pwlu_dm"  # in the DM's create event: whose DM it is
+
+
+@dataclass(frozen=True)
+class ReminderSettings:
+    first_after_ms: int
+    every_ms: int
+    max: int
+    template: str
+    html_template: str
+    public_url: str
+    claim_ttl_ms: int
+
+
+def _user_hash(user_id: str) -> str:
+    return hashlib.sha256(user_id.encode()).hexdigest()[:24]
+
+
+def nag_txn_id(user_id: str, n: int) -> str:
+    return f"pwlu-nag-{_user_hash(user_id)}-{n}"
+
+
+def _retried_by_the_executor(e: HomeserverError) -> bool:
+    """Worth another try later: the homeserver failing, limiting, or not knowing guardbot's
+    token for now. Anything else is its final word on this action."""
+    return e.transient or e.status in (401, 429)
+
+
+class NamedGuestCarrier:
+    def __init__(
+        self,
+        settings: ReminderSettings,
+        client: Homeserver,
+        store: PwluStore,
+        accounts: Accounts,
+        locks: UserLocks,
+        conversations: Conversations,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.store = store
+        self.accounts = accounts
+        self.keys = accounts.keys
+        self.locks = locks
+        self.conversations = conversations
+        self.clock = clock
+        # A new account's access token, handed over by its registration so its carry-over
+        # needs no login: in memory only (a restart logs in instead).
+        self._tokens: dict[str, str] = {}
+        # Registrations waiting to tell their client which rooms came along.
+        self._waiting: dict[str, asyncio.Future[tuple[list[str], list[str]]]] = {}
+
+    async def load(self) -> None:
+        """At start: each named guest's DM is a conversation (their replies are heard)."""
+        for room_id in await self.store.dm_rooms():
+            self.conversations.open(room_id)
+
+    async def carry_out(self, action: Action, action_id: int, found: list[Observation]) -> Outcome:
+        match action:
+            case Remind():
+                async with self.locks(action.user_id):
+                    return await self._remind(action, found)
+            case TellPasswordSet():
+                async with self.locks(action.user_id):
+                    return await self._tell_password_set(action)
+            case CarryOver():
+                return await self._carry_over(action)
+        return Outcome(ActionState.FAILED, f"not a named guest's action: {type(action).__name__}")
+
+    # -- a reminder ------------------------------------------------------------------------
+    async def _remind(self, action: Remind, found: list[Observation]) -> Outcome:
+        user_id, n = action.user_id, action.n
+        row = await self.store.get(user_id)
+        if row is None or row.state != ACTIVE or row.sending != n:
+            return Outcome(ActionState.SKIPPED, f"reminder {n} is no longer due")
+        now = self.clock.now_ms()
+        if await self.accounts.probe(user_id, row.key_id) is Probe.REFUSED:
+            deactivated = bool(await self.client.deactivated(user_id))
+            found.append(PasswordFound(user_id, deactivated, now))
+            why = "the account is deactivated" if deactivated else "they set their own password"
+            return Outcome(ActionState.SKIPPED, f"no reminder {n}: {why}")
+        await self.store.checked(user_id, now)
+        went = ReminderWent(user_id, n, action.due_at, now)
+        try:
+            room_id, how = await self._dm(row, invite_back=True)
+            if row.attempts and await self._already_sent(room_id, n):
+                found.append(went)
+                return Outcome(ActionState.DONE, f"reminder {n} had gone out before a restart")
+            token, token_hash = new_claim_token()
+            s = self.settings
+            if (
+                await self.store.sending_with(user_id, n, token_hash, now, now + s.claim_ttl_ms)
+                is None
+            ):
+                return Outcome(ActionState.SKIPPED, f"reminder {n} is no longer due")
+            await self._send(row, room_id, n, token)
+        except HomeserverError as e:
+            if _retried_by_the_executor(e):
+                raise
+            # Refused for good (the DM cannot be made, say): spent, so the next one still comes.
+            found.append(ReminderWent(user_id, n, action.due_at, now, delivered=False))
+            return Outcome(ActionState.FAILED, f"reminder {n} could not be sent: {e}")
+        metrics.NAGS_SENT.inc()
+        found.append(went)
+        return Outcome(ActionState.DONE, f"reminder {n} of {self.settings.max} sent{how}")
+
+    async def _send(self, row: PwluRow, room_id: str, n: int, token: str) -> None:
+        s = self.settings
+        name = await self.client.displayname(row.user_id) or row.user_id[1:].split(":", 1)[0]
+        values = {
+            "name": name,
+            "user_id": row.user_id,
+            "link": f"{s.public_url.rstrip('/')}/_guardbot/claim/{token}",
+            "nag": n,
+            "max": s.max,
+        }
+        content: dict[str, Any] = {
+            "msgtype": "m.notice",
+            "body": render(s.template, values),
+            "format": "org.matrix.custom.html",
+            "formatted_body": render(s.html_template, values, as_html=True),
+            NAG_MARK: {"n": n},
+        }
+        await self.client.send(room_id, content, nag_txn_id(row.user_id, n))
+        log.info("Sent reminder %d of %d to %s", n, s.max, row.user_id)
+
+    async def _already_sent(self, room_id: str, n: int) -> bool:
+        for event in await self.client.recent_events(room_id):
+            content = event.get("content")
+            mark = content.get(NAG_MARK) if isinstance(content, dict) else None
+            if event.get("sender") == self.client.bot_user_id and isinstance(mark, dict):
+                if mark.get("n") == n:
+                    return True
+        return False
+
+    # -- the DM ----------------------------------------------------------------------------
+    async def _dm(self, row: PwluRow, *, invite_back: bool) -> tuple[str, str]:
+        """The user's DM with guardbot (made once, reused; invited back if they left and
+        `invite_back`), and what was done for it, to be told in the outcome."""
+        user_id = row.user_id
+        if row.dm_room_id:
+            if not (row.dm_left and invite_back):
+                return row.dm_room_id, ""
+            try:
+                await self.client.invite(row.dm_room_id, user_id)
+            except HomeserverError as e:
+                if e.status != 403:  # 403: already there, or banned; it goes there anyway
+                    raise
+                log.info("Could not invite %s back to their DM: %s", user_id, e)
+            await self.store.reinvited(user_id)
+            return row.dm_room_id, ", invited back to the DM"
+        room_id = await self._find_dm(user_id) if row.dm_creating else None
+        if room_id is None:
+            await self.store.dm_creating(user_id)  # a crash after this: _find_dm finds it
+            room_id = await self.client.create_dm(user_id, DM_MARK)
+        self.conversations.open(room_id)
+        await self.store.set_dm(user_id, room_id)
+        return room_id, ", in a new DM"
+
+    async def _find_dm(self, user_id: str) -> str | None:
+        """A DM made just before a crash, before its room ID was stored (rare: only then)."""
+        for room_id in await self.client.bot_rooms():
+            try:
+                create = await self.client.create_content(room_id)
+            except HomeserverError:
+                continue
+            if create.get(DM_MARK) == user_id:
+                return room_id
+        return None
+
+    # -- the notice after a password is set ------------------------------------------------
+    async def _tell_password_set(self, action: TellPasswordSet) -> Outcome:
+        user_id = action.user_id
+        row = await self.store.get(user_id)
+        if row is None:
+            return Outcome(ActionState.SKIPPED, "no longer a named guest guardbot knows")
+        set_at = int(action.cause)
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(set_at / 1000))
+        body = (
+            f"The password of {user_id} was set {action.how}, at {when}. If that was not you,"
+            " sign in with your Matrix app, change your password there, and tell this server's"
+            " admin."
+        )
+        try:
+            room_id, _ = await self._dm(row, invite_back=False)
+            # The same transaction ID on a retry: said once.
+            txn = f"pwlu-password-set-{_user_hash(user_id)}-{set_at}"
+            await self.client.send(room_id, {"msgtype": "m.notice", "body": body}, txn)
+        except HomeserverError as e:
+            if _retried_by_the_executor(e):
+                raise
+            return Outcome(ActionState.FAILED, f"could not tell them: {e}")
+        log.info("Told %s that their password was set", user_id)
+        return Outcome(ActionState.DONE, f"told {user_id} their password was set {action.how}")
+
+    # -- a guest's rooms, carried over -----------------------------------------------------
+    def expect_carry_over(
+        self, user_id: str, access_token: str
+    ) -> asyncio.Future[tuple[list[str], list[str]]]:
+        """A registration hands over the new account's token and waits to hear which rooms
+        came along (and which the new account could not enter)."""
+        self._tokens[user_id] = access_token
+        future = self._waiting[user_id] = asyncio.get_running_loop().create_future()
+        return future
+
+    def forget_carry_over(self, user_id: str) -> None:
+        self._tokens.pop(user_id, None)
+        self._waiting.pop(user_id, None)
+
+    async def _carry_over(self, action: CarryOver) -> Outcome:
+        """The new account joins each of the guest's rooms; the guest (as the appservice: its
+        numeric ID is in guardbot's namespace) leaves each one the new account got into, and
+        stays where it did not: it keeps what it could reach."""
+        user_id, guest_id = action.user_id, action.guest_id
+        rooms = await self.client.joined_rooms_of(guest_id)
+        moved: list[str] = []
+        if rooms:
+            token = self._tokens.pop(user_id, None)
+            own_login = token is None
+            if own_login:  # after a restart: the registration's token is gone
+                token = await self._login(user_id)
+            try:
+                moved = await self._move(rooms, token, guest_id)
+            finally:
+                if own_login:
+                    await self._logout(user_id, token)
+        kept = [r for r in rooms if r not in moved]
+        self._tokens.pop(user_id, None)
+        waiting = self._waiting.pop(user_id, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result((moved, kept))
+        return Outcome(
+            ActionState.DONE,
+            f"{len(moved)} of {guest_id}'s rooms carried over to {user_id}, {len(kept)} kept",
+        )
+
+    async def _login(self, user_id: str) -> str:
+        row = await self.store.get(user_id)
+        if row is None:
+            raise HomeserverError(404, "M_NOT_FOUND", f"{user_id} is no named guest", {})
+        if self.accounts.is_admin():  # spends no login allowance
+            return await self.client.admin_login_as(user_id)
+        return await self.client.login(user_id, self.keys.password(user_id, row.key_id))
+
+    async def _logout(self, user_id: str, token: str) -> None:
+        try:
+            await self.client.logout(token)
+        except HomeserverError as e:
+            log.warning("Could not log out guardbot's session for %s: %s", user_id, e)
+
+    async def _move(self, rooms: list[str], token: str, guest_id: str) -> list[str]:
+        moved: list[str] = []
+        for room_id in rooms:
+            try:
+                await self.client.join_as(room_id, token)
+            except HomeserverError as e:
+                if _retried_by_the_executor(e):
+                    raise
+                log.info("Named guest could not join %s (%s); the guest stays there", room_id, e)
+                continue
+            moved.append(room_id)
+            try:
+                await self.client.leave_as_user(room_id, guest_id)
+            except HomeserverError as e:
+                if _retried_by_the_executor(e):
+                    raise
+                log.warning("The guest could not leave %s: %s", room_id, e)
+        return moved
