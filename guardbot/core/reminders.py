@@ -94,6 +94,11 @@ def decide(
             # Told whatever the reminders' state: a change they did not make must not pass unseen.
             action = TellPasswordSet(obs.user_id, obs.how, cause=str(obs.at))
             return Decision(actions=(action,))
+        case PasswordFound() if guest is not None:
+            # Whether or not reminders still go: a password of their own spends every link.
+            if obs.deactivated:
+                return _end(guest.user_id, "deactivated", now)
+            return _end(guest.user_id, "password set elsewhere", now, password_set=True)
     if guest is None or not guest.active:
         return NOTHING
     match obs:
@@ -118,10 +123,6 @@ def decide(
             if at is None:
                 return Decision(records=(counted,)) + _end(guest.user_id, ALL_SENT, now)
             return Decision(records=(counted,))
-        case PasswordFound():
-            if obs.deactivated:
-                return _end(guest.user_id, "deactivated", now)
-            return _end(guest.user_id, "password set elsewhere", now, password_set=True)
     return NOTHING
 
 

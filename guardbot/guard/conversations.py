@@ -1,7 +1,7 @@
 """The rooms where guardbot talks with people: the management room and named guests' DMs.
 
 One owner for the set: intake reads it (there every message counts, not only `!guardbot`
-commands), the PWLU nagger opens DMs, and stored decisions close them.
+commands), the named guests' carrier opens DMs, and stored decisions close them.
 """
 
 from __future__ import annotations

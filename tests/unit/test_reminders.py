@@ -102,6 +102,9 @@ def test_a_password_found_ends_reminders_and_says_why() -> None:
     assert own.records == (NagsEnded(USER, "password set elsewhere", password_set=True),)
     gone = decide(PasswordFound(USER, True, 7), guest(), RULES, now=7)
     assert gone.records == (NagsEnded(USER, "deactivated"),)
+    # After "stop", too: the password is theirs, and every claim link is spent.
+    stopped = decide(PasswordFound(USER, False, 7), guest(active=False), RULES, now=7)
+    assert stopped.records == own.records
 
 
 def test_a_password_set_is_told_and_a_guest_named_carries_its_rooms() -> None:
