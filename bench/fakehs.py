@@ -129,7 +129,10 @@ class FakeHomeserver:
         self.calls["member state"] += 1
         user = unquote(request.match_info["user"])
         gone = user in self.kicked
-        return web.json_response({"membership": "leave" if gone else "join", "kind": "guest"})
+        content = {"membership": "leave" if gone else "join", "kind": "guest"}
+        if request.query.get("format") == "event":  # the whole event, as the kick asks
+            return web.json_response({"content": content, "sender": user})
+        return web.json_response(content)
 
     async def kick(self, request: web.Request) -> web.Response:
         self.calls["kick"] += 1

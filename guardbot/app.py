@@ -26,6 +26,7 @@ from guardbot.commands.management import Management
 from guardbot.commands.reports import Reports
 from guardbot.commands.room import RoomCommands
 from guardbot.config import Config, ConfigError, load
+from guardbot.core.backoff import backoff
 from guardbot.core.clock import Clock
 from guardbot.db import single_instance
 from guardbot.db.lease import LeaseStore
@@ -273,7 +274,8 @@ class Guardbot(Program):
             token=c["antispam.token"],
             domain=c["homeserver.domain"],
             rooms=self.rooms,
-            directory=self.directory,
+            inbox=self.inbox,
+            inbox_wakeup=self.inbox_wakeup,
             guests=self.guests,
             settings=self.decisions.settings,
             clock=clock,
@@ -353,16 +355,17 @@ class Guardbot(Program):
         await self.leadership.elect(while_waiting=self._load_view)
         holding = asyncio.create_task(self.leadership.hold(), name="lease")
         self.tasks.append(holding)
-        backoff = 1.0
+        failures = 0
         while True:
             try:
                 await self._take_over()
                 break
             except Exception as e:
                 self.serving = self.ready = False
-                log.warning("Could not take over yet (%s); trying again in %.0fs", e, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                wait = backoff(failures, 1.0, 30.0)
+                failures += 1
+                log.warning("Could not take over yet (%s); trying again in %.0fs", e, wait)
+                await asyncio.sleep(wait)
         await holding
 
     async def _take_over(self) -> None:

@@ -7,6 +7,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from guardbot.core.backoff import backoff
+
 log = logging.getLogger(__name__)
 
 # A step returns how long to wait (seconds) before it runs again; None: the loop's idle time.
@@ -55,18 +57,18 @@ async def run_loop(
     """Run `step` for ever. A failure waits 1 s, doubling up to `max_backoff`; an `expected`
     one (e.g. the homeserver being down) is one warning line, anything else a traceback."""
     wakeup = wakeup or Wakeup()
-    backoff = 1.0
+    failures = 0
     while True:
         wakeup.clear()
         try:
             delay = await step()
-            backoff = 1.0
+            failures = 0
         except expected as e:
-            log.warning("%s: %s; retrying in %.0fs", name, e, backoff)
-            delay, backoff = backoff, min(backoff * 2, max_backoff)
+            delay, failures = backoff(failures, 1.0, max_backoff), failures + 1
+            log.warning("%s: %s; retrying in %.0fs", name, e, delay)
         except Exception:
-            log.exception("%s failed; retrying in %.0fs", name, backoff)
-            delay, backoff = backoff, min(backoff * 2, max_backoff)
+            delay, failures = backoff(failures, 1.0, max_backoff), failures + 1
+            log.exception("%s failed; retrying in %.0fs", name, delay)
         await wakeup.wait(idle if delay is None else max(0.0, delay))
 
 

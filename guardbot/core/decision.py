@@ -69,6 +69,14 @@ class RoomWoken:
 
 
 @dataclass(frozen=True)
+class WatchDirectory:
+    """Look for the room in the directory shortly, not at the next poll: it is being
+    published. Kept in memory only, by the process that acts."""
+
+    room_id: str
+
+
+@dataclass(frozen=True)
 class HomeserverAnswers:
     """The homeserver answers again after failing: whatever waited only for it (actions,
     reminders) goes now, not when its own backoff runs out."""
@@ -130,6 +138,7 @@ Record = (
     | DryRunSwitch
     | RoomClassified
     | RoomWoken
+    | WatchDirectory
     | HomeserverAnswers
     | Reported
     | NagsEnded

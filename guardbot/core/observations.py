@@ -169,6 +169,15 @@ class FormerGuestsFound:
 
 
 @dataclass(frozen=True)
+class RoomPublished:
+    """The door was asked to let a room into the directory (by whichever process answered it:
+    the leader learns of it from the shared inbox, a standby's memory would keep it)."""
+
+    room_id: str
+    at: int
+
+
+@dataclass(frozen=True)
 class ReportDue:
     """A timer's: actions finished since the management room's last report."""
 
@@ -243,6 +252,7 @@ Observation = (
     | ConversationMember
     | RoomPolicyChange
     | ReportDue
+    | RoomPublished
     | GuardbotOutside
     | FormerGuestsFound
     | NamedGuestObservation
@@ -264,6 +274,7 @@ OBSERVATIONS: dict[str, type] = {
         ConversationMember,
         RoomPolicyChange,
         ReportDue,
+        RoomPublished,
         GuardbotOutside,
         FormerGuestsFound,
         ReminderDue,
@@ -427,6 +438,8 @@ def observation_key(obs: Observation) -> str:
             return f"recheck|{obs.at}"
         case ReportDue():
             return f"report|{obs.at}"
+        case RoomPublished():
+            return f"published|{obs.room_id}|{obs.at}"
         case GuardbotOutside():
             return f"outside|{obs.room_id}|{obs.at}"
         case FormerGuestsFound():
@@ -461,6 +474,8 @@ def describe(obs: Observation) -> str:
             return "the slow re-check of every listed room"
         case ReportDue():
             return "actions finished since the management room's last report"
+        case RoomPublished():
+            return "the room is being published in the directory"
         case GuardbotOutside():
             return "guardbot must act in the room and is not in it"
         case FormerGuestsFound():

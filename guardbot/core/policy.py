@@ -30,6 +30,7 @@ from guardbot.core.decision import (
     RoomClassified,
     RoomPolicySetting,
     RoomWoken,
+    WatchDirectory,
 )
 from guardbot.core.observations import (
     POLICY_EVENT,
@@ -47,6 +48,7 @@ from guardbot.core.observations import (
     ReportDue,
     RoomListed,
     RoomPolicyChange,
+    RoomPublished,
     RoomUpgraded,
     describe,
 )
@@ -493,6 +495,8 @@ def _decide(obs: Observation, facts: Facts, server: ServerPolicy) -> Decision:
         return Decision(actions=tuple(sweep_all(facts.listed_rooms, f"recheck at {obs.at}")))
     if isinstance(obs, ReportDue):
         return decide_report(facts.management_room, facts.finished)
+    if isinstance(obs, RoomPublished):
+        return Decision(records=(WatchDirectory(obs.room_id),))
     if isinstance(obs, BotMembership) and obs.membership == "invite":
         return decide_invite(obs, facts)
     if isinstance(obs, RoomUpgraded):

@@ -20,6 +20,7 @@ from guardbot.core.decision import (
     RoomClassified,
     RoomPolicySetting,
     RoomWoken,
+    WatchDirectory,
 )
 from guardbot.db.auditlog import AuditStore
 from guardbot.db.inbox import InboxStore
@@ -64,6 +65,8 @@ class DecisionStore:
                 await self.rooms.classify(record.room_id, record.listed, record.at)
             case RoomWoken():
                 await self.actions.wake_room(record.room_id, now)
+            case WatchDirectory():
+                pass  # the directory's memory, told by RoomFactSource.remember
             case Reported():
                 await self.actions.reported(record.done_at, record.action_id)
             case HomeserverAnswers():

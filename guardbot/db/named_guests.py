@@ -338,11 +338,6 @@ class PwluStore:
     async def prune_claims(self, now: int) -> None:
         await self.db.execute("DELETE FROM pwlu_claim WHERE expires_at <= $1", now)
 
-    async def count_claims(self, user_id: str) -> int:
-        return int(
-            await self.db.fetchval("SELECT COUNT(*) FROM pwlu_claim WHERE user_id=$1", user_id)
-        )
-
     # -- for server admins -----------------------------------------------------------------
     async def listing(self, limit: int = 50) -> tuple[int, list[PwluRow]]:
         """How many named guests guardbot knows, and the most recent ones."""

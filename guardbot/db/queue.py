@@ -21,6 +21,7 @@ class QueuedAction:
     id: int
     action: Action
     attempts: int
+    started_at: int | None = None  # a try began then (it may have been cut off by a crash)
 
 
 class ActionStore:
@@ -52,15 +53,23 @@ class ActionStore:
 
     async def due(self, now: int, limit: int = 200) -> list[QueuedAction]:
         rows = await self.db.fetch(
-            "SELECT id, kind, payload, attempts FROM action"
+            "SELECT id, kind, payload, attempts, started_at FROM action"
             " WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
             now,
             limit,
         )
         return [
-            QueuedAction(r["id"], decode_action(r["kind"], r["payload"]), r["attempts"])
+            QueuedAction(
+                r["id"], decode_action(r["kind"], r["payload"]), r["attempts"], r["started_at"]
+            )
             for r in rows
         ]
+
+    async def started(self, action_id: int, now: int) -> None:
+        """A try is about to reach the homeserver: after a crash, its effect may be there."""
+        await self.db.execute(
+            "UPDATE action SET started_at=$2 WHERE id=$1 AND state='pending'", action_id, now
+        )
 
     async def next_due_at(self) -> int | None:
         return await self.db.fetchval(
@@ -172,16 +181,3 @@ class ActionStore:
         return int(
             await self.db.fetchval("SELECT COUNT(*) FROM action WHERE state=$1", state.value)
         )
-
-    async def history(self, room_id: str | None = None) -> list[dict]:
-        """Finished and pending actions, oldest first, for status and tests."""
-        query = (
-            "SELECT id, dedup_key, kind, room_id, user_id, state, attempts, waiting_on, outcome"
-            " FROM action"
-        )
-        rows = await (
-            self.db.fetch(query + " WHERE room_id=$1 ORDER BY id", room_id)
-            if room_id
-            else self.db.fetch(query + " ORDER BY id")
-        )
-        return [dict(r) for r in rows]

@@ -142,9 +142,6 @@ class Directory:
             self._publishing[room_id] = (0, self.clock.monotonic() + PUBLICATION_CHECKS[0])
             self.publication_wakeup.set()
 
-    def publishing_rooms(self) -> list[str]:
-        return sorted(self._publishing)
-
     async def publication_step(self) -> float | None:
         """Check the rooms being published that are due; how long until the next check."""
         now = self.clock.monotonic()

@@ -6,7 +6,8 @@ guardbot's own words; everyone else passes. The door never holds a join hostage:
 users who cannot be guests, cached verdicts, a directory look-up only for a room never
 classified, and a bound on every answer after which the join goes through (the event path,
 kick or forbid, stays the backstop). A publication tells guardbot that a room is becoming
-listed: the directory checks it at once instead of at the next poll.
+listed: it goes to the shared inbox (`RoomPublished`), so the process that acts, leader or not
+the one asked, has the directory look for it at once instead of at the next poll.
 
 Every refusal is an answer, not an action: nothing is stored, nothing is queued.
 
@@ -30,12 +31,12 @@ from typing import Any
 from aiohttp import web
 
 from guardbot import metrics
+from guardbot.background import Wakeup
 from guardbot.core import policy
 from guardbot.core.clock import Clock
-from guardbot.core.observations import DOOR_CALLBACKS, is_guest_candidate
+from guardbot.core.observations import DOOR_CALLBACKS, RoomPublished, is_guest_candidate
 from guardbot.core.policy import RoomFacts, Verdict
-from guardbot.db import SettingsStore
-from guardbot.guard.directory import Directory
+from guardbot.db import InboxStore, SettingsStore
 from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
 from guardbot.guard.intake import bearer_token
@@ -66,7 +67,8 @@ class Door:
         token: str,
         domain: str,
         rooms: RoomFactSource,
-        directory: Directory,
+        inbox: InboxStore,
+        inbox_wakeup: Wakeup,
         guests: GuestOracle,
         settings: SettingsStore,
         clock: Clock,
@@ -77,7 +79,8 @@ class Door:
         self._token = b"" if token == "generate" else token.encode()
         self.domain = domain
         self.rooms = rooms
-        self.directory = directory
+        self.inbox = inbox
+        self.inbox_wakeup = inbox_wakeup
         self.guests = guests
         self.settings = settings
         self.clock = clock
@@ -91,6 +94,17 @@ class Door:
 
     def register(self, app: web.Application) -> None:
         app.router.add_post(PREFIX + "/{callback}", self.handle)
+
+    async def _publishing(self, room_id: str) -> None:
+        """Stored, not kept in this process's memory: a standby answers the door too."""
+        now = self.clock.now_ms()
+        try:
+            await self.inbox.add([RoomPublished(room_id, now)], now)
+        except Exception:
+            log.exception("Could not record that %s is being published", room_id)
+            return  # the directory's poll finds it
+        log.info("The door heard that %s is being published", room_id)
+        self.inbox_wakeup.set()
 
     # -- HTTP ------------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.Response:
@@ -155,7 +169,7 @@ class Door:
             case "user_may_publish_room":
                 room = body.get("room_id")
                 if isinstance(room, str):
-                    self.directory.publishing(room)
+                    await self._publishing(room)
                 metrics.DOOR_ANSWERS.labels(callback, "allowed").inc()
                 return web.json_response({})
             case _:

@@ -33,6 +33,7 @@ from guardbot.core.observations import (
     RecheckDue,
     ReportDue,
     RoomPolicyChange,
+    RoomPublished,
     RoomUpgraded,
     describe,
 )
@@ -43,6 +44,8 @@ from guardbot.guard.guests import GuestOracle
 from guardbot.matrix.client import Homeserver, HomeserverError
 
 log = logging.getLogger(__name__)
+
+INBOX_LOOK_S = 1.0
 
 Conversational = Message | ConversationMember
 
@@ -102,6 +105,8 @@ class Evaluator:
             dry_runs=self.rooms.dry_runs,
         )
         match obs:
+            case RoomPublished():
+                return base
             case HomeserverBack() | RecheckDue():
                 return replace(base, listed_rooms=self.rooms.listed_rooms())
             case ReportDue():
@@ -245,7 +250,7 @@ class Evaluator:
             log.exception("Could not evaluate %s; dropping it", row.observation)
             return NOTHING
 
-    async def step(self) -> float | None:
+    async def step(self) -> float:
         """One pass of the loop: everything in the inbox, then wait for more."""
         if self.wakeup.take_homeserver_back():
             now = self.clock.now_ms()
@@ -257,4 +262,6 @@ class Evaluator:
         while await self.run_once():
             pass
         metrics.INBOX_DEPTH.set(await self.inbox.size())
-        return None
+        # Another process may store observations too (a standby's door hearing a publication):
+        # looked for every second, an indexed read of an empty inbox.
+        return INBOX_LOOK_S

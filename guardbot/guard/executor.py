@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from guardbot import metrics
@@ -35,6 +34,7 @@ from guardbot.core.actions import (
     reason,
     room_of,
 )
+from guardbot.core.backoff import backoff
 from guardbot.core.clock import Clock
 from guardbot.core.decision import AuditRecord
 from guardbot.core.observations import (
@@ -47,14 +47,12 @@ from guardbot.core.policy import RoomFacts, Verdict
 from guardbot.db import ActionStore, QueuedAction
 from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
+from guardbot.guard.scheduling import RateLimits, batches, kind, lanes
 from guardbot.matrix.client import Homeserver, HomeserverError
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 300
-# After M_LIMIT_EXCEEDED, actions of that kind go out one at a time for this long after the
-# wait the homeserver named, so its limit can refill instead of meeting a burst again.
-RATE_LIMIT_CAUTION_MS = 30_000
 DONE, SKIPPED, FAILED, DRY_RUN = (
     ActionState.DONE,
     ActionState.SKIPPED,
@@ -77,31 +75,6 @@ class Carrier(Protocol):
     async def carry_out(
         self, action: Action, action_id: int, found: list[Observation]
     ) -> Outcome: ...
-
-
-def batches(items: Iterable[QueuedAction]) -> list[list[QueuedAction]]:
-    """A room's due actions in their order, as batches that may run together: consecutive
-    kicks of distinct users (the same user twice would be kicked twice: each re-check would
-    still see them in), and every other action alone, so forbid still goes before kick."""
-    out: list[list[QueuedAction]] = []
-    batch: list[QueuedAction] = []
-    users: set[str] = set()
-    for queued in items:
-        action = queued.action
-        if isinstance(action, Kick) and action.user_id not in users:
-            batch.append(queued)
-            users.add(action.user_id)
-            continue
-        if batch:
-            out.append(batch)
-            batch, users = [], set()
-        if isinstance(action, Kick):
-            batch, users = [queued], {action.user_id}
-        else:
-            out.append([queued])
-    if batch:
-        out.append(batch)
-    return out
 
 
 class Executor:
@@ -128,60 +101,27 @@ class Executor:
         self.inbox_wakeup = inbox_wakeup  # a sweep's members wait there to be decided on
         self.auto_join = auto_join
         self.bot = hs.bot_user_id
-        # Action kind -> until when (ms) the homeserver asked to be left alone. Its limits are
-        # on guardbot as a user, so a 429 holds back every action of that kind, not just the
-        # one refused: each waiting only for itself sent them all again at once, window after
-        # window (n²/2 refusals for n actions).
-        self.limited_until: dict[str, int] = {}
+        # A 429 holds back every action of its kind (guard/scheduling.py): each waiting only
+        # for itself sent them all again at once, window after window (n²/2 refusals).
+        self.limits = RateLimits()
         self._overall = asyncio.Semaphore(OVERALL)
 
     # -- the loop --------------------------------------------------------------------------
     async def run_once(self) -> int:
         now = self.clock.now_ms()
-        by_lane: dict[str, list[QueuedAction]] = defaultdict(list)
-        for queued in await self.store.due(now):
-            by_lane[lane(queued.action)].append(queued)
-        runs = self._not_held_back(by_lane.values(), now)
-        # Rooms (and people) run side by side; within a room, in the order decided (forbid
-        # before kick), except that kicks of different users in a row go out together.
-        await asyncio.gather(*(self._run_room(items) for items in runs))
+        runs = self.limits.runs(lanes(await self.store.due(now)), now)
+        await asyncio.gather(*(self._run_lane(items) for items in runs))
         return sum(len(items) for items in runs)
 
-    def _not_held_back(
-        self, rooms: Iterable[list[QueuedAction]], now: int
-    ) -> list[list[QueuedAction]]:
-        """What may go out now: nothing of a kind the homeserver is limiting, and while it may
-        still be, one action of that kind per pass (the loop comes straight back for the
-        next). A room stops at its first held-back action, keeping its order."""
-        probing: set[str] = set()
-        runs = []
-        for items in rooms:
-            run: list[QueuedAction] = []
-            for queued in items:
-                kind = type(queued.action).__name__
-                until = self.limited_until.get(kind)
-                if until is not None and now >= until + RATE_LIMIT_CAUTION_MS:
-                    del self.limited_until[kind]
-                elif until is not None and (now < until or kind in probing):
-                    break
-                elif until is not None:
-                    probing.add(kind)
-                run.append(queued)
-            if run:
-                runs.append(run)
-        return runs
-
-    async def _run_room(self, items: list[QueuedAction]) -> None:
+    async def _run_lane(self, items: list[QueuedAction]) -> None:
         room = asyncio.Semaphore(PER_ROOM)
         for batch in batches(items):
             await asyncio.gather(*(self._bounded(room, queued) for queued in batch))
 
     async def _bounded(self, room: asyncio.Semaphore, queued: QueuedAction) -> None:
         async with self._overall, room:
-            # A 429 met by another action of this kind, this pass: leave it for the wait.
-            until = self.limited_until.get(type(queued.action).__name__)
-            if until is not None and self.clock.now_ms() < until:
-                return
+            if self.limits.holds(kind(queued), self.clock.now_ms()):
+                return  # a 429 met by another action of this kind, this pass
             await self.execute(queued)
 
     async def step(self) -> float:
@@ -191,9 +131,9 @@ class Executor:
             pass
         next_at = await self.store.next_due_at()
         now = self.clock.now_ms()
-        if next_at is not None and next_at <= now and self.limited_until:
-            # Still due yet not run: held back until a rate limit's wait is over.
-            next_at = min(self.limited_until.values())
+        free_at = self.limits.next_free_at()
+        if next_at is not None and next_at <= now and free_at is not None:
+            next_at = free_at  # still due yet not run: held back until a wait is over
         metrics.QUEUE_DEPTH.set(await self.store.pending())
         return 5.0 if next_at is None else max(0.05, min(5.0, (next_at - now) / 1000))
 
@@ -244,7 +184,7 @@ class Executor:
             return await carrier.carry_out(action, queued.id, found)
         match action:
             case Kick():
-                return await self._kick(action, await self.rooms.facts(action.room_id))
+                return await self._kick(queued, action, await self.rooms.facts(action.room_id))
             case ForbidGuestAccess():
                 room = await self.rooms.facts(action.room_id)
                 return await self._forbid(action, room, queued.id, found)
@@ -277,9 +217,17 @@ class Executor:
         await self.hs.admin_join(room_id)
         return "joined through the admin API"
 
-    async def _kick(self, action: Kick, room: RoomFacts) -> Outcome:
-        member = await self.hs.state_event(action.room_id, "m.room.member", action.user_id)
+    async def _kick(self, queued: QueuedAction, action: Kick, room: RoomFacts) -> Outcome:
+        event = await self.hs.state_event(
+            action.room_id, "m.room.member", action.user_id, format_event=True
+        )
+        member = event.get("content") if isinstance(event, dict) else None
+        member = member if isinstance(member, dict) else None
         membership = member.get("membership") if member else None
+        if queued.started_at is not None and self._kicked_by_us(event, action, queued.started_at):
+            # This very kick reached the homeserver before a crash cut off its answer.
+            self.guests.invalidate(action.user_id)
+            return Outcome(DONE, f"removed guest {action.user_id} (before a restart)")
         verdict = await self.guests.verdict(
             action.user_id,
             kind_guest=bool(member and member.get("kind") == "guest"),
@@ -291,12 +239,25 @@ class Executor:
             return Outcome(SKIPPED, why_not)
         if room.dry_run:
             return Outcome(DRY_RUN, f"dry-run: would remove guest {action.user_id} ({membership})")
+        await self.store.started(queued.id, self.clock.now_ms())
         await self.hs.kick(action.room_id, action.user_id, action.reason)
         # A kicked guest may be upgraded the next moment (no event says so): whatever comes
         # next about them asks the homeserver again, not this "guest" answer.
         self.guests.invalidate(action.user_id)
         how = "" if self.guests.admin else " (on the kind: guest hint; no admin rights)"
         return Outcome(DONE, f"removed guest {action.user_id} ({membership}){how}")
+
+    def _kicked_by_us(self, event: dict | None, action: Kick, started_at: int) -> bool:
+        """The member's current event is guardbot's kick with this action's reason, sent no
+        earlier than this action's try began (the homeserver's clock: give it a minute)."""
+        if not isinstance(event, dict) or event.get("sender") != self.bot:
+            return False
+        content = event.get("content")
+        if not isinstance(content, dict) or content.get("membership") != "leave":
+            return False
+        sent_at = event.get("origin_server_ts")
+        recent = isinstance(sent_at, int) and sent_at >= started_at - 60_000
+        return recent and content.get("reason") == action.reason
 
     async def _forbid(
         self,
@@ -395,12 +356,11 @@ class Executor:
         action = queued.action
         now = self.clock.now_ms()
         found: list[Observation] = []
-        backoff_ms = min(2_000 * 2**queued.attempts, MAX_BACKOFF_S * 1000)
+        backoff_ms = int(backoff(queued.attempts, 2_000, MAX_BACKOFF_S * 1000))
         if e.status == 429:
             delay = e.retry_after_ms if e.retry_after_ms is not None else backoff_ms
             waiting_on, why = WaitingOn.RATE_LIMIT, "rate-limited by the homeserver"
-            kind = type(action).__name__
-            self.limited_until[kind] = max(self.limited_until.get(kind, 0), now + delay)
+            self.limits.limited(kind(queued), now + delay)
         elif e.transient:
             delay, waiting_on, why = backoff_ms, WaitingOn.HOMESERVER, f"homeserver trouble ({e})"
         elif (room_id := room_of(action)) is None:

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from guardbot.core.decision import GLOBAL, DryRunSwitch, Record, RoomClassified, RoomPolicySetting
+from guardbot.core.decision import (
+    GLOBAL,
+    DryRunSwitch,
+    Record,
+    RoomClassified,
+    RoomPolicySetting,
+    WatchDirectory,
+)
 from guardbot.core.policy import RoomFacts, ServerPolicy, room_facts
 from guardbot.db import SettingsStore
 from guardbot.guard.directory import Directory
@@ -52,3 +59,5 @@ class RoomFactSource:
                     self.dry_runs[record.room_id] = record.enabled
                 case RoomClassified():
                     self.directory.remember(record)
+                case WatchDirectory():
+                    self.directory.publishing(record.room_id)

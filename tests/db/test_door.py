@@ -54,7 +54,8 @@ async def serve(
         token=token,
         domain="example.org",
         rooms=guard.rooms,
-        directory=guard.directory,
+        inbox=guard.inbox,
+        inbox_wakeup=guard.inbox_wakeup,
         guests=guard.guests,
         settings=guard.decisions.settings,
         clock=Clock(),
@@ -187,6 +188,7 @@ async def test_a_publication_is_looked_for_at_once(database: db.Database) -> Non
     try:
         body = {"user_id": "@alice:example.org", "room_id": UNLISTED}
         assert await ask(client, "user_may_publish_room", body) == (200, {})
-        assert door.directory.publishing_rooms() == [UNLISTED]
+        # Stored for whichever process acts (a standby answers the door too).
+        assert [row.observation.room_id for row in await door.inbox.take()] == [UNLISTED]
     finally:
         await client.close()

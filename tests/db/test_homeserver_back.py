@@ -15,6 +15,7 @@ from devtools.guard_loop import guard_loop
 from guardbot import background, db
 from guardbot.core.actions import ActionState, JoinRoom
 from guardbot.core.clock import Clock
+from tests.support.queries import action_history
 
 LISTED = "!listed:example.org"
 
@@ -74,7 +75,7 @@ async def test_actions_waiting_for_an_unreachable_homeserver_go_when_it_answers(
         await asyncio.wait_for(joined.wait(), timeout=60)
         assert joined_at[0] < backoff_ends
         for _ in range(200):  # the sweep after the outage, decided from its observation
-            kinds = [(a["kind"], a["room_id"], a["state"]) for a in await store.history()]
+            kinds = [(a["kind"], a["room_id"], a["state"]) for a in await action_history(store.db)]
             if ("Sweep", LISTED, "done") in kinds:
                 break
             await asyncio.sleep(0.05)

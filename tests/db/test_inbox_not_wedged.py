@@ -16,6 +16,7 @@ from guardbot import db
 from guardbot.core.clock import Clock
 from guardbot.core.observations import BotMembership, RoomPolicyChange
 from guardbot.matrix.client import Homeserver, HomeserverError
+from tests.support.queries import action_history
 
 BOT = "@guardbot:example.org"
 
@@ -57,7 +58,7 @@ async def test_a_refusal_for_good_does_not_hold_back_the_inbox(
     guard = await evaluator_with(database, refusal)
     assert await guard.evaluator.run_once() == 2
     assert await guard.inbox.size() == 0
-    queued = await guard.actions.history()
+    queued = await action_history(guard.actions.db)
     assert [(a["kind"], a["room_id"]) for a in queued] == [("JoinRoom", "!next:example.org")]
 
 

@@ -21,6 +21,7 @@ from guardbot.matrix.client import HomeserverError
 from guardbot.pwlu.carrier import nag_txn_id
 from guardbot.pwlu.passwords import KeyRing
 from tests.support.clock import FakeClock
+from tests.support.queries import action_history, count_claims
 
 USER = "@named:example.org"
 BOT = "@guardbot:example.org"
@@ -106,7 +107,7 @@ class Path:
         await self.named.name(*users)
 
     async def reminders(self) -> list[dict[str, Any]]:
-        return [a for a in await self.loop.actions.history() if a["kind"] == "Remind"]
+        return [a for a in await action_history(self.loop.actions.db) if a["kind"] == "Remind"]
 
 
 @pytest.fixture
@@ -167,7 +168,7 @@ async def test_a_failed_send_is_retried_as_the_same_reminder_with_one_live_link(
     assert path.client.txns() == [nag_txn_id(USER, 1)]
     assert row.sending is None and row.nags_sent == 1
     assert row.next_nag_at > path.clock.now_ms() + 3_000_000  # the next an hour on, not now
-    assert await path.store.count_claims(USER) == 1  # the one sent replaced the lost one's
+    assert await count_claims(path.store.db, USER) == 1  # the one sent replaced the lost one's
 
 
 async def test_a_send_that_went_before_a_crash_is_found_not_repeated(path: Path) -> None:
@@ -262,7 +263,7 @@ async def test_a_rate_limit_met_by_one_reminder_holds_back_the_rest(path: Path) 
     await path.run()
     sent = len(path.client.sent)
     assert sent < len(users) - 1  # those not yet started when it came wait too
-    assert path.loop.executor.limited_until["Remind"] >= path.clock.now_ms() + 59_000
+    assert path.loop.executor.limits.until["Remind"] >= path.clock.now_ms() + 59_000
     await path.run()
     assert len(path.client.sent) == sent
     # Nothing was sent twice, and nobody's count moved without a message.

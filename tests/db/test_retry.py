@@ -15,6 +15,7 @@ from guardbot.core.actions import Kick, WaitingOn
 from guardbot.core.clock import Clock
 from guardbot.guard.executor import Executor
 from guardbot.matrix.client import Homeserver, HomeserverError
+from tests.support.queries import action_history
 
 ROOM, GUEST, BOT = "!room:example.org", "@7:example.org", "@guardbot:example.org"
 
@@ -33,9 +34,11 @@ class FakeHomeserver:
         app.router.add_post("/_matrix/client/v3/rooms/{room}/kick", self.kick)
         self.server = TestServer(app)
 
-    async def member(self, _: web.Request) -> web.Response:
-        membership = "leave" if self.kicks else "join"
-        return web.json_response({"membership": membership, "kind": "guest"})
+    async def member(self, request: web.Request) -> web.Response:
+        content = {"membership": "leave" if self.kicks else "join", "kind": "guest"}
+        if request.query.get("format") == "event":  # the whole event, as the kick asks
+            return web.json_response({"content": content, "sender": GUEST})
+        return web.json_response(content)
 
     async def user(self, _: web.Request) -> web.Response:
         return web.json_response({"name": GUEST, "is_guest": True, "admin": False})
@@ -69,7 +72,7 @@ async def test_rate_limit_waits_as_told_then_kicks_once(database: db.Database) -
     try:
         started = now_ms()
         assert await executor.run_once() == 1
-        [row] = await store.history()
+        [row] = await action_history(store.db)
         assert row["state"] == "pending" and "rate-limited" in row["outcome"]
         assert await store.next_due_at() >= started + 1500
         assert await executor.run_once() == 0  # not before its time
@@ -77,7 +80,7 @@ async def test_rate_limit_waits_as_told_then_kicks_once(database: db.Database) -
         runner = background.start("executor", executor.step, executor.wakeup)
         try:
             for _ in range(100):  # until the kick is recorded done, not only sent
-                [row] = await store.history()
+                [row] = await action_history(store.db)
                 if row["state"] != "pending":
                     break
                 await asyncio.sleep(0.05)
@@ -101,12 +104,12 @@ async def test_homeserver_errors_back_off_and_power_is_explained(database: db.Da
     executor, store = await run_kick(database, fake)
     try:
         await executor.run_once()
-        [row] = await store.history()
+        [row] = await action_history(store.db)
         assert row["attempts"] == 1 and "homeserver trouble" in row["outcome"]
         assert row["waiting_on"] == WaitingOn.HOMESERVER
         await database.execute("UPDATE action SET next_attempt_at=0")
         await executor.run_once()
-        [row] = await store.history()
+        [row] = await action_history(store.db)
         assert row["attempts"] == 2
         assert "lacks power" in row["outcome"] and "@guardbot:example.org" in row["outcome"]
         assert row["waiting_on"] == WaitingOn.ROOM
@@ -125,7 +128,7 @@ async def test_a_proxy_error_page_is_one_line_and_retried(database: db.Database)
     executor, actions = await run_kick(database, fake)
     try:
         await executor.run_once()
-        (row,) = await actions.history()
+        (row,) = await action_history(actions.db)
         assert (row["state"], row["waiting_on"], row["attempts"]) == ("pending", "homeserver", 1)
         assert "\n" not in row["outcome"] and "<html>" not in row["outcome"]
         assert "502" in row["outcome"] and "proxy" in row["outcome"]
@@ -144,7 +147,7 @@ async def test_a_stale_token_waits_and_says_so(database: db.Database, caplog) ->
     executor, store = await run_kick(database, fake)
     try:
         await executor.run_once()
-        (row,) = await store.history()
+        (row,) = await action_history(store.db)
         assert (row["state"], row["waiting_on"]) == ("pending", WaitingOn.HOMESERVER)
         assert "another registration for guardbot" in row["outcome"]
         assert "another registration for guardbot" in caplog.text
@@ -174,7 +177,7 @@ async def test_a_stale_token_waits_and_says_so(database: db.Database, caplog) ->
         # Once guardbot runs with the tokens the homeserver knows, the kick goes, once.
         await database.execute("UPDATE action SET next_attempt_at=0")
         await executor.run_once()
-        (row,) = await store.history()
+        (row,) = await action_history(store.db)
         assert row["state"] == "done" and len(fake.kicks) == 1
     finally:
         await executor.hs.close()

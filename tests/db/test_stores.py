@@ -28,6 +28,7 @@ from guardbot.core.observations import (
     PowerChange,
     RoomListed,
 )
+from tests.support.queries import action_history
 
 DONE, PENDING, SKIPPED = ActionState.DONE, ActionState.PENDING, ActionState.SKIPPED
 
@@ -142,7 +143,7 @@ async def test_settle_is_all_or_nothing(stores: Stores) -> None:
     with pytest.raises(TypeError):
         await stores.settle(row.id, [ForbidGuestAccess(ROOM, "$a"), unstorable], now=10)
     # Neither the first action nor the removal from the inbox happened.
-    assert await stores.actions.history() == []
+    assert await action_history(stores.actions.db) == []
     assert await observations(stores) == [row.observation]
     await stores.settle(row.id, [ForbidGuestAccess(ROOM, "$a")], now=11)
     assert await stores.actions.count(PENDING) == 1
@@ -156,7 +157,7 @@ async def test_action_is_queued_once_ever(stores: Stores) -> None:
     await stores.actions.finish(first.id, Outcome(DONE, "kicked"), now=3)
     # Reached again long after it was carried out: still not queued a second time.
     assert await stores.actions.add([kick()], now=4) == 0
-    history = await stores.actions.history()
+    history = await action_history(stores.actions.db)
     assert [(h["kind"], h["state"]) for h in history] == [
         ("Kick", DONE),
         ("Kick", PENDING),
@@ -188,7 +189,7 @@ async def test_retry_postpones_and_counts_attempts(stores: Stores) -> None:
     assert await stores.actions.due(now=5999) == []
     (again,) = await stores.actions.due(now=6000)
     assert (again.id, again.action, again.attempts) == (queued.id, kick(), 2)
-    assert (await stores.actions.history())[0]["outcome"] == "M_FORBIDDEN"
+    assert (await action_history(stores.actions.db))[0]["outcome"] == "M_FORBIDDEN"
 
 
 async def test_wake_room_brings_only_that_rooms_actions_forward(stores: Stores) -> None:
@@ -235,7 +236,7 @@ async def test_a_decision_is_stored_whole(stores: Stores) -> None:
     with pytest.raises((sqlite3.Error, asyncpg.DataError)):
         await stores.settle(row.id, [kick()], now=10, audit=audit, records=records + unstorable)
     assert await observations(stores) == [row.observation]
-    assert [h["kind"] for h in await stores.actions.history()] == ["Kick"]
+    assert [h["kind"] for h in await action_history(stores.actions.db)] == ["Kick"]
     assert await stores.decisions.settings.room_policies() == {}
     await stores.settle(row.id, [kick()], now=10, audit=audit, records=records)
     assert await stores.inbox.size() == 0
@@ -256,7 +257,7 @@ async def test_what_a_sweep_found_goes_to_the_inbox_with_its_outcome(stores: Sto
     )
     await stores.actions.finish(sweep.id, outcome, now=2, audit=audit, found=found)
     assert await observations(stores) == found
-    assert [(h["state"], h["outcome"]) for h in await stores.actions.history()] == [
+    assert [(h["state"], h["outcome"]) for h in await action_history(stores.actions.db)] == [
         (DONE, "2 members")
     ]
     assert await stores.decisions.audit.count_done("Sweep", room_id=ROOM) == 1

@@ -25,10 +25,10 @@ import pytest
 from yarl import URL
 
 from devtools.nginx_pair import nginx, nginx_pair
-from tests.support.harness import SCALE, MakeDatabase, Secrets, settle
-from tests.support.homeserver import GuardbotProcess, Homeserver, free_port
+from tests.support.harness import SCALE, MakeDatabase, Secrets, remember_secrets, settle
+from tests.support.homeserver import GuardbotProcess, Homeserver, free_port, running_homeserver
 from tests.support.postgres import POSTGRES
-from tests.support.rooms import listed_room
+from tests.support.rooms import listed_room, wait_removed
 from tests.support.storm import build_arena, guest_wave, storm_until_settled, unique
 
 pytestmark = [
@@ -39,13 +39,13 @@ pytestmark = [
 
 @contextlib.asynccontextmanager
 async def pair(
-    hs: Homeserver, workdir: Path, database: str, secrets: Secrets
+    hs: Homeserver, workdir: Path, database: str, secrets: Secrets, poll_interval: str = "1"
 ) -> AsyncIterator[list[GuardbotProcess]]:
     """Two guardbots on `database`, on ports of their own, behind nginx where the homeserver
     sends (appservice.address). Stopped, and their logs scanned, at the end."""
     env = {
         "GUARDBOT_DATABASE": database,
-        "GUARDBOT_DIRECTORY__POLL_INTERVAL": "1",
+        "GUARDBOT_DIRECTORY__POLL_INTERVAL": poll_interval,
         "GUARDBOT_POLICY__LISTED_ROOMS": "kick",
         "GUARDBOT_LOGGING__LOGGERS__GUARDBOT__LEVEL": "DEBUG",
     }
@@ -118,6 +118,39 @@ async def test_the_standby_answers_only_what_reads(
             await settle(guest_let_in, timeout=30, what="the standby's door refusing a guest")
             assert await answer(owner.user_id) == 200
         assert "Standby: " in standby.log() and "leads (term" in standby.log()
+
+
+@pytest.mark.integration  # starts a Synapse of its own, with the door module
+async def test_a_publication_the_standby_hears_is_acted_on_at_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    make_database: MakeDatabase,
+    secrets: Secrets,
+    tmp_path: Path,
+) -> None:
+    """Synapse asks the door through nginx, which sends about every other call to the standby.
+    Before, a publication the standby heard stayed in its memory, and the room's guests stayed
+    until the leader's next poll (here ten minutes away)."""
+    root = tmp_path_factory.mktemp("door-pair-hs")
+    async with running_homeserver(root, {}, door=True) as hs:
+        remember_secrets(hs, secrets)
+        database = await make_database("postgres")
+        async with pair(hs, tmp_path, database, secrets, poll_interval="600") as bots:
+            leader, standby = bots
+            await leader.start(timeout=60)
+            await standby.start(timeout=60, standby=True)
+            owner = await hs.user(unique("publisher"))
+            rooms = [await listed_room(hs, owner, listed=False) for _ in range(6)]
+            guests = []
+            for room_id in rooms:
+                guest = await hs.guest()
+                await guest.join(room_id)
+                guests.append(guest)
+            for room_id in rooms:
+                path = f"/_matrix/client/v3/directory/list/room/{room_id}"
+                await owner.request("PUT", path, {"visibility": "public"})
+            for room_id, guest in zip(rooms, guests, strict=True):
+                await wait_removed(owner, room_id, guest.user_id, timeout=60)
+        assert "The door heard that" in standby.log(), "no publication reached the standby"
 
 
 async def test_sigkill_the_leader_mid_storm(

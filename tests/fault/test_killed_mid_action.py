@@ -150,3 +150,35 @@ async def test_killed_mid_report_posts_it_once(
         if e["sender"] == bot_id and guest.user_id in e["content"].get("body", "")
     ]
     assert len(reports) == 1, reports
+
+
+async def test_a_kick_that_landed_before_a_crash_is_recorded_as_done(
+    fault_hs: Homeserver, launch: Launch, proxies: Callable[..., HoldingProxy]
+) -> None:
+    """Before, the restart's re-check saw the guest gone and recorded "skipped: user already
+    gone": never repeated, but missing from status, explain and the removal counts."""
+
+    def kick(r: web.Request, body: bytes) -> bool:
+        return r.method == "POST" and r.path.endswith("/kick")
+
+    proxy = proxies(fault_hs, kick, deliver=True)
+    env = {"HOMESERVER__ADDRESS": await proxy.start()}
+    bot = await launch(fault_hs, **env)
+    owner = await fault_hs.user(unique("owner"))
+    room_id = await listed_room(fault_hs, owner)
+    guest = await fault_hs.guest()
+    await guest.join(room_id)
+    await asyncio.wait_for(proxy.held.wait(), timeout=60)  # kicked; the answer never came
+    await bot.kill()
+    assert await owner.membership(room_id, guest.user_id) == "leave"
+
+    bot = await launch(fault_hs, **env)
+
+    async def recorded() -> list[tuple[str, str]]:
+        sql = "SELECT state, outcome FROM action WHERE kind='Kick' AND user_id=?"
+        rows = query_db(bot, sql, guest.user_id)
+        return rows if rows and rows[0][0] != "pending" else []
+
+    ((state, outcome),) = await wait_for(recorded, what="the kick's outcome after the restart")
+    assert state == "done", outcome
+    assert outcome == f"removed guest {guest.user_id} (before a restart)"

@@ -18,7 +18,7 @@ PACKAGE = ROOT / "guardbot"
 # What each part of guardbot may import of guardbot (besides itself).
 ALLOWED = {
     "core": set(),
-    "background": set(),
+    "background": {"core"},
     "metrics": set(),
     "logs": set(),
     "config": {"core"},

@@ -15,4 +15,5 @@ from guardbot.db.upgrade import (  # noqa: E402,F401
     v09_door_token,
     v10_pwlu_attempts,
     v11_report_cursor,
+    v12_action_started,
 )
