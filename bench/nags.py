@@ -33,12 +33,12 @@ import tempfile
 import time
 from typing import Any
 
-from devtools.named_guest_loop import named_guest_loop, settings
+from devtools.named_guest_loop import named_guest_loop
 from guardbot.core.clock import Clock
-from guardbot.db.named_guests import ACTIVE, DONE, PwluRow, PwluStore
+from guardbot.db.named_guest_store import ACTIVE, DONE, NamedGuestRow, NamedGuestStore
 from guardbot.matrix.client import Homeserver
-from guardbot.pwlu.carrier import DM_MARK, NAG_MARK
-from guardbot.pwlu.passwords import KeyRing
+from guardbot.named_guests.carrier import DM_MARK, REMINDER_MARK
+from guardbot.named_guests.passwords import KeyRing
 
 from . import synapse_env
 from .common import (
@@ -83,7 +83,7 @@ WARM = 5  # reminders handled before the clock starts: connections and statement
 LATER = 300 * DAY_MS  # marks the rows that become due only once the warm-up is done
 
 
-async def fill(store: PwluStore, total: int, due: int, key_id: str) -> None:
+async def fill(store: NamedGuestStore, total: int, due: int, key_id: str) -> None:
     """`total` named guests: WARM due now, `due` that become due after the warm-up, the rest
     half waiting for a later reminder, half done."""
     now = now_ms()
@@ -106,14 +106,14 @@ async def fill(store: PwluStore, total: int, due: int, key_id: str) -> None:
         )
 
 
-async def make_due(store: PwluStore) -> None:
+async def make_due(store: NamedGuestStore) -> None:
     now = now_ms()
     await store.db.execute(
         "UPDATE pwlu SET next_nag_at = $1 WHERE next_nag_at >= $2", now - 1000, now + LATER // 2
     )
 
 
-async def due_plan(store: PwluStore, kind: str) -> str:
+async def due_plan(store: NamedGuestStore, kind: str) -> str:
     """How the database runs the scheduler's due query: an index range, or the whole table."""
     query = (
         "SELECT user_id FROM pwlu WHERE next_nag_at IS NOT NULL AND next_nag_at <= $1"
@@ -134,13 +134,13 @@ async def one_pass(
 ) -> float:
     """Seconds for the scheduler to handle every due reminder and find the next due time."""
     async with database_url(kind, postgres) as url, started_database(url) as database:
-        store = PwluStore(database)
+        store = NamedGuestStore(database)
         keys = KeyRing("bench-secret")
         await fill(store, total, due, keys.current)
         if kind == "postgres":
             await database.execute("ANALYZE pwlu")
         hs = InstantHomeserver()
-        loop = await named_guest_loop(database, hs, keys, settings())
+        loop = await named_guest_loop(database, hs, "bench-secret")
         # A fresh database's first statements pay for plans and caches: not the path's.
         await loop.run_until_idle()
         await make_due(store)
@@ -150,7 +150,7 @@ async def one_pass(
         read = [0, 0]  # rows the due queries handed back, queries
         due_query = store.due
 
-        async def counted(now: int, limit: int = 50) -> list[PwluRow]:
+        async def counted(now: int, limit: int = 50) -> list[NamedGuestRow]:
             rows = await due_query(now, limit)
             read[0] += len(rows)
             read[1] += 1
@@ -219,7 +219,9 @@ async def _reminders(env: Env, room_id: str, timeout: float = 60) -> list[dict[s
     while True:
         data = await env.admin.request("GET", path, query={"dir": "f", "limit": "100"})
         found = [
-            e for e in data["chunk"] if e["sender"] == env.bot_user_id and NAG_MARK in e["content"]
+            e
+            for e in data["chunk"]
+            if e["sender"] == env.bot_user_id and REMINDER_MARK in e["content"]
         ]
         if len(found) >= MAX or time.monotonic() > deadline:
             return found
@@ -230,7 +232,7 @@ async def _lateness_of_one(env: Env, api: str) -> list[float]:
     user, registered_at = await _register(env, api, f"late-{secrets.token_hex(3)}")
     room_id = await _join_dm(env, user)
     sent = await _reminders(env, room_id)
-    numbers = [e["content"][NAG_MARK]["n"] for e in sent]
+    numbers = [e["content"][REMINDER_MARK]["n"] for e in sent]
     if numbers != list(range(1, MAX + 1)):
         raise AssertionError(f"{user.user_id} got reminders {numbers}, not 1..{MAX}")
     due = [registered_at + FIRST_AFTER + (n - 1) * EVERY for n in numbers]

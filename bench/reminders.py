@@ -24,18 +24,19 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 
-from devtools.named_guest_loop import named_guest_loop, settings
+from devtools.named_guest_loop import named_guest_loop
 from guardbot.config import Config
 from guardbot.guard.executor import OVERALL
 from guardbot.matrix.client import Homeserver
-from guardbot.pwlu.carrier import DM_MARK
-from guardbot.pwlu.passwords import KeyRing
+from guardbot.named_guests.carrier import DM_MARK
+from guardbot.named_guests.passwords import KeyRing
 
 from .common import Options, Row, fmt_ms, started_database
 from .synapse_env import Env, q, synapse_with_guardbot
 
 PARALLEL = OVERALL  # the reference's, as many as the executor runs at once
 DAY_MS = 86_400_000
+SECRET = "bench-reminders-secret"
 
 
 async def each(items: list[str], work: Callable[[str], Awaitable[None]]) -> None:
@@ -64,7 +65,7 @@ async def path_run(
 ) -> float:
     url = f"sqlite:{root / f'pwlu-{time.monotonic_ns()}.db'}"
     async with started_database(url) as database:
-        loop = await named_guest_loop(database, hs, keys, settings(), admin=True)
+        loop = await named_guest_loop(database, hs, SECRET, admin=True)
         if one_at_a_time:
             loop.guard.executor._overall = asyncio.Semaphore(1)
         await loop.name(*users)
@@ -98,7 +99,7 @@ async def direct_run(hs: Homeserver, users: list[str], keys: KeyRing) -> float:
 async def run(opts: Options) -> list[Row]:
     n = 50 if opts.quick else 1000
     extra = {"bcrypt_rounds": 4, "rc_message": {"per_second": 10000, "burst_count": 100000}}
-    keys = KeyRing("bench-reminders-secret")
+    keys = KeyRing(SECRET)
     with tempfile.TemporaryDirectory(prefix="bench-reminders-") as tmp:
         root = pathlib.Path(tmp)
         async with synapse_with_guardbot(root, extra) as env:

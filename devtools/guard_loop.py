@@ -1,22 +1,24 @@
-"""The guard loop wired as app.py wires it (real stores, fact sources, evaluator and executor),
-on a given database and homeserver, for tests and benchmarks that drive it pass by pass."""
+"""guardbot wired as the app wires it (guardbot/wiring.py), on a given database and homeserver,
+for tests and benchmarks that drive its loops pass by pass."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from guardbot import db
 from guardbot.background import Wakeup
+from guardbot.config import from_values
 from guardbot.core.clock import Clock
-from guardbot.core.decision import Record
-from guardbot.core.policy import Policy, ServerPolicy
+from guardbot.core.policy import Policy
 from guardbot.guard.directory import Directory
-from guardbot.guard.evaluator import ConversationDecider, Evaluator
-from guardbot.guard.executor import Carrier, Executor
+from guardbot.guard.evaluator import Evaluator
+from guardbot.guard.executor import Executor
 from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
 from guardbot.matrix.client import Homeserver
+from guardbot.wiring import Parts, wire
 
 BOT = "@guardbot:example.org"
 DOMAIN = "example.org"
@@ -24,23 +26,51 @@ DOMAIN = "example.org"
 
 @dataclass
 class GuardLoop:
-    hs: Homeserver
-    decisions: db.DecisionStore
-    directory: Directory
-    rooms: RoomFactSource
-    guests: GuestOracle
-    evaluator: Evaluator
-    executor: Executor
-    inbox_wakeup: Wakeup
-    queue_wakeup: Wakeup
+    parts: Parts
+
+    @property
+    def hs(self) -> Homeserver:
+        return self.parts.hs
+
+    @property
+    def decisions(self) -> db.DecisionStore:
+        return self.parts.decisions
 
     @property
     def actions(self) -> db.ActionStore:
-        return self.decisions.actions
+        return self.parts.actions
 
     @property
     def inbox(self) -> db.InboxStore:
-        return self.decisions.inbox
+        return self.parts.inbox
+
+    @property
+    def directory(self) -> Directory:
+        return self.parts.facts.directory
+
+    @property
+    def rooms(self) -> RoomFactSource:
+        return self.parts.facts.rooms
+
+    @property
+    def guests(self) -> GuestOracle:
+        return self.parts.facts.guests
+
+    @property
+    def evaluator(self) -> Evaluator:
+        return self.parts.evaluator
+
+    @property
+    def executor(self) -> Executor:
+        return self.parts.executor
+
+    @property
+    def inbox_wakeup(self) -> Wakeup:
+        return self.parts.inbox_wakeup
+
+    @property
+    def queue_wakeup(self) -> Wakeup:
+        return self.parts.queue_wakeup
 
     async def run_until_idle(self, passes: int = 100) -> None:
         """Evaluator and executor by turns until neither has anything due."""
@@ -59,59 +89,31 @@ async def guard_loop(
     admin: bool = True,
     auto_join: bool = False,
     clock: Clock | None = None,
-    deciders: Iterable[ConversationDecider] = (),
     management_room: str = "",
-    named_guests: ConversationDecider | None = None,
-    carriers: Mapping[type, Carrier] | None = None,
-    remember: Iterable[Callable[[Iterable[Record]], None]] = (),
+    config: dict[str, Any] | None = None,
 ) -> GuardLoop:
-    clock = clock or Clock()
-    server = ServerPolicy(
-        default=policy, kick_reason="no guests", restore_notice="closed again", auto_join=auto_join
-    )
-    decisions = db.DecisionStore(database)
-    inbox_wakeup, queue_wakeup = Wakeup(), Wakeup()
-
-    # An address: guardbot's own client, told as in app.py when the homeserver answers again.
-    hs = (
-        Homeserver(homeserver, "as-token", BOT, on_back=inbox_wakeup.homeserver_back)
-        if isinstance(homeserver, str)
-        else homeserver
-    )
+    """`homeserver`: an address (guardbot's own client is made, as in the app) or a client
+    (a fake). `config`: more keys over the example's."""
+    values: dict[str, Any] = {
+        "homeserver.domain": DOMAIN,
+        "homeserver.address": homeserver if isinstance(homeserver, str) else "http://fake",
+        "appservice.bot_username": BOT[1:].split(":")[0],
+        "appservice.as_token": "as-token",
+        "policy.listed_rooms": policy.value,
+        "policy.kick_reason": "no guests",
+        "policy.restore_notice": "closed again",
+        "bot.auto_join_listed_rooms": auto_join,
+        "management_room": management_room,
+        "directory.poll_interval": 60,
+        "directory.page_size": 100,
+        **(config or {}),
+    }
+    hs = None if isinstance(homeserver, str) else homeserver
+    parts = wire(from_values(values), database=database, hs=hs, clock=clock)
+    now = parts.clock.now_ms()
     for room_id in listed:
-        await decisions.rooms.classify(room_id, True, clock.now_ms())
-    directory = Directory(hs, decisions.rooms, clock, inbox_wakeup, poll_interval=60, page_size=100)
-    await directory.load()
-    rooms = RoomFactSource(server, directory, decisions.settings)
-    await rooms.load()
-    guests = GuestOracle(hs, DOMAIN, set(), clock)
-    guests.set_admin(admin)
-    evaluator = Evaluator(
-        server=server,
-        bot_user_id=BOT,
-        management_room=management_room,
-        decisions=decisions,
-        rooms=rooms,
-        guests=guests,
-        hs=hs,
-        deciders=list(deciders),
-        named_guests=named_guests,
-        remember=[rooms.remember, *remember],
-        clock=clock,
-        wakeup=inbox_wakeup,
-        queue_wakeup=queue_wakeup,
-    )
-    executor = Executor(
-        hs=hs,
-        store=decisions.actions,
-        guests=guests,
-        rooms=rooms,
-        clock=clock,
-        wakeup=queue_wakeup,
-        inbox_wakeup=inbox_wakeup,
-        auto_join=auto_join,
-        carriers=carriers,
-    )
-    return GuardLoop(
-        hs, decisions, directory, rooms, guests, evaluator, executor, inbox_wakeup, queue_wakeup
-    )
+        await parts.decisions.rooms.classify(room_id, True, now)
+    await parts.facts.directory.load()
+    await parts.facts.rooms.load()
+    parts.facts.guests.set_admin(admin)
+    return GuardLoop(parts)

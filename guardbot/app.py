@@ -17,39 +17,20 @@ import sys
 from typing import IO, Any
 
 from aiohttp import web
-from mautrix.util.async_db import Scheme
 from mautrix.util.program import Program
 
-from guardbot import __version__, background, db, logs, metrics, registration
-from guardbot.background import Wakeup
-from guardbot.commands.management import Management
-from guardbot.commands.reports import Reports
-from guardbot.commands.room import RoomCommands
+from guardbot import __version__, background, logs, metrics, registration
 from guardbot.config import Config, ConfigError, load
-from guardbot.core.backoff import backoff
-from guardbot.core.clock import Clock
 from guardbot.db import single_instance
-from guardbot.db.lease import LeaseStore
-from guardbot.guard.conversations import Conversations
-from guardbot.guard.directory import Directory
 from guardbot.guard.door import PREFIX as DOOR_PATHS
-from guardbot.guard.door import Door
-from guardbot.guard.evaluator import ConversationDecider, Evaluator
-from guardbot.guard.executor import Executor
-from guardbot.guard.facts import RoomFactSource
-from guardbot.guard.guests import GuestOracle
-from guardbot.guard.intake import AppserviceAPI
-from guardbot.leader import Leadership
 from guardbot.logs import redact_url
-from guardbot.matrix.client import Homeserver, HomeserverError
+from guardbot.matrix.client import HomeserverError
 from guardbot.matrix.errors import (
-    Handler,
     body_limit,
     error_middleware,
-    matrix_error,
     plain_server_header,
 )
-from guardbot.pwlu.service import PwluService
+from guardbot.wiring import wire
 
 log = logging.getLogger("guardbot")
 
@@ -136,166 +117,39 @@ class Guardbot(Program):
 
     # -- inside the event loop -------------------------------------------------------------
     def prepare(self) -> None:
-        """Every component built complete, in the order the flow runs: stores, the homeserver,
-        the fact sources, the deciders, the evaluator and executor, the HTTP listener."""
+        """Every component built (guardbot/wiring.py), then the HTTP listener's routes."""
         c = self.config
-        clock = Clock()
-        server = c.server_policy()
-        bot, management_room = c.bot_user_id, c["management_room"]
-        # Wake-ups first. The homeserver's "I answer again" is an observation (the inbox's
-        # wake-up says so): its decision sweeps the listed rooms and makes due what waited.
-        self.inbox_wakeup, self.queue_wakeup = Wakeup(), Wakeup()
-        homeserver_back = self.inbox_wakeup.homeserver_back
-
-        self.database = db.create(c["database"])
-        self.decisions = db.DecisionStore(self.database)
-        self.inbox = self.decisions.inbox
-        self.lease = LeaseStore(self.database)
-        self.leadership = Leadership(
-            self.lease,
-            clock,
-            lease=float(c["leader.lease"]),
-            alone=self.database.scheme == Scheme.SQLITE,
-        )
-        self.hs = Homeserver(
-            c["homeserver.address"],
-            c["appservice.as_token"],
-            bot,
-            on_back=homeserver_back,
-            clock=clock,
-            may_write=self.leadership.may_act,
-        )
-        self.guests = GuestOracle(
-            self.hs,
-            c["homeserver.domain"],
-            set(c["bot.exempt_users"]),
-            clock,
-            admin_recheck=float(c["bot.admin_recheck"]),
-        )
-        self.directory = Directory(
-            self.hs,
-            self.decisions.rooms,
-            clock,
-            self.inbox_wakeup,
-            poll_interval=c["directory.poll_interval"],
-            page_size=c["directory.page_size"],
-            recheck_every=float(c["directory.recheck_every"]),
-        )
-        self.rooms = RoomFactSource(server, self.directory, self.decisions.settings)
-        # Rooms where guardbot talks with people (management room, PWLU DMs): every message
-        # there reaches the evaluator, not only `!guardbot` commands.
-        self.conversations = Conversations([management_room])
-        self.pwlu: PwluService | None = None
-        if c["pwlu.enabled"]:
-            self.pwlu = PwluService(
-                c,
-                self.hs,
-                self.database,
-                self.conversations,
-                clock,
-                self.inbox_wakeup,
-                is_admin=lambda: self.guests.admin,
-            )
-        self.management = Management(
-            room_id=management_room,
-            bot_user_id=bot,
-            hs=self.hs,
-            rooms=self.rooms,
-            directory=self.directory,
-            guests=self.guests,
-            actions=self.decisions.actions,
-            inbox=self.inbox,
-            audit=self.decisions.audit,
-            lease=self.lease,
-            pwlu=self.pwlu.admin if self.pwlu else None,
-            clock=clock,
-        )
-        room_commands = RoomCommands(
-            bot_user_id=bot,
-            management_room=management_room,
-            server=server,
-            rooms=self.rooms,
-            hs=self.hs,
-            audit=self.decisions.audit,
-        )
-        deciders: list[ConversationDecider] = [room_commands, self.management]
-        self.evaluator = Evaluator(
-            server=server,
-            bot_user_id=bot,
-            management_room=management_room,
-            decisions=self.decisions,
-            rooms=self.rooms,
-            guests=self.guests,
-            hs=self.hs,
-            deciders=deciders,
-            named_guests=self.pwlu.decider if self.pwlu else None,
-            remember=[
-                self.rooms.remember,
-                self.conversations.remember,
-                *([self.pwlu.remember] if self.pwlu else []),
-            ],
-            clock=clock,
-            wakeup=self.inbox_wakeup,
-            queue_wakeup=self.queue_wakeup,
-        )
-        self.reports = Reports(
-            management_room, self.decisions.actions, self.inbox, self.inbox_wakeup, clock
-        )
-        self.executor = Executor(
-            hs=self.hs,
-            store=self.decisions.actions,
-            guests=self.guests,
-            rooms=self.rooms,
-            clock=clock,
-            wakeup=self.queue_wakeup,
-            inbox_wakeup=self.inbox_wakeup,
-            auto_join=bool(c["bot.auto_join_listed_rooms"]),
-            carriers=self.pwlu.carriers if self.pwlu else None,
-        )
-        self.appservice = AppserviceAPI(
-            c["appservice.hs_token"],
-            c["homeserver.domain"],
-            bot,
-            self.inbox,
-            self.inbox_wakeup,
-            self.conversations,
-            clock,
+        parts = self.parts = wire(c)
+        # What the lifecycle below uses, by name.
+        self.clock, self.hs, self.database = parts.clock, parts.hs, parts.stores.database
+        self.leadership, self.lease = parts.stores.leadership, parts.stores.lease
+        self.decisions, self.inbox = parts.decisions, parts.inbox
+        self.inbox_wakeup, self.queue_wakeup = parts.inbox_wakeup, parts.queue_wakeup
+        self.guests, self.directory = parts.facts.guests, parts.facts.directory
+        self.rooms, self.named_guests = parts.facts.rooms, parts.named_guests
+        self.evaluator, self.executor, self.reports = (
+            parts.evaluator,
+            parts.executor,
+            parts.reports,
         )
         self.web = web.Application(
             middlewares=[
                 error_middleware,
-                self._standby_middleware,
+                self.leadership.gate(reads=(DOOR_PATHS, "/_matrix/mau/")),
                 body_limit(PUBLIC_PATHS, PUBLIC_MAX_BODY),
             ],
             client_max_size=int(c["appservice.max_body_size"]),
         )
         self.web.on_response_prepare.append(plain_server_header)
-        self.door = Door(
-            token=c["antispam.token"],
-            domain=c["homeserver.domain"],
-            rooms=self.rooms,
-            inbox=self.inbox,
-            inbox_wakeup=self.inbox_wakeup,
-            guests=self.guests,
-            settings=self.decisions.settings,
-            clock=clock,
-            timeout=float(c["antispam.timeout"]),
-            refusal=c["antispam.refusal"].replace(
-                "{account_hint}", c["antispam.account_hint"] if c["pwlu.enabled"] else ""
-            ),
-        )
-        self.appservice.register(self.web)
-        self.door.register(self.web)
+        parts.appservice.add_routes(self.web)
+        parts.door.add_routes(self.web)
         self.web.router.add_get("/_matrix/mau/live", self._live)
-        self.web.router.add_get("/_matrix/mau/ready", self._ready)
-        if self.pwlu is not None:
-            self.pwlu.register(self.web)
-        self.clock = clock
+        self.web.router.add_get("/_matrix/mau/ready", self.leadership.ready_answer)
+        if self.named_guests is not None:
+            self.named_guests.add_routes(self.web)
         self.runner: web.AppRunner | None = None
         self._instance_lock: IO[str] | None = None
         self.tasks: list[asyncio.Task[Any]] = []
-        self.serving = False  # the leader's traffic is taken (transactions, the PWLU API)
-        self.ready = False  # and its loops run: /_matrix/mau/ready says 200
 
     async def start(self) -> None:
         try:
@@ -341,7 +195,10 @@ class Guardbot(Program):
         # Standby or leader, the door answers and admin rights are watched (both only read).
         self.tasks = [
             background.start("admin-rights", self.guests.check_admin, expected=(HomeserverError,)),
-            asyncio.create_task(self._lead(), name="leader"),
+            asyncio.create_task(
+                self.leadership.run(self._take_over, while_waiting=self._load_view),
+                name="leader",
+            ),
         ]
 
     async def _load_view(self) -> None:
@@ -349,31 +206,13 @@ class Guardbot(Program):
         await self.directory.load()
         await self.rooms.load()
 
-    async def _lead(self) -> None:
-        """Wait for the lease (a standby keeps its view fresh meanwhile), take over, then keep
-        the lease for as long as this process lives."""
-        await self.leadership.elect(while_waiting=self._load_view)
-        holding = asyncio.create_task(self.leadership.hold(), name="lease")
-        self.tasks.append(holding)
-        failures = 0
-        while True:
-            try:
-                await self._take_over()
-                break
-            except Exception as e:
-                self.serving = self.ready = False
-                wait = backoff(failures, 1.0, 30.0)
-                failures += 1
-                log.warning("Could not take over yet (%s); trying again in %.0fs", e, wait)
-                await asyncio.sleep(wait)
-        await holding
-
     async def _take_over(self) -> None:
         c = self.config
         await self._load_view()  # as the last leader left it
-        if self.pwlu is not None:
-            await self.pwlu.load()  # its DMs are conversations before any transaction arrives
-        self.serving = True  # before the ping: it, and the backlog it brings, must get in
+        if self.named_guests is not None:
+            # Its DMs are conversations before any transaction arrives.
+            await self.named_guests.load()
+        self.leadership.opened()  # before the ping: it, and the backlog it brings, must get in
         # The homeserver may be backing off from the process that died: the ping makes it
         # send what it holds now (Synapse retries at once for a pinged appservice).
         await self._ping()
@@ -397,10 +236,9 @@ class Guardbot(Program):
             ),
             background.start("prune", self._prune_transactions),
         ]
-        if self.pwlu is not None:
-            timer = self.pwlu.timer
+        if self.named_guests is not None:
+            timer = self.named_guests.timer
             self.tasks.append(background.start("reminders", timer.step, timer.wakeup))
-        self.ready = True
         log.info("guardbot %s is running as %s", __version__, c.bot_user_id)
 
     async def _check_homeserver(self) -> None:
@@ -474,30 +312,6 @@ class Guardbot(Program):
     async def _live(self, _: web.Request) -> web.Response:
         return web.json_response({})
 
-    async def acting(self) -> bool:
-        """Leading, and sure of it: a leader that cannot renew its lease passes the
-        homeserver's traffic on (a proxy tries the next) until it knows again."""
-        return self.serving and await self.leadership.confirm()
-
-    async def _ready(self, _: web.Request) -> web.Response:
-        # 200 only on the leader: a load balancer sends the homeserver's traffic there.
-        return web.json_response({}, status=200 if self.ready and await self.acting() else 503)
-
-    @web.middleware
-    async def _standby_middleware(
-        self, request: web.Request, handler: Handler
-    ) -> web.StreamResponse:
-        """A standby answers what only reads (liveness, readiness, the door); everything else
-        is the leader's, and a 503 makes the homeserver retry, or a proxy try the next."""
-        if request.path.startswith((DOOR_PATHS, "/_matrix/mau/")) or await self.acting():
-            return await handler(request)
-        return matrix_error(
-            503,
-            "M_UNKNOWN",
-            "This guardbot is a standby (or starting, or unsure of its lease): the leader"
-            " answers this; its /_matrix/mau/ready says 200",
-        )
-
     def prepare_stop(self) -> None:
         # A second Ctrl-C or SIGTERM must not cut the clean shutdown off half-way.
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -512,7 +326,7 @@ class Guardbot(Program):
         await self._close()
 
     async def _close(self) -> None:
-        self.serving = self.ready = False
+        self.leadership.stopping()
         # The listener first, letting requests in flight finish: a background task cancelled
         # inside a database transaction leaves mautrix's SQLite connection mid-transaction,
         # and every request still using it would then fail with a 500.

@@ -6,6 +6,7 @@ the dotted key path first.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import ipaddress
 import os
@@ -19,8 +20,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from yarl import URL
 
-from guardbot.core.nag_text import NAG_PLACEHOLDERS
 from guardbot.core.policy import Policy, ServerPolicy
+from guardbot.core.reminder_text import NAG_PLACEHOLDERS
 
 ENV_PREFIX = "GUARDBOT_"
 # GUARDBOT_* variables that belong to the tooling around guardbot, not to its config.
@@ -397,6 +398,19 @@ def create_from_example(path: str) -> None:
         raise ConfigError(f"{path}: could not create the config file here")
 
 
+def from_values(values: dict[str, Any]) -> Config:
+    """The example's config with these keys set, checked like a file's: what tests and the
+    benchmarks wire guardbot with."""
+    config = Config("")
+    base = config.load_base()
+    assert base is not None
+    config._data = copy.deepcopy(base._data)
+    for key, value in values.items():
+        config[key] = value
+    config.check_unknown_keys()
+    return config
+
+
 def load(path: str, *, save: bool = False, environ: dict[str, str] | None = None) -> Config:
     """Load, merge with the example, apply the environment and validate; ConfigError on a fault.
     The file is left as the operator wrote it: a key they deleted takes its default in memory
@@ -417,4 +431,4 @@ def load(path: str, *, save: bool = False, environ: dict[str, str] | None = None
     return config
 
 
-__all__ = ["Config", "ConfigError", "RecursiveDict", "create_from_example", "load"]
+__all__ = ["Config", "ConfigError", "RecursiveDict", "create_from_example", "from_values", "load"]

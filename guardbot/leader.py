@@ -1,7 +1,7 @@
 """Who acts: the leader of an active/standby set of guardbot processes on one PostgreSQL
 database.
 
-Every process campaigns for one lease row (db/lease.py), timed by the database's clock. The
+Every process campaigns for one lease row (db/lease_store.py), timed by the database's clock. The
 leader renews it every fifth of the lease and acts; the others answer only what reads (the
 door, liveness), keep their view of the rooms fresh from the database and try again every
 fifth of the lease. A leader counts its lease from when it *sent* its last renewal, and a
@@ -15,6 +15,10 @@ nothing it can trust, and every action is already safe to redo after a crash; a 
 
 SQLite serves one process (the file lock of db/single_instance.py), which takes the lease at
 once; the same code runs, so a single instance is led the same way.
+
+What the process is doing is one typed `Stage`, owned here with what follows from it: which
+requests the HTTP gate lets through, what /_matrix/mau/ready answers, and whether the
+homeserver client may write. The app starts `run` and builds nothing of this itself.
 """
 
 from __future__ import annotations
@@ -24,14 +28,31 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
+
+from aiohttp import web
 
 from guardbot import metrics
+from guardbot.core.backoff import backoff
 from guardbot.core.clock import Clock
-from guardbot.db.lease import LeaseHolder, LeaseStore
+from guardbot.db.lease_store import LeaseHolder, LeaseStore
+from guardbot.matrix.errors import Handler, matrix_error
 
 log = logging.getLogger(__name__)
 
 EXIT_LOST = 3
+
+
+class Stage(StrEnum):
+    STARTING = "starting"  # start-up checks (guardbot registers its own user)
+    STANDBY = "standby"  # waiting for the lease; answers only what reads
+    TAKING_OVER = "taking over"  # the lease is ours: loading what the last leader left
+    OPEN = "open"  # the leader's traffic is let in (the backlog the ping brings); loops start
+    READY = "ready"  # every loop runs: /_matrix/mau/ready says 200
+    STOPPING = "stopping"
+
+
+LEADING = (Stage.TAKING_OVER, Stage.OPEN, Stage.READY)
 
 
 def _exit(why: str) -> None:
@@ -67,6 +88,7 @@ class Leadership:
         self.alone = alone  # SQLite: nobody else can hold the lease
         self.holder = holder or this_process()
         self.on_lost = on_lost
+        self.stage = Stage.STARTING
         self.term: int | None = None
         self._deadline = 0.0  # monotonic; past it, this process must not act
         self._waiting_logged = False
@@ -78,23 +100,94 @@ class Leadership:
         return self.term is not None and self.clock.monotonic() < self._deadline
 
     def may_act(self) -> bool:
-        """Asked before anything only the leader may do. False for a leader whose lease may
-        have run out (frozen, cut off from the database): it waits until its renewal says
-        whether it still leads. A process that never led (a standby starting) is not asked
-        about leader's work."""
-        return self.term is None or self.clock.monotonic() < self._deadline
+        """Asked before every write to the homeserver. True while starting (guardbot makes
+        sure of its own user before it campaigns) and while leading, unless the lease may
+        have run out (frozen, cut off from the database): then it waits until its renewal
+        says whether it still leads. Never on a standby."""
+        if self.stage is Stage.STARTING:
+            return True
+        return self.stage in LEADING and self.clock.monotonic() < self._deadline
 
     def _lose(self, why: str) -> None:
         self.term = None
+        self.stage = Stage.STANDBY
         metrics.LEADER.set(0)
         self.on_lost(why)
 
     def _hold_until(self, sent_at: float) -> None:
         self._deadline = sent_at + (self.lease_ms / 1000) * 0.8
 
+    # -- the process's life as a member of the set ---------------------------------------------
+    async def run(
+        self,
+        take_over: Callable[[], Awaitable[None]],
+        while_waiting: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Wait for the lease (a standby keeps its view fresh meanwhile), take over (tried
+        again, backing off, until it works), then keep the lease for as long as this process
+        lives. `take_over` calls `opened()` once the leader's traffic may come in."""
+        await self.elect(while_waiting)
+        holding = asyncio.create_task(self.hold(), name="lease")
+        failures = 0
+        try:
+            while True:
+                try:
+                    await take_over()
+                    break
+                except Exception as e:
+                    self.stage = Stage.TAKING_OVER
+                    wait = backoff(failures, 1.0, 30.0)
+                    failures += 1
+                    log.warning("Could not take over yet (%s); trying again in %.0fs", e, wait)
+                    await asyncio.sleep(wait)
+            self.stage = Stage.READY
+            await holding
+        finally:
+            holding.cancel()
+
+    def opened(self) -> None:
+        """The take-over is far enough for the leader's traffic to come in."""
+        if self.stage is Stage.TAKING_OVER:
+            self.stage = Stage.OPEN
+
+    def stopping(self) -> None:
+        self.stage = Stage.STOPPING
+
+    async def acting(self) -> bool:
+        """Taking the leader's traffic, and sure of the lease: a leader that cannot renew
+        it passes the homeserver's traffic on (a proxy tries the next) until it knows."""
+        return self.stage in (Stage.OPEN, Stage.READY) and await self.confirm()
+
+    async def ready(self) -> bool:
+        return self.stage is Stage.READY and await self.confirm()
+
+    def gate(self, reads: tuple[str, ...]) -> Callable[..., Awaitable[web.StreamResponse]]:
+        """The HTTP gate: paths starting with `reads` (liveness, readiness, the door) are
+        answered by any process; everything else is the leader's, and a 503 makes the
+        homeserver retry, or a proxy try the next."""
+
+        @web.middleware
+        async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if request.path.startswith(reads) or await self.acting():
+                return await handler(request)
+            return matrix_error(
+                503,
+                "M_UNKNOWN",
+                f"This guardbot is not leading ({self.stage}, or unsure of its lease): the"
+                " leader answers this; its /_matrix/mau/ready says 200",
+            )
+
+        return gate
+
+    async def ready_answer(self, _: web.Request) -> web.Response:
+        """/_matrix/mau/ready: 200 only on the leader, once every loop runs (a load balancer
+        sends the homeserver's traffic there)."""
+        return web.json_response({}, status=200 if await self.ready() else 503)
+
     # -- the campaign ------------------------------------------------------------------------
     async def elect(self, while_waiting: Callable[[], Awaitable[None]]) -> None:
         """Return once this process leads; until then run `while_waiting` every try."""
+        self.stage = Stage.STANDBY
         while True:
             sent_at = self.clock.monotonic()
             try:
@@ -104,6 +197,7 @@ class Leadership:
                 term = None
             if term is not None:
                 self.term = term
+                self.stage = Stage.TAKING_OVER
                 self._hold_until(sent_at)
                 metrics.LEADER.set(1)
                 log.info("This process leads (term %d): acting", term)
@@ -168,6 +262,7 @@ class Leadership:
 
     async def release(self) -> None:
         """At a clean stop: a standby takes over at its next try, not after the lease."""
+        self.stage = Stage.STOPPING
         term, self.term = self.term, None
         metrics.LEADER.set(0)
         if term is not None:

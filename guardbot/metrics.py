@@ -54,7 +54,7 @@ DOOR_SECONDS = Histogram(
     ["callback"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
-NAGS_SENT = Counter("guardbot_nags_sent_total", "Reminders sent to named guests")
+REMINDERS_SENT = Counter("guardbot_nags_sent_total", "Reminders sent to named guests")
 
 
 def serve(listen_address: str) -> None:

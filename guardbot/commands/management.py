@@ -18,7 +18,7 @@ from guardbot.core.decision import GLOBAL, NOTHING, AuditRecord, Decision, DryRu
 from guardbot.core.observations import ConversationMember, Message
 from guardbot.core.policy import RoomFacts, Verdict
 from guardbot.db import ActionStore, AuditStore, InboxStore
-from guardbot.db.lease import LeaseStore
+from guardbot.db.lease_store import LeaseStore
 from guardbot.guard.directory import Directory
 from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
@@ -37,7 +37,7 @@ HELP = [
 ROOMS_SHOWN = 50
 
 
-class PwluCommands(Protocol):
+class NamedGuestCommands(Protocol):
     """`pwlu …` here, when named guests are on (pwlu.admin_commands)."""
 
     async def gather(self, command: Command) -> Any: ...
@@ -64,7 +64,7 @@ class ManagementFacts:
     room: RoomFacts | None = None
     room_id: str = ""
     member: Member | None = None
-    pwlu: Any = None
+    named_guest: Any = None
 
 
 class Management:
@@ -81,7 +81,7 @@ class Management:
         inbox: InboxStore,
         audit: AuditStore,
         lease: LeaseStore,
-        pwlu: PwluCommands | None,
+        named_guests: NamedGuestCommands | None,
         clock: Clock,
     ) -> None:
         self.clock = clock
@@ -95,7 +95,7 @@ class Management:
         self.actions = actions
         self.inbox = inbox
         self.audit = audit
-        self.pwlu = pwlu
+        self.named_guests = named_guests
 
     # -- gather ----------------------------------------------------------------------------
     async def gather(self, obs: Message | ConversationMember) -> ManagementFacts | None:
@@ -117,12 +117,12 @@ class Management:
                 room_id = await self._room(args[1])
                 room = await self.rooms.facts(room_id)
                 return ManagementFacts(command, room=room, member=await self._member(args[0], room))
-            case "explain", 1 if self.pwlu is not None:
-                return ManagementFacts(command, pwlu=await self.pwlu.gather(command))
+            case "explain", 1 if self.named_guests is not None:
+                return ManagementFacts(command, named_guest=await self.named_guests.gather(command))
             case "dryrun", 2 if args[0] in ("on", "off"):
                 return ManagementFacts(command, room_id=await self._room(args[1]))
-            case "pwlu", _ if self.pwlu is not None:
-                return ManagementFacts(command, pwlu=await self.pwlu.gather(command))
+            case "pwlu", _ if self.named_guests is not None:
+                return ManagementFacts(command, named_guest=await self.named_guests.gather(command))
         return ManagementFacts(command)
 
     async def _room(self, room: str) -> str:
@@ -210,11 +210,11 @@ class Management:
                 return answer(msg.room_id, explain(facts.member, facts.room), msg.event_id)
             case "dryrun" if args and args[0] in ("on", "off") and len(args) <= 2:
                 return self.dry_run(msg, args[0] == "on", facts.room_id or GLOBAL, now)
-            case "explain" if self.pwlu is not None and facts.pwlu is not None:
-                lines, decision = self.pwlu.decide(command, facts.pwlu)
+            case "explain" if self.named_guests is not None and facts.named_guest is not None:
+                lines, decision = self.named_guests.decide(command, facts.named_guest)
                 return answer(msg.room_id, lines, msg.event_id) + decision
-            case "pwlu" if self.pwlu is not None:
-                lines, decision = self.pwlu.decide(command, facts.pwlu)
+            case "pwlu" if self.named_guests is not None:
+                lines, decision = self.named_guests.decide(command, facts.named_guest)
                 return answer(msg.room_id, lines, msg.event_id) + decision
             case "pwlu":
                 return answer(
@@ -224,7 +224,7 @@ class Management:
         return answer(msg.room_id, [reply], msg.event_id)
 
     def sweep(self, msg: Message, room: RoomFacts, now: int) -> Decision:
-        if not policy.enforces(room):
+        if not policy.removes_guests(room):
             why = "not listed" if not room.listed else "under the policy off"
             return answer(
                 msg.room_id, [f"{room.room_id} is {why}: there is nothing to sweep."], msg.event_id

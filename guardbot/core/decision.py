@@ -93,7 +93,7 @@ class Reported:
 
 
 @dataclass(frozen=True)
-class NagsEnded:
+class RemindersEnded:
     """A named guest gets no more reminders."""
 
     user_id: str
@@ -141,7 +141,7 @@ Record = (
     | WatchDirectory
     | HomeserverAnswers
     | Reported
-    | NagsEnded
+    | RemindersEnded
     | ReminderQueued
     | ReminderCounted
     | DmLeft

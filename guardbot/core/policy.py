@@ -171,7 +171,8 @@ class Facts:
 
 
 # -- the rules ------------------------------------------------------------------------------
-def enforces(room: RoomFacts) -> bool:
+def removes_guests(room: RoomFacts) -> bool:
+    """Guests are removed from this room (it is listed, and its policy is not off)."""
     return room.listed and room.policy is not Policy.OFF
 
 
@@ -182,7 +183,7 @@ def removable(membership: str | None) -> bool:
 
 def close_and_sweep(room: RoomFacts, cause: str) -> list[Action]:
     """Apply the room's policy to everyone already in it."""
-    if not enforces(room):
+    if not removes_guests(room):
         return []
     sweep = Sweep(room.room_id, cause=cause)
     if room.policy is Policy.FORBID:
@@ -190,9 +191,24 @@ def close_and_sweep(room: RoomFacts, cause: str) -> list[Action]:
     return [sweep]
 
 
+def why_not_removed(room: RoomFacts, membership: str | None, verdict: Verdict) -> str | None:
+    """The one rule of removal: None if this member is removed from this room, else why not.
+    The decisions and the executor's re-check right before the kick both ask it, so they
+    cannot drift apart."""
+    if not room.listed:
+        return "room is no longer listed"
+    if room.policy is Policy.OFF:
+        return "room policy is off"
+    if not removable(membership):
+        return f"user already gone ({membership or 'never joined'})"
+    if verdict is not Verdict.GUEST:
+        return f"user is not certainly a guest ({verdict.value})"
+    return None
+
+
 def decide_member(change: MemberChange, room: RoomFacts, verdict: Verdict) -> list[Action]:
     """A guest joined or was invited into a room."""
-    if not enforces(room) or verdict is not Verdict.GUEST or not removable(change.membership):
+    if why_not_removed(room, change.membership, verdict) is not None:
         return []
     kick = Kick(room.room_id, change.user_id, room.kick_reason, cause=change.event_id)
     if room.policy is Policy.FORBID:
@@ -203,7 +219,7 @@ def decide_member(change: MemberChange, room: RoomFacts, verdict: Verdict) -> li
 
 def decide_found(found: MemberFound, room: RoomFacts, verdict: Verdict) -> list[Action]:
     """One member found while sweeping a room."""
-    if not enforces(room) or verdict is not Verdict.GUEST or not removable(found.membership):
+    if why_not_removed(room, found.membership, verdict) is not None:
         return []
     return [Kick(room.room_id, found.user_id, room.kick_reason, cause=found.event_id)]
 
@@ -212,7 +228,7 @@ def decide_guest_access(
     change: GuestAccessChange, room: RoomFacts, bot_user_id: str
 ) -> list[Action]:
     """Someone opened a listed `forbid` room to guests: close it again and say why."""
-    if not enforces(room) or room.policy is not Policy.FORBID:
+    if not removes_guests(room) or room.policy is not Policy.FORBID:
         return []
     # Only "can_join" lets guests in; anything else (or nothing) the homeserver reads as forbidden.
     if change.guest_access != "can_join" or change.sender == bot_user_id:
@@ -269,37 +285,24 @@ def decide_upgrade(upgrade: RoomUpgraded, facts: Facts) -> Decision:
 def sweep_all(listed_rooms: tuple[RoomFacts, ...], cause: str) -> list[Action]:
     """Whatever the event stream may have missed: sweep every listed room, once per cause
     (the homeserver back after an outage, the slow re-check)."""
-    return [Sweep(room.room_id, cause=cause) for room in listed_rooms if enforces(room)]
+    return [Sweep(room.room_id, cause=cause) for room in listed_rooms if removes_guests(room)]
 
 
 def refuse_at_the_door(room: RoomFacts, verdict: Verdict) -> bool:
     """The homeserver asks before a join or an invite: a guest stays out of a listed room
     whose policy removes guests, without touching its guest_access. Dry-run refuses nobody."""
-    return enforces(room) and verdict is Verdict.GUEST and not room.dry_run
+    return removes_guests(room) and verdict is Verdict.GUEST and not room.dry_run
 
 
 # -- the re-checks right before acting ------------------------------------------------------
-def confirm_kick(room: RoomFacts, membership: str | None, verdict: Verdict) -> str | None:
-    """None if the kick still stands, else why it no longer does."""
-    if not room.listed:
-        return "room is no longer listed"
-    if room.policy is Policy.OFF:
-        return "room policy is off"
-    if not removable(membership):
-        return f"user already gone ({membership or 'never joined'})"
-    if verdict is not Verdict.GUEST:
-        return f"user is not certainly a guest ({verdict.value})"
-    return None
-
-
 def confirm_forbid(room: RoomFacts) -> str | None:
-    if not enforces(room) or room.policy is not Policy.FORBID:
+    if not removes_guests(room) or room.policy is not Policy.FORBID:
         return "room no longer under the forbid policy"
     return None
 
 
 def confirm_sweep(room: RoomFacts) -> str | None:
-    if not enforces(room):
+    if not removes_guests(room):
         return "room no longer listed or policy off"
     return None
 
@@ -308,7 +311,7 @@ def explain_kick(
     room: RoomFacts, membership: str | None, verdict: Verdict, missing: list[str]
 ) -> str | None:
     """For `explain`: None if guardbot removes this member now, else why not."""
-    why_not = confirm_kick(room, membership, verdict)
+    why_not = why_not_removed(room, membership, verdict)
     if why_not is None and room.dry_run:
         why_not = "dry-run is on for this room"
     if why_not is None and missing:
@@ -431,7 +434,7 @@ def decide_shields(obs: FormerGuestsFound, room: RoomFacts) -> Decision:
     """Upgraded former guests keep a member event saying `kind: guest`, and Synapse removes
     such members when guest access is forbidden: each is shielded (their event re-sent
     without it), then the room is closed, in that order (one room's actions keep theirs)."""
-    if not enforces(room):
+    if not removes_guests(room):
         return NOTHING
     shields = [ShieldFormerGuest(room.room_id, u, cause=obs.forbid_cause) for u in obs.user_ids]
     forbid = ForbidGuestAccess(
@@ -446,7 +449,7 @@ def decide_outside(
     """guardbot must act in a room it is not in: with bot.auto_join_listed_rooms and admin
     rights it joins a listed room it guards (through the admin API if nobody invited it);
     otherwise it waits there to be invited, as the action's retry says."""
-    if not (server.auto_join and admin and enforces(room)):
+    if not (server.auto_join and admin and removes_guests(room)):
         return NOTHING
     # One join a minute per room, however many actions find guardbot outside meanwhile.
     minute = obs.at - obs.at % 60_000

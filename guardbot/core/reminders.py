@@ -12,9 +12,9 @@ from guardbot.core.decision import (
     NOTHING,
     AuditRecord,
     Decision,
-    NagsEnded,
     ReminderCounted,
     ReminderQueued,
+    RemindersEnded,
 )
 from guardbot.core.observations import (
     GuestNamed,
@@ -38,7 +38,7 @@ class ReminderRules:
 
 @dataclass(frozen=True)
 class NamedGuest:
-    """What the decisions read of a named guest (db/named_guests.py keeps the row)."""
+    """What the decisions read of a named guest (db/named_guest_store.py keeps the row)."""
 
     user_id: str
     active: bool  # registered, reminders not over
@@ -127,4 +127,4 @@ def decide(
 
 
 def _end(user_id: str, reason: str, now: int, *, password_set: bool = False) -> Decision:
-    return Decision(records=(NagsEnded(user_id, reason, password_set),))
+    return Decision(records=(RemindersEnded(user_id, reason, password_set),))

@@ -11,12 +11,12 @@ from typing import Any
 
 from mautrix.util.async_db import Database
 
-from guardbot.db.auditlog import AuditStore
-from guardbot.db.decisions import DecisionStore
-from guardbot.db.inbox import InboxRow, InboxStore
-from guardbot.db.listing import RoomStore
-from guardbot.db.queue import ActionStore, QueuedAction
-from guardbot.db.room_settings import SettingsStore
+from guardbot.db.action_store import ActionStore, QueuedAction
+from guardbot.db.audit_store import AuditStore
+from guardbot.db.decision_store import DecisionStore
+from guardbot.db.inbox_store import InboxRow, InboxStore
+from guardbot.db.room_store import RoomStore
+from guardbot.db.settings_store import SettingsStore
 from guardbot.db.upgrade import upgrade_table
 
 

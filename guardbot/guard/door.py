@@ -92,7 +92,7 @@ class Door:
         self._token_warned_at: float | None = None
         self._token_recorded_at: float | None = None
 
-    def register(self, app: web.Application) -> None:
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post(PREFIX + "/{callback}", self.handle)
 
     async def _publishing(self, room_id: str) -> None:
@@ -203,7 +203,7 @@ class Door:
         if not is_guest_candidate(user_id, self.domain, kind_guest=False):
             return False  # no numeric local ID: never a guest, and no I/O to know it
         room = await self._room(room_id)
-        if not policy.enforces(room):
+        if not policy.removes_guests(room):
             return False
         # A join: the hint is absent at the door; without admin rights the verdict is unknown.
         verdict = await self.guests.verdict(user_id, kind_guest=False, new_join=True)

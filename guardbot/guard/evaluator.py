@@ -119,13 +119,13 @@ class Evaluator:
         room, classified = await self.rooms.room(room_id)
         facts = replace(base, room=room, classified=classified)
         match obs:
-            case MemberChange() if policy.enforces(room):
+            case MemberChange() if policy.removes_guests(room):
                 if obs.new_join and not obs.kind_guest:
                     # A join without the hint: an upgraded guest, or a guest's rename is later.
                     self.guests.invalidate(obs.user_id)
                 verdict = await self._verdict(obs, obs.kind_guest, obs.new_join)
                 return replace(facts, verdict=verdict)
-            case MemberFound() if policy.enforces(room):
+            case MemberFound() if policy.removes_guests(room):
                 # Not a new join: a stale `kind` alone never condemns anyone found by a sweep.
                 return replace(facts, verdict=await self._verdict(obs, obs.kind_guest, False))
             case RoomPolicyChange():

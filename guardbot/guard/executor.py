@@ -234,7 +234,7 @@ class Executor:
             new_join=membership == "join",
             fresh=True,
         )
-        why_not = policy.confirm_kick(room, membership, verdict)
+        why_not = policy.why_not_removed(room, membership, verdict)
         if why_not:
             return Outcome(SKIPPED, why_not)
         if room.dry_run:

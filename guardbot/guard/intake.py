@@ -93,7 +93,7 @@ class AppserviceAPI:
         self.conversations = conversations  # kept current by its owner (Conversations)
         self.clock = clock
 
-    def register(self, app: web.Application) -> None:
+    def add_routes(self, app: web.Application) -> None:
         # Any characters but "/": aiohttp's default pattern also refuses "{" and "}", and a
         # refused transaction is resent for ever.
         app.router.add_put("/_matrix/app/v1/transactions/{txn_id:[^/]+}", self.transaction)

@@ -37,7 +37,7 @@ async def serve(database: db.Database) -> tuple[TestClient, AppserviceAPI, Count
     woken = CountingWakeup()
     api = AppserviceAPI(TOKEN, "example.org", "@guardbot:example.org", inbox, woken, (), Clock())
     app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
-    api.register(app)
+    api.add_routes(app)
     client = TestClient(TestServer(app))
     await client.start_server()
     return client, api, woken

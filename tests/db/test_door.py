@@ -63,7 +63,7 @@ async def serve(
         refusal="No guests here: pick a username.",
     )
     app = web.Application(middlewares=[error_middleware])
-    door.register(app)
+    door.add_routes(app)
     client = TestClient(TestServer(app))
     await client.start_server()
     return client, hs, door

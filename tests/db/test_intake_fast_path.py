@@ -44,7 +44,7 @@ async def test_irrelevant_transactions_skip_the_database(database: db.Database) 
         counted("guardbot_transactions_repeated"),
     )
     app = web.Application(middlewares=[error_middleware])
-    api.register(app)
+    api.add_routes(app)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:

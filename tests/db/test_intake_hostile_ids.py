@@ -39,7 +39,7 @@ async def test_any_transaction_id_is_accepted_once(database: db.Database, txn_id
     api = AppserviceAPI(TOKEN, "example.org", "@guardbot:example.org", inbox, Wakeup(), (), Clock())
     repeated = counted("guardbot_transactions_repeated")
     app = web.Application(middlewares=[error_middleware])
-    api.register(app)
+    api.add_routes(app)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:

@@ -13,8 +13,8 @@ from guardbot.core.actions import Kick
 from guardbot.core.clock import Clock
 from guardbot.core.decision import AuditRecord, Decision
 from guardbot.core.observations import HomeserverBack
-from guardbot.db.lease import LeaseStore
-from guardbot.leader import Leadership
+from guardbot.db.lease_store import LeaseStore
+from guardbot.leader import Leadership, Stage
 from tests.support.clock import FakeClock
 
 
@@ -81,7 +81,7 @@ async def test_an_observation_is_decided_once(database: db.Database) -> None:
 async def test_a_leader_stops_before_its_lease_can_run_out(database: db.Database) -> None:
     clock = FakeClock()
     leadership, lost = candidate(LeaseStore(database), clock, lease=5)
-    assert leadership.may_act()  # not a leader yet: nothing of a leader's to hold back
+    assert leadership.may_act()  # starting: guardbot makes sure of its own user first
     await leadership.elect(while_waiting=lease_was_free)
     assert leadership.leading and leadership.term == 1
     clock.advance(3.9)
@@ -162,3 +162,45 @@ async def test_a_leader_that_stalled_confirms_at_once_and_one_taken_over_does_no
     assert await store.acquire("usurper", 60_000, force=True) == 2
     assert not await leadership.confirm()
     assert lost == ["another process took over from term 1"]
+
+
+async def test_the_stage_decides_the_gate_the_readiness_and_writes(database: db.Database) -> None:
+    """One typed stage: a standby neither writes nor lets the leader's traffic in; a leader
+    lets it in once opened, says ready once every loop runs, and goes back to taking over
+    when a take-over step fails."""
+    store = LeaseStore(database)
+    first = Leadership(store, Clock(), lease=5, alone=False, holder="first")
+    second = Leadership(store, Clock(), lease=5, alone=False, holder="second")
+    tries: list[Stage] = []
+
+    async def take_over() -> None:
+        tries.append(first.stage)
+        first.opened()
+        assert await first.acting() and not await first.ready()  # traffic in, loops starting
+        if len(tries) == 1:
+            raise RuntimeError("the homeserver did not answer the ping")
+
+    running = asyncio.create_task(first.run(take_over, while_waiting=lease_was_free))
+    for _ in range(200):
+        if first.stage is Stage.READY:
+            break
+        await asyncio.sleep(0.05)
+    # The failed try closed the gate again before the next (backed off by a second).
+    assert tries == [Stage.TAKING_OVER, Stage.TAKING_OVER]
+    assert await first.ready() and first.may_act()
+
+    waited = asyncio.Event()
+
+    async def refreshing() -> None:
+        waited.set()
+
+    standing_by = asyncio.create_task(second.elect(while_waiting=refreshing))
+    await asyncio.wait_for(waited.wait(), timeout=10)
+    assert second.stage is Stage.STANDBY and not second.may_act()
+    assert not await second.acting() and not await second.ready()
+    standing_by.cancel()
+
+    running.cancel()
+    await asyncio.gather(running, standing_by, return_exceptions=True)
+    await first.release()
+    assert first.stage is Stage.STOPPING and not first.may_act()

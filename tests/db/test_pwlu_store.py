@@ -7,18 +7,20 @@ import pytest
 from mautrix.util.async_db import Scheme
 
 from guardbot import db
-from guardbot.db.named_guests import ACTIVE, UNCONFIRMED, PwluStore
+from guardbot.db.named_guest_store import ACTIVE, UNCONFIRMED, NamedGuestStore
 from tests.support.queries import count_claims
 
 A, B = "@a:example.org", "@b:example.org"
 
 
 @pytest.fixture
-def store(database: db.Database) -> PwluStore:
-    return PwluStore(database)
+def store(database: db.Database) -> NamedGuestStore:
+    return NamedGuestStore(database)
 
 
-async def test_registration_rows_begin_unconfirmed_and_become_active(store: PwluStore) -> None:
+async def test_registration_rows_begin_unconfirmed_and_become_active(
+    store: NamedGuestStore,
+) -> None:
     await store.begin(A, "k1", now=100, check_at=200)
     row = await store.get(A)
     assert row and row.state == UNCONFIRMED and row.next_nag_at == 200
@@ -32,7 +34,7 @@ async def test_registration_rows_begin_unconfirmed_and_become_active(store: Pwlu
     assert row and row.state == ACTIVE and row.key_id == "k1"
 
 
-async def test_unconfirmed_rows_are_forgotten_or_activated(store: PwluStore) -> None:
+async def test_unconfirmed_rows_are_forgotten_or_activated(store: NamedGuestStore) -> None:
     assert await store.begin(A, "k", 0, 10)
     assert await store.begin(B, "k", 0, 10)
     assert not await store.begin(B, "k", 5, 15)  # a later step of the same registration
@@ -48,7 +50,7 @@ async def test_unconfirmed_rows_are_forgotten_or_activated(store: PwluStore) -> 
 
 
 async def test_a_reminder_is_queued_once_tried_with_its_link_and_counted_once(
-    store: PwluStore,
+    store: NamedGuestStore,
 ) -> None:
     await store.confirm(A, "k", 0, 10)
     await store.queue_reminder(A, 2)  # skips one: not taken
@@ -68,7 +70,9 @@ async def test_a_reminder_is_queued_once_tried_with_its_link_and_counted_once(
     assert row.attempts == 0
 
 
-async def test_finishing_stops_nags_and_a_password_spends_every_link(store: PwluStore) -> None:
+async def test_finishing_stops_nags_and_a_password_spends_every_link(
+    store: NamedGuestStore,
+) -> None:
     await store.confirm(A, "k", 0, 10)
     await store.add_claim(A, "h1", now=10, expires_at=1000)
     assert await store.claim_user("h1", now=20) == A
@@ -86,7 +90,7 @@ async def test_finishing_stops_nags_and_a_password_spends_every_link(store: Pwlu
     assert await count_claims(store.db, A) == 0
 
 
-async def test_due_and_dm_lookups(store: PwluStore) -> None:
+async def test_due_and_dm_lookups(store: NamedGuestStore) -> None:
     await store.confirm(A, "k", 0, 100)
     await store.confirm(B, "k", 0, 50)
     assert [r.user_id for r in await store.due(now=60)] == [B]
@@ -98,7 +102,7 @@ async def test_due_and_dm_lookups(store: PwluStore) -> None:
     assert await store.dm_rooms() == ["!dm:example.org"]
 
 
-async def test_due_query_uses_the_index(database: db.Database, store: PwluStore) -> None:
+async def test_due_query_uses_the_index(database: db.Database, store: NamedGuestStore) -> None:
     """Finished accounts are not in the index at all, so thousands of them cost nothing."""
     async with database.acquire() as conn:
         for i in range(2000):
@@ -122,7 +126,7 @@ async def test_due_query_uses_the_index(database: db.Database, store: PwluStore)
     assert "pwlu_due" in plan, plan
 
 
-async def test_a_named_guests_story_is_audited_as_it_goes(store: PwluStore) -> None:
+async def test_a_named_guests_story_is_audited_as_it_goes(store: NamedGuestStore) -> None:
     """Registered and the end, written by the store (each reminder is an action: the executor
     audits it): what `explain <user>` tells."""
     await store.confirm(A, "k", now=100, first_nag_at=200)

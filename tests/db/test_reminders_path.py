@@ -6,20 +6,19 @@ real stores, evaluator and executor on every supported database."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from devtools.guard_loop import GuardLoop
-from devtools.named_guest_loop import NamedGuestLoop, named_guest_loop, settings
+from devtools.named_guest_loop import NamedGuestLoop, named_guest_loop
 from guardbot import db
 from guardbot.core.actions import ActionState, WaitingOn
-from guardbot.db.named_guests import PwluStore
+from guardbot.db.named_guest_store import NamedGuestStore
 from guardbot.guard.executor import OVERALL
 from guardbot.matrix.client import HomeserverError
-from guardbot.pwlu.carrier import nag_txn_id
-from guardbot.pwlu.passwords import KeyRing
+from guardbot.named_guests.carrier import reminder_txn_id
 from tests.support.clock import FakeClock
 from tests.support.queries import action_history, count_claims
 
@@ -95,7 +94,7 @@ class Path:
         return self.named.guard
 
     @property
-    def store(self) -> PwluStore:
+    def store(self) -> NamedGuestStore:
         return self.named.store
 
     async def run(self) -> None:
@@ -114,8 +113,14 @@ class Path:
 async def path(database: db.Database) -> Path:
     client = FakeClient()
     clock = FakeClock(10 * HOUR_MS)
-    reminders = replace(settings(every_ms=HOUR_MS), template="{link}", html_template="{link}")
-    named = await named_guest_loop(database, client, KeyRing("s" * 40), reminders, clock=clock)  # type: ignore[arg-type]
+    named = await named_guest_loop(
+        database,
+        client,  # type: ignore[arg-type]
+        "s" * 40,
+        every="1h",
+        template="{link}",
+        clock=clock,
+    )
     return Path(named, client, clock)
 
 
@@ -126,7 +131,7 @@ async def test_a_reminder_goes_once_and_the_next_is_counted_from_when_it_fell_du
     due = path.clock.now_ms()
     path.clock.advance(5)  # the send is late: the next is still an hour after it fell due
     await path.run()
-    assert path.client.txns() == [nag_txn_id(USER, 1)]
+    assert path.client.txns() == [reminder_txn_id(USER, 1)]
     row = await path.store.get(USER)
     assert row.nags_sent == 1 and row.sending is None and row.next_nag_at == due + HOUR_MS
     await path.run()  # nothing more is due
@@ -151,7 +156,7 @@ async def test_a_rate_limited_check_waits_the_named_time_then_sends_the_same_rem
     assert (await path.store.get(USER)).sending == 1
     path.clock.advance(5)
     await path.run()
-    assert path.client.txns() == [nag_txn_id(USER, 1)]
+    assert path.client.txns() == [reminder_txn_id(USER, 1)]
 
 
 async def test_a_failed_send_is_retried_as_the_same_reminder_with_one_live_link(
@@ -165,7 +170,7 @@ async def test_a_failed_send_is_retried_as_the_same_reminder_with_one_live_link(
     path.clock.advance(10)  # past the backoff
     await path.run()
     row = await path.store.get(USER)
-    assert path.client.txns() == [nag_txn_id(USER, 1)]
+    assert path.client.txns() == [reminder_txn_id(USER, 1)]
     assert row.sending is None and row.nags_sent == 1
     assert row.next_nag_at > path.clock.now_ms() + 3_000_000  # the next an hour on, not now
     assert await count_claims(path.store.db, USER) == 1  # the one sent replaced the lost one's
@@ -210,7 +215,7 @@ async def test_a_definitive_refusal_spends_the_reminder_and_the_next_still_comes
     assert action["state"] == ActionState.FAILED
     path.clock.advance(3600)
     await path.run()
-    assert path.client.txns() == [nag_txn_id(USER, 2)]
+    assert path.client.txns() == [reminder_txn_id(USER, 2)]
 
 
 async def test_a_reminder_that_waited_for_the_homeserver_goes_when_it_answers(
@@ -226,7 +231,7 @@ async def test_a_reminder_that_waited_for_the_homeserver_goes_when_it_answers(
     path.loop.inbox_wakeup.homeserver_back()
     await path.loop.evaluator.step()
     await path.loop.run_until_idle()
-    assert path.client.txns() == [nag_txn_id(USER, 1)]
+    assert path.client.txns() == [reminder_txn_id(USER, 1)]
 
 
 async def test_the_last_reminder_ends_them_and_explains_why(path: Path) -> None:
@@ -235,7 +240,7 @@ async def test_the_last_reminder_ends_them_and_explains_why(path: Path) -> None:
         await path.run()
         path.clock.advance(3600)
     await path.run()
-    assert path.client.txns() == [nag_txn_id(USER, n) for n in (1, 2, 3)]
+    assert path.client.txns() == [reminder_txn_id(USER, n) for n in (1, 2, 3)]
     row = await path.store.get(USER)
     assert row.state == "done" and row.done_reason == "all reminders sent"
     assert row.next_nag_at is None and row.nags_sent == 3
@@ -248,7 +253,7 @@ async def test_reminders_due_together_go_out_together_and_each_once(path: Path) 
     await path.name(*users)
     path.client.delay = 0.05
     await path.run()
-    assert sorted(path.client.txns()) == sorted(nag_txn_id(user, 1) for user in users)
+    assert sorted(path.client.txns()) == sorted(reminder_txn_id(user, 1) for user in users)
     assert 1 < path.client.most_in_flight <= OVERALL
     for user in users:
         assert (await path.store.get(user)).nags_sent == 1
@@ -274,4 +279,4 @@ async def test_a_rate_limit_met_by_one_reminder_holds_back_the_rest(path: Path) 
     for _ in range(60):  # after the wait, one at a time for a while, then all
         await path.run()
         path.clock.advance(1)
-    assert sorted(path.client.txns()) == sorted(nag_txn_id(user, 1) for user in users)
+    assert sorted(path.client.txns()) == sorted(reminder_txn_id(user, 1) for user in users)

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from guardbot.core.clock import Clock
-from guardbot.pwlu.claim import COOKIE
-from guardbot.pwlu.tokens import new_claim_token
+from guardbot.named_guests.claim import COOKIE
+from guardbot.named_guests.tokens import new_claim_token
 from tests.support.fuzz import (
     assert_relayed,
     awkward_text,
@@ -59,13 +59,13 @@ class Named:
         self.user_id: str = body["user_id"]
         self.token: str = body["access_token"]
         self.claim, token_hash = new_claim_token()
-        store = gb.app.pwlu.store  # type: ignore[union-attr]
+        store = gb.app.named_guests.store  # type: ignore[union-attr]
         gb.run(
             store.add_claim(
                 self.user_id, token_hash, Clock().now_ms(), Clock().now_ms() + 3_600_000
             )
         )
-        secrets.add(self.token, self.claim, gb.app.pwlu.keys.password(self.user_id))  # type: ignore[union-attr]
+        secrets.add(self.token, self.claim, gb.app.named_guests.keys.password(self.user_id))  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from guardbot.pwlu.decider import STOP_ANSWER
+from guardbot.named_guests.decider import STOP_ANSWER
 from tests.support.homeserver import Homeserver, StartGuardbot
 from tests.support.matrix_client import wait_for
 from tests.support.pwlu_client import (

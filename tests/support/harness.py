@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from guardbot.config import Config
-from guardbot.pwlu.passwords import KeyRing
+from guardbot.named_guests.passwords import KeyRing
 
 from .homeserver import GuardbotProcess, Homeserver
 from .matrix_client import MatrixError, User, q

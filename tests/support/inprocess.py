@@ -26,6 +26,7 @@ from yarl import URL
 
 from guardbot.app import Guardbot
 from guardbot.config import Config, create_from_example, load
+from guardbot.leader import Stage
 from guardbot.logs import RedactSecrets, secrets_of
 
 from .homeserver import Homeserver
@@ -85,7 +86,7 @@ class InProcessGuardbot:
         # held, though no other loop runs.
         await self.app.leadership.elect(while_waiting=self.app._load_view)
         self._holding = asyncio.create_task(self.app.leadership.hold())
-        self.app.serving = self.app.ready = True
+        self.app.leadership.stage = Stage.READY  # no loops: the test drives what it needs
         self._runner = web.AppRunner(self.app.web, access_log=None)
         await self._runner.setup()
         sock = socket.socket()

@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 
 from guardbot.config import Config
-from guardbot.pwlu.carrier import NAG_MARK
-from guardbot.pwlu.passwords import KeyRing
+from guardbot.named_guests.carrier import REMINDER_MARK
+from guardbot.named_guests.passwords import KeyRing
 
 from .homeserver import GuardbotProcess, Homeserver, StartGuardbot
 from .matrix_client import User, q, wait_for
@@ -132,7 +132,7 @@ async def dm_room(user: User, bot_user_id: str, timeout: float = 30) -> str:
 
 async def nags(user: User, room_id: str, bot_user_id: str) -> list[dict[str, Any]]:
     events = await user.timeline(room_id)
-    return [e for e in events if e["sender"] == bot_user_id and NAG_MARK in e["content"]]
+    return [e for e in events if e["sender"] == bot_user_id and REMINDER_MARK in e["content"]]
 
 
 async def wait_for_nags(
@@ -158,7 +158,9 @@ async def admin_nags(hs: Homeserver, room_id: str) -> list[dict[str, Any]]:
     data = await hs.admin.request(
         "GET", f"/_synapse/admin/v1/rooms/{q(room_id)}/messages", query={"dir": "f", "limit": "500"}
     )
-    return [e for e in data["chunk"] if e["sender"] == hs.bot_user_id and NAG_MARK in e["content"]]
+    return [
+        e for e in data["chunk"] if e["sender"] == hs.bot_user_id and REMINDER_MARK in e["content"]
+    ]
 
 
 def claim_token(nag: dict[str, Any]) -> str:

@@ -26,10 +26,31 @@ ALLOWED = {
     "db": {"core"},
     "guard": {"core", "db", "matrix", "background", "metrics"},
     "commands": {"core", "db", "matrix", "guard", "background"},
-    "pwlu": {"core", "db", "matrix", "guard", "background", "metrics", "config", "commands"},
+    "named_guests": {
+        "core",
+        "db",
+        "matrix",
+        "guard",
+        "background",
+        "metrics",
+        "config",
+        "commands",
+    },
     "registration": {"config", "core"},
-    "leader": {"core", "db", "metrics"},
+    "leader": {"core", "db", "matrix", "metrics"},
     "tools": {"core", "db", "matrix", "guard", "config", "logs", "registration"},
+    # The one wiring: builds every part (the app, tests and bench wire through it).
+    "wiring": {
+        "core",
+        "db",
+        "matrix",
+        "guard",
+        "background",
+        "commands",
+        "named_guests",
+        "config",
+        "leader",
+    },
 }
 
 
@@ -85,6 +106,18 @@ def test_module_names_are_unique() -> None:
             continue
         assert path.stem not in names, f"{name} and {names[path.stem]} share a name"
         names[path.stem] = name
+
+
+def test_each_store_is_named_after_its_module() -> None:
+    """db/<thing>_store.py holds <Thing>Store: a reader finds a store from its name."""
+    helpers = {"__init__", "codec", "single_instance"}
+    for path in sorted((PACKAGE / "db").glob("*.py")):
+        if path.stem in helpers:
+            continue
+        assert path.stem.endswith("_store"), f"db/{path.name}: stores are named <thing>_store.py"
+        expected = "".join(part.title() for part in path.stem.split("_"))
+        classes = [n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.ClassDef)]
+        assert expected in classes, f"db/{path.name} should define {expected}"
 
 
 def test_wheel_holds_no_test_or_demo_tooling(tmp_path: pathlib.Path) -> None:

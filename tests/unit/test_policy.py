@@ -38,7 +38,6 @@ from guardbot.core.policy import (
     Verdict,
     close_and_sweep,
     confirm_forbid,
-    confirm_kick,
     confirm_sweep,
     decide,
     decide_guest_access,
@@ -47,6 +46,7 @@ from guardbot.core.policy import (
     judge_room_policy,
     refuse_choice,
     room_facts,
+    why_not_removed,
 )
 
 BOT = "@guardbot:example.org"
@@ -268,7 +268,7 @@ def test_sweep_finds_the_same_kick_as_the_join() -> None:
 @pytest.mark.parametrize("policy", [Policy.FORBID, Policy.KICK])
 @pytest.mark.parametrize("membership", ["join", "invite"])
 def test_confirm_kick_stands(policy: Policy, membership: str) -> None:
-    assert confirm_kick(facts(policy), membership, Verdict.GUEST) is None
+    assert why_not_removed(facts(policy), membership, Verdict.GUEST) is None
 
 
 @pytest.mark.parametrize(
@@ -283,7 +283,7 @@ def test_confirm_kick_stands(policy: Policy, membership: str) -> None:
     ],
 )
 def test_confirm_kick_withdrawn(room, membership, verdict, why: str) -> None:
-    reason = confirm_kick(room, membership, verdict)
+    reason = why_not_removed(room, membership, verdict)
     assert reason is not None and why in reason
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guardbot.pwlu.passwords import KeyRing, UnknownKey, key_id
+from guardbot.named_guests.passwords import KeyRing, UnknownKey, key_id
 
 SECRET = "s" * 48
 OLD = "o" * 48

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter
+from guardbot.named_guests.ratelimit import ClientAddress, RateLimiter
 
 
 class Clock:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from guardbot.core.nag_text import render
-from guardbot.pwlu import page
+from guardbot.core.reminder_text import render
+from guardbot.named_guests import page
 
 VALUES = {
     "name": "<b>Eve</b> & co",

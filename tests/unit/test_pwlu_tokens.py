@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from guardbot.pwlu.tokens import (
+from guardbot.named_guests.tokens import (
     csrf_ok,
     csrf_token,
     hash_token,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from guardbot.matrix.client import Homeserver, HomeserverError
-from guardbot.pwlu.tokens import csrf_ok, csrf_token
+from guardbot.named_guests.tokens import csrf_ok, csrf_token
 
 
 class RecordingHomeserver(Homeserver):

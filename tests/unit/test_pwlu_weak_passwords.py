@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guardbot.pwlu.weak_passwords import common, weakness
+from guardbot.named_guests.weak_passwords import common, weakness
 
 USER = "@alice:example.org"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from guardbot.core.actions import CarryOver, Remind, TellPasswordSet
-from guardbot.core.decision import NOTHING, NagsEnded, ReminderCounted, ReminderQueued
+from guardbot.core.decision import NOTHING, ReminderCounted, ReminderQueued, RemindersEnded
 from guardbot.core.observations import (
     GuestNamed,
     PasswordFound,
@@ -72,9 +72,9 @@ def test_a_stale_or_unknown_due_decides_nothing() -> None:
 
 def test_no_reminder_past_the_last_or_without_its_secret() -> None:
     ended = decide(ReminderDue(USER, 100), guest(nags_sent=3), RULES, now=150)
-    assert ended.records == (NagsEnded(USER, ALL_SENT),) and not ended.actions
+    assert ended.records == (RemindersEnded(USER, ALL_SENT),) and not ended.actions
     gone = decide(ReminderDue(USER, 100), guest(secret_known=False), RULES, now=150)
-    assert gone.records == (NagsEnded(USER, SECRET_GONE),) and not gone.actions
+    assert gone.records == (RemindersEnded(USER, SECRET_GONE),) and not gone.actions
 
 
 def test_a_reminder_gone_schedules_the_next_from_when_it_fell_due() -> None:
@@ -89,7 +89,7 @@ def test_a_reminder_gone_schedules_the_next_from_when_it_fell_due() -> None:
 def test_the_last_reminder_gone_ends_them() -> None:
     went = ReminderWent(USER, 3, due_at=100, at=400)
     d = decide(went, guest(nags_sent=2, sending=3, next_nag_at=None), RULES, now=400)
-    assert d.records == (ReminderCounted(USER, 3, None), NagsEnded(USER, ALL_SENT))
+    assert d.records == (ReminderCounted(USER, 3, None), RemindersEnded(USER, ALL_SENT))
 
 
 def test_a_reminder_gone_twice_is_counted_once() -> None:
@@ -99,9 +99,9 @@ def test_a_reminder_gone_twice_is_counted_once() -> None:
 
 def test_a_password_found_ends_reminders_and_says_why() -> None:
     own = decide(PasswordFound(USER, False, 7), guest(), RULES, now=7)
-    assert own.records == (NagsEnded(USER, "password set elsewhere", password_set=True),)
+    assert own.records == (RemindersEnded(USER, "password set elsewhere", password_set=True),)
     gone = decide(PasswordFound(USER, True, 7), guest(), RULES, now=7)
-    assert gone.records == (NagsEnded(USER, "deactivated"),)
+    assert gone.records == (RemindersEnded(USER, "deactivated"),)
     # After "stop", too: the password is theirs, and every claim link is spent.
     stopped = decide(PasswordFound(USER, False, 7), guest(active=False), RULES, now=7)
     assert stopped.records == own.records

@@ -11,23 +11,23 @@ from guardbot.core.decision import (
     DmLeft,
     DryRunSwitch,
     HomeserverAnswers,
-    NagsEnded,
     NamedGuestForgotten,
     Record,
     ReminderCounted,
     ReminderQueued,
+    RemindersEnded,
     Reported,
     RoomClassified,
     RoomPolicySetting,
     RoomWoken,
     WatchDirectory,
 )
-from guardbot.db.auditlog import AuditStore
-from guardbot.db.inbox import InboxStore
-from guardbot.db.listing import RoomStore
-from guardbot.db.named_guests import PwluStore
-from guardbot.db.queue import ActionStore
-from guardbot.db.room_settings import SettingsStore
+from guardbot.db.action_store import ActionStore
+from guardbot.db.audit_store import AuditStore
+from guardbot.db.inbox_store import InboxStore
+from guardbot.db.named_guest_store import NamedGuestStore
+from guardbot.db.room_store import RoomStore
+from guardbot.db.settings_store import SettingsStore
 
 
 class DecisionStore:
@@ -38,7 +38,7 @@ class DecisionStore:
         self.audit = AuditStore(db)
         self.settings = SettingsStore(db)
         self.rooms = RoomStore(db)
-        self.named_guests = PwluStore(db)
+        self.named_guests = NamedGuestStore(db)
 
     async def settle(self, row_id: int, decision: Decision, now: int) -> int | None:
         """Store the decision and remove its observation; how many of its actions were new
@@ -71,7 +71,7 @@ class DecisionStore:
                 await self.actions.reported(record.done_at, record.action_id)
             case HomeserverAnswers():
                 await self.actions.wake_waiting_on(WaitingOn.HOMESERVER, now)
-            case NagsEnded():
+            case RemindersEnded():
                 await self.named_guests.finish(
                     record.user_id, record.reason, now, password_set=record.password_set
                 )

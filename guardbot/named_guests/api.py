@@ -17,9 +17,9 @@ from aiohttp import web
 from guardbot.guard.intake import bearer_token
 from guardbot.matrix.client import Homeserver, HomeserverError
 from guardbot.matrix.errors import matrix_error
-from guardbot.pwlu.accounts import AccountError, Accounts
-from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter, forwardable
-from guardbot.pwlu.signup import RegisterRequest, Registrar, homeserver_answer
+from guardbot.named_guests.accounts import AccountError, Accounts
+from guardbot.named_guests.ratelimit import ClientAddress, RateLimiter, forwardable
+from guardbot.named_guests.signup import RegisterRequest, SignUp, homeserver_answer
 
 log = logging.getLogger(__name__)
 
@@ -80,22 +80,22 @@ def _optional(body: dict[str, Any], key: str, kind: type, what: str) -> Any:
     return value
 
 
-class PwluAPI:
+class NamedGuestAPI:
     def __init__(
         self,
         client: Homeserver,
-        registrar: Registrar,
+        sign_up: SignUp,
         accounts: Accounts,
         limiter: RateLimiter,
         client_address: ClientAddress,
     ) -> None:
         self.client = client
-        self.registrar = registrar
+        self.sign_up = sign_up
         self.accounts = accounts
         self.limiter = limiter
         self.client_address = client_address
 
-    def register(self, app: web.Application) -> None:
+    def add_routes(self, app: web.Application) -> None:
         for path, method, handler in (
             (f"{PREFIX}/register", "POST", self.register_user),
             (f"{PREFIX}/status", "GET", self.status),
@@ -123,7 +123,7 @@ class PwluAPI:
                 "password: a named guest gets no password here; set one later through"
                 f" {PREFIX}/password",
             )
-        outcome = await self.registrar.register(
+        outcome = await self.sign_up.register(
             RegisterRequest(
                 username=username,
                 auth=_optional(body, "auth", dict, "an object"),

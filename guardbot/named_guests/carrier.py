@@ -26,18 +26,18 @@ from typing import Any
 from guardbot import metrics
 from guardbot.core.actions import Action, ActionState, CarryOver, Outcome, Remind, TellPasswordSet
 from guardbot.core.clock import Clock
-from guardbot.core.nag_text import render
 from guardbot.core.observations import Observation, PasswordFound, ReminderWent
-from guardbot.db.named_guests import ACTIVE, PwluRow, PwluStore
+from guardbot.core.reminder_text import render
+from guardbot.db.named_guest_store import ACTIVE, NamedGuestRow, NamedGuestStore
 from guardbot.guard.conversations import Conversations
 from guardbot.matrix.client import Homeserver, HomeserverError
-from guardbot.pwlu.accounts import Accounts, UserLocks
-from guardbot.pwlu.passwords import Probe
-from guardbot.pwlu.tokens import new_claim_token
+from guardbot.named_guests.accounts import Accounts, UserLocks
+from guardbot.named_guests.passwords import Probe
+from guardbot.named_guests.tokens import new_claim_token
 
 log = logging.getLogger(__name__)
 
-NAG_MARK = "dev.guardbot.pwlu_nag"  # in each reminder's content: which one it is
+REMINDER_MARK = "dev.guardbot.pwlu_nag"  # in each reminder's content: which one it is
 DM_MARK = "dev.guardbot.pwlu_dm"  # in the DM's create event: whose DM it is
 
 
@@ -56,7 +56,7 @@ def _user_hash(user_id: str) -> str:
     return hashlib.sha256(user_id.encode()).hexdigest()[:24]
 
 
-def nag_txn_id(user_id: str, n: int) -> str:
+def reminder_txn_id(user_id: str, n: int) -> str:
     return f"pwlu-nag-{_user_hash(user_id)}-{n}"
 
 
@@ -71,7 +71,7 @@ class NamedGuestCarrier:
         self,
         settings: ReminderSettings,
         client: Homeserver,
-        store: PwluStore,
+        store: NamedGuestStore,
         accounts: Accounts,
         locks: UserLocks,
         conversations: Conversations,
@@ -141,11 +141,11 @@ class NamedGuestCarrier:
             # Refused for good (the DM cannot be made, say): spent, so the next one still comes.
             found.append(ReminderWent(user_id, n, action.due_at, now, delivered=False))
             return Outcome(ActionState.FAILED, f"reminder {n} could not be sent: {e}")
-        metrics.NAGS_SENT.inc()
+        metrics.REMINDERS_SENT.inc()
         found.append(went)
         return Outcome(ActionState.DONE, f"reminder {n} of {self.settings.max} sent{how}")
 
-    async def _send(self, row: PwluRow, room_id: str, n: int, token: str) -> None:
+    async def _send(self, row: NamedGuestRow, room_id: str, n: int, token: str) -> None:
         s = self.settings
         name = await self.client.displayname(row.user_id) or row.user_id[1:].split(":", 1)[0]
         values = {
@@ -160,22 +160,22 @@ class NamedGuestCarrier:
             "body": render(s.template, values),
             "format": "org.matrix.custom.html",
             "formatted_body": render(s.html_template, values, as_html=True),
-            NAG_MARK: {"n": n},
+            REMINDER_MARK: {"n": n},
         }
-        await self.client.send(room_id, content, nag_txn_id(row.user_id, n))
+        await self.client.send(room_id, content, reminder_txn_id(row.user_id, n))
         log.info("Sent reminder %d of %d to %s", n, s.max, row.user_id)
 
     async def _already_sent(self, room_id: str, n: int) -> bool:
         for event in await self.client.recent_events(room_id):
             content = event.get("content")
-            mark = content.get(NAG_MARK) if isinstance(content, dict) else None
+            mark = content.get(REMINDER_MARK) if isinstance(content, dict) else None
             if event.get("sender") == self.client.bot_user_id and isinstance(mark, dict):
                 if mark.get("n") == n:
                     return True
         return False
 
     # -- the DM ----------------------------------------------------------------------------
-    async def _dm(self, row: PwluRow, *, invite_back: bool) -> tuple[str, str]:
+    async def _dm(self, row: NamedGuestRow, *, invite_back: bool) -> tuple[str, str]:
         """The user's DM with guardbot (made once, reused; invited back if they left and
         `invite_back`), and what was done for it, to be told in the outcome."""
         user_id = row.user_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mautrix.util.async_db import Database
 
 from guardbot.core.observations import MembersChanged, RoomListed
-from guardbot.db.inbox import InboxStore
+from guardbot.db.inbox_store import InboxStore
 
 # Room IDs per look-up: well under SQLite's limit on a statement's parameters.
 _CHUNK = 500

@@ -1,6 +1,7 @@
 """The named guests' timer: a reminder falling due becomes an observation for the evaluator
 (core/reminders.py decides it, the executor sends it). It also looks again at registrations
-a crash cut off (sign-up's own recovery, pwlu/accounts.py), and drops expired claim links."""
+a crash cut off (sign-up's own recovery, named_guests/accounts.py), and drops expired claim
+links."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import logging
 from guardbot.background import Wakeup
 from guardbot.core.clock import Clock
 from guardbot.core.observations import ReminderDue
-from guardbot.db.named_guests import ACTIVE, UNCONFIRMED, PwluStore
+from guardbot.db.named_guest_store import ACTIVE, UNCONFIRMED, NamedGuestStore
 from guardbot.matrix.client import HomeserverError
-from guardbot.pwlu.accounts import Accounts
+from guardbot.named_guests.accounts import Accounts
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ UNCONFIRMED_RETRY_MS = 60_000
 class ReminderTimer:
     def __init__(
         self,
-        store: PwluStore,
+        store: NamedGuestStore,
         accounts: Accounts,
         inbox_wakeup: Wakeup,
         clock: Clock,

@@ -16,7 +16,7 @@ _TAIL = re.compile(r"[\d\W_]+$")
 
 @cache
 def common() -> frozenset[str]:
-    text = resources.files("guardbot.pwlu").joinpath("common-passwords.txt").read_text()
+    text = resources.files("guardbot.named_guests").joinpath("common-passwords.txt").read_text()
     return frozenset(
         line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
     )

@@ -12,12 +12,18 @@ from aiohttp import web
 from yarl import URL
 
 from guardbot.core.clock import Clock
-from guardbot.db.named_guests import PwluStore
+from guardbot.db.named_guest_store import NamedGuestStore
 from guardbot.matrix.client import HomeserverError
-from guardbot.pwlu import page
-from guardbot.pwlu.accounts import AccountError, Accounts
-from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter, forwardable
-from guardbot.pwlu.tokens import csrf_ok, csrf_token, hash_token, new_csrf_nonce, plausible_token
+from guardbot.named_guests import page
+from guardbot.named_guests.accounts import AccountError, Accounts
+from guardbot.named_guests.ratelimit import ClientAddress, RateLimiter, forwardable
+from guardbot.named_guests.tokens import (
+    csrf_ok,
+    csrf_token,
+    hash_token,
+    new_csrf_nonce,
+    plausible_token,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +34,7 @@ MAX_PASSWORD = 512  # the homeserver refuses longer ones; say so before asking i
 class ClaimPage:
     def __init__(
         self,
-        store: PwluStore,
+        store: NamedGuestStore,
         accounts: Accounts,
         csrf_key: bytes,
         public_url: str,
@@ -46,7 +52,7 @@ class ClaimPage:
         self.limiter = limiter
         self.client_address = client_address
 
-    def register(self, app: web.Application) -> None:
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/_guardbot/claim/{token}", self.get)
         app.router.add_post("/_guardbot/claim/{token}", self.post)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from guardbot.core import reminders
 from guardbot.core.actions import Notice
-from guardbot.core.decision import Decision, DmLeft, NagsEnded
+from guardbot.core.decision import Decision, DmLeft, RemindersEnded
 from guardbot.core.observations import (
     ConversationMember,
     Message,
@@ -18,10 +18,10 @@ from guardbot.core.observations import (
     Observation,
 )
 from guardbot.core.reminders import NamedGuest, ReminderRules, after_a_leave
-from guardbot.db.named_guests import ACTIVE, PwluRow, PwluStore
+from guardbot.db.named_guest_store import ACTIVE, NamedGuestRow, NamedGuestStore
 from guardbot.guard.conversations import Conversations
 from guardbot.matrix.client import Homeserver
-from guardbot.pwlu.passwords import KeyRing
+from guardbot.named_guests.passwords import KeyRing
 
 STOP_ANSWER = (
     "OK, no more reminders from me. Your account keeps working; you can still set a password"
@@ -35,7 +35,7 @@ def is_stop(body: str) -> bool:
 
 @dataclass(frozen=True)
 class DmFacts:
-    row: PwluRow
+    row: NamedGuestRow
     deactivated: bool = False  # for a leave: the account is gone
 
 
@@ -47,7 +47,7 @@ class LifeFacts:
 class NamedGuestDecider:
     def __init__(
         self,
-        store: PwluStore,
+        store: NamedGuestStore,
         hs: Homeserver,
         conversations: Conversations,
         keys: KeyRing,
@@ -82,7 +82,7 @@ class NamedGuestDecider:
             return DmFacts(row, deactivated=bool(await self.hs.deactivated(row.user_id)))
         return DmFacts(row)
 
-    def _named_guest(self, row: PwluRow) -> NamedGuest:
+    def _named_guest(self, row: NamedGuestRow) -> NamedGuest:
         return NamedGuest(
             user_id=row.user_id,
             active=row.state == ACTIVE,
@@ -101,10 +101,10 @@ class NamedGuestDecider:
         if isinstance(obs, Message):
             # The answer is queued with the decision: sent once, even across a crash.
             reply = Notice(obs.room_id, STOP_ANSWER, STOP_ANSWER, cause=obs.event_id)
-            return Decision(actions=(reply,), records=(NagsEnded(user_id, "asked to stop"),))
+            return Decision(actions=(reply,), records=(RemindersEnded(user_id, "asked to stop"),))
         if facts.deactivated:
-            return Decision(records=(NagsEnded(user_id, "deactivated"),))
+            return Decision(records=(RemindersEnded(user_id, "deactivated"),))
         ended = after_a_leave(facts.row.dm_reinvited)
         if ended:
-            return Decision(records=(NagsEnded(user_id, ended),))
+            return Decision(records=(RemindersEnded(user_id, ended),))
         return Decision(records=(DmLeft(user_id),))  # the next reminder invites them back

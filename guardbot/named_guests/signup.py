@@ -9,7 +9,7 @@ dummy) and every refusal are the homeserver's own, so a client drives this exact
 
 A row for the account is written before each step that can create it (one that carries `auth`:
 the homeserver answers a first step without it with its flows, always), so an account created
-just before a crash is found again (see PwluStore.begin). A stranger naming someone else's
+just before a crash is found again (see NamedGuestStore.begin). A stranger naming someone else's
 account leaves nothing behind: "in use" on a row this very step made means the name was
 taken before, and the row goes. Rows waiting to be confirmed are capped.
 """
@@ -25,10 +25,10 @@ from typing import Any
 
 from guardbot.core.clock import Clock
 from guardbot.core.observations import GuestNamed
-from guardbot.db.named_guests import PwluStore
+from guardbot.db.named_guest_store import NamedGuestStore
 from guardbot.matrix.client import Homeserver, HomeserverError
-from guardbot.pwlu.carrier import NamedGuestCarrier
-from guardbot.pwlu.passwords import KeyRing
+from guardbot.named_guests.carrier import NamedGuestCarrier
+from guardbot.named_guests.passwords import KeyRing
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class RegisterRequest:
     auth: dict[str, Any] | None = None
     guest_access_token: str | None = None
     initial_device_display_name: str | None = None
-    # The person's own address (pwlu/ratelimit.py's ClientAddress), forwarded to the
+    # The person's own address (named_guests/ratelimit.py's ClientAddress), forwarded to the
     # homeserver so its per-address registration limit counts them, not guardbot.
     client_address: str | None = None
 
@@ -72,11 +72,11 @@ def homeserver_answer(e: HomeserverError) -> ApiAnswer:
     return ApiAnswer(e.status, body)
 
 
-class Registrar:
+class SignUp:
     def __init__(
         self,
         client: Homeserver,
-        store: PwluStore,
+        store: NamedGuestStore,
         keys: KeyRing,
         domain: str,
         first_after_ms: int,

@@ -16,10 +16,10 @@ from typing import Any
 
 from guardbot.core.clock import Clock
 from guardbot.core.observations import Observation, PasswordFound, PasswordSet
-from guardbot.db.named_guests import UNCONFIRMED, PwluRow, PwluStore
+from guardbot.db.named_guest_store import UNCONFIRMED, NamedGuestRow, NamedGuestStore
 from guardbot.matrix.client import Homeserver, HomeserverError
-from guardbot.pwlu.passwords import KeyRing, Probe, UnknownKey, probe
-from guardbot.pwlu.weak_passwords import weakness
+from guardbot.named_guests.passwords import KeyRing, Probe, UnknownKey, probe
+from guardbot.named_guests.weak_passwords import weakness
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Accounts:
     def __init__(
         self,
         client: Homeserver,
-        store: PwluStore,
+        store: NamedGuestStore,
         keys: KeyRing,
         locks: UserLocks,
         clock: Clock,
@@ -86,7 +86,7 @@ class Accounts:
         password = self.keys.password(user_id, key_id)
         return await probe(self.client, user_id, password, admin=self.is_admin())
 
-    async def resolve_unconfirmed(self, row: PwluRow) -> bool:
+    async def resolve_unconfirmed(self, row: NamedGuestRow) -> bool:
         """A registration guardbot did not see finish: is the account one of ours? True if it
         is (it becomes active). Never by trying the derived password on an account someone
         else may own: that is a failed login on their account, and Synapse locks accounts
@@ -146,7 +146,7 @@ class Accounts:
             "next_nag_at": row.next_nag_at,
         }
 
-    async def _recheck(self, row: PwluRow) -> PwluRow:
+    async def _recheck(self, row: NamedGuestRow) -> NamedGuestRow:
         """Has the user set a password some other way? Only a login can tell."""
         if not self.keys.knows(row.key_id):
             return row

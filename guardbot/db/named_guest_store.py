@@ -16,8 +16,8 @@ from mautrix.util.async_db import Database
 
 from guardbot.core.decision import AuditRecord
 from guardbot.core.observations import Observation
-from guardbot.db.auditlog import AuditStore
-from guardbot.db.inbox import InboxStore
+from guardbot.db.audit_store import AuditStore
+from guardbot.db.inbox_store import InboxStore
 
 
 class NamedGuestState(StrEnum):
@@ -36,7 +36,7 @@ _COLUMNS = (
 
 
 @dataclass(frozen=True)
-class PwluRow:
+class NamedGuestRow:
     user_id: str
     key_id: str
     state: NamedGuestState
@@ -55,7 +55,7 @@ class PwluRow:
     attempted_at: int | None  # unconfirmed: guardbot's last registration call for it
 
     @classmethod
-    def from_record(cls, r: Any) -> PwluRow:
+    def from_record(cls, r: Any) -> NamedGuestRow:
         return cls(
             user_id=r["user_id"],
             key_id=r["key_id"],
@@ -76,7 +76,7 @@ class PwluRow:
         )
 
 
-class PwluStore:
+class NamedGuestStore:
     """A named guest's story is audited as it goes (registered, each reminder, the end), in
     the transaction that records it, so `explain <user>` can tell it."""
 
@@ -172,22 +172,22 @@ class PwluStore:
         )
 
     # -- reading ---------------------------------------------------------------------------
-    async def get(self, user_id: str) -> PwluRow | None:
+    async def get(self, user_id: str) -> NamedGuestRow | None:
         r = await self.db.fetchrow(f"SELECT {_COLUMNS} FROM pwlu WHERE user_id=$1", user_id)
-        return PwluRow.from_record(r) if r else None
+        return NamedGuestRow.from_record(r) if r else None
 
-    async def by_dm(self, room_id: str) -> PwluRow | None:
+    async def by_dm(self, room_id: str) -> NamedGuestRow | None:
         r = await self.db.fetchrow(f"SELECT {_COLUMNS} FROM pwlu WHERE dm_room_id=$1", room_id)
-        return PwluRow.from_record(r) if r else None
+        return NamedGuestRow.from_record(r) if r else None
 
-    async def due(self, now: int, limit: int = 50) -> list[PwluRow]:
+    async def due(self, now: int, limit: int = 50) -> list[NamedGuestRow]:
         rows = await self.db.fetch(
             f"SELECT {_COLUMNS} FROM pwlu WHERE next_nag_at IS NOT NULL AND next_nag_at <= $1"
             " ORDER BY next_nag_at LIMIT $2",
             now,
             limit,
         )
-        return [PwluRow.from_record(r) for r in rows]
+        return [NamedGuestRow.from_record(r) for r in rows]
 
     async def next_due_at(self, after: int = -1) -> int | None:
         """The first reminder (or registration check) due after `after`: those due already
@@ -339,15 +339,15 @@ class PwluStore:
         await self.db.execute("DELETE FROM pwlu_claim WHERE expires_at <= $1", now)
 
     # -- for server admins -----------------------------------------------------------------
-    async def listing(self, limit: int = 50) -> tuple[int, list[PwluRow]]:
+    async def listing(self, limit: int = 50) -> tuple[int, list[NamedGuestRow]]:
         """How many named guests guardbot knows, and the most recent ones."""
         total = int(await self.db.fetchval("SELECT COUNT(*) FROM pwlu"))
         rows = await self.db.fetch(
             f"SELECT {_COLUMNS} FROM pwlu ORDER BY created_at DESC LIMIT $1", limit
         )
-        return total, [PwluRow.from_record(r) for r in rows]
+        return total, [NamedGuestRow.from_record(r) for r in rows]
 
-    async def drop(self, user_id: str) -> PwluRow | None:
+    async def drop(self, user_id: str) -> NamedGuestRow | None:
         """Forget a named guest entirely: no more reminders, claim links dead."""
         async with self.db.acquire() as conn, conn.transaction():
             row = await self.get(user_id)

@@ -14,26 +14,26 @@ from guardbot.core.actions import CarryOver, Remind, TellPasswordSet
 from guardbot.core.clock import Clock
 from guardbot.core.decision import Record, ReminderCounted
 from guardbot.core.reminders import ReminderRules
-from guardbot.db.named_guests import PwluStore
+from guardbot.db.named_guest_store import NamedGuestStore
 from guardbot.guard.conversations import Conversations
 from guardbot.matrix.client import Homeserver
-from guardbot.pwlu.accounts import Accounts, UserLocks
-from guardbot.pwlu.admin_commands import PwluAdmin
-from guardbot.pwlu.api import PwluAPI
-from guardbot.pwlu.carrier import NamedGuestCarrier, ReminderSettings
-from guardbot.pwlu.claim import ClaimPage
-from guardbot.pwlu.decider import NamedGuestDecider
-from guardbot.pwlu.passwords import KeyRing
-from guardbot.pwlu.ratelimit import ClientAddress, RateLimiter
-from guardbot.pwlu.signup import Registrar
-from guardbot.pwlu.timer import ReminderTimer
+from guardbot.named_guests.accounts import Accounts, UserLocks
+from guardbot.named_guests.admin_commands import NamedGuestAdmin
+from guardbot.named_guests.api import NamedGuestAPI
+from guardbot.named_guests.carrier import NamedGuestCarrier, ReminderSettings
+from guardbot.named_guests.claim import ClaimPage
+from guardbot.named_guests.decider import NamedGuestDecider
+from guardbot.named_guests.passwords import KeyRing
+from guardbot.named_guests.ratelimit import ClientAddress, RateLimiter
+from guardbot.named_guests.signup import SignUp
+from guardbot.named_guests.timer import ReminderTimer
 
 
 def _ms(value: Any) -> int:
     return int(parse_duration(value) * 1000)
 
 
-class PwluService:
+class NamedGuestService:
     def __init__(
         self,
         config: Config,
@@ -45,7 +45,7 @@ class PwluService:
         is_admin: Callable[[], bool],
     ) -> None:
         c = config
-        self.store = PwluStore(database)
+        self.store = NamedGuestStore(database)
         self.keys = KeyRing(c["pwlu.secret"], c["pwlu.previous_secrets"] or [])
         locks = UserLocks()
         settings = ReminderSettings(
@@ -80,7 +80,7 @@ class PwluService:
             self.timer_wakeup.set()  # its first reminder may fall due before the timer looks
             inbox_wakeup.set()  # its carry-over is in the inbox
 
-        self.registrar = registrar = Registrar(
+        self.sign_up = sign_up = SignUp(
             hs,
             self.store,
             self.keys,
@@ -92,8 +92,8 @@ class PwluService:
         )
         address = ClientAddress(c["pwlu.trusted_proxies"] or [])
         per_second, burst = c["pwlu.rate_limit.per_second"], c["pwlu.rate_limit.burst_count"]
-        self.api = PwluAPI(
-            hs, registrar, self.accounts, RateLimiter(per_second, burst, clock.monotonic), address
+        self.api = NamedGuestAPI(
+            hs, sign_up, self.accounts, RateLimiter(per_second, burst, clock.monotonic), address
         )
         self.claim = ClaimPage(
             self.store,
@@ -104,7 +104,7 @@ class PwluService:
             address,
             clock,
         )
-        self.admin = PwluAdmin(self.store)
+        self.admin = NamedGuestAdmin(self.store)
         rules = ReminderRules(every_ms=settings.every_ms, most=settings.max)
         self.decider = NamedGuestDecider(self.store, hs, conversations, self.keys, rules)
         # What the executor carries out for named guests, here.
@@ -116,9 +116,9 @@ class PwluService:
         if any(isinstance(r, ReminderCounted) for r in records):
             self.timer_wakeup.set()
 
-    def register(self, app: web.Application) -> None:
-        self.api.register(app)
-        self.claim.register(app)
+    def add_routes(self, app: web.Application) -> None:
+        self.api.add_routes(app)
+        self.claim.add_routes(app)
 
     async def load(self) -> None:
         """At start, before transactions flow: the DMs are conversations."""

@@ -11,9 +11,9 @@ from guardbot.core.actions import Action, ActionState, Outcome, WaitingOn, room_
 from guardbot.core.decision import AuditRecord
 from guardbot.core.observations import Observation
 from guardbot.core.reporting import Finished
-from guardbot.db.auditlog import AuditStore
+from guardbot.db.audit_store import AuditStore
 from guardbot.db.codec import decode_action, encode
-from guardbot.db.inbox import InboxStore
+from guardbot.db.inbox_store import InboxStore
 
 
 @dataclass(frozen=True)

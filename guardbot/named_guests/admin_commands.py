@@ -9,10 +9,10 @@ from typing import Any
 
 from guardbot.commands.parsing import Command
 from guardbot.core.decision import NOTHING, AuditRecord, Decision, NamedGuestForgotten
-from guardbot.db.named_guests import ACTIVE, DONE, PwluRow, PwluStore
+from guardbot.db.named_guest_store import ACTIVE, DONE, NamedGuestRow, NamedGuestStore
 
 
-def describe(row: PwluRow) -> str:
+def describe(row: NamedGuestRow) -> str:
     if row.state == ACTIVE:
         when = (
             time.strftime(" next %Y-%m-%d %H:%M UTC", time.gmtime(row.next_nag_at / 1000))
@@ -30,12 +30,12 @@ class Story:
     """A named guest as guardbot knows them, and what it did, from the audit log."""
 
     user_id: str
-    row: PwluRow | None
+    row: NamedGuestRow | None
     events: list[AuditRecord]
 
 
-class PwluAdmin:
-    def __init__(self, store: PwluStore) -> None:
+class NamedGuestAdmin:
+    def __init__(self, store: NamedGuestStore) -> None:
         self.store = store
 
     async def gather(self, command: Command) -> Any:
