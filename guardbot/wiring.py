@@ -23,10 +23,11 @@ from guardbot.guard.conversations import Conversations
 from guardbot.guard.directory import Directory
 from guardbot.guard.door import Door
 from guardbot.guard.evaluator import Evaluator
-from guardbot.guard.executor import Executor
+from guardbot.guard.executor import Carrier, Executor
 from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
 from guardbot.guard.intake import AppserviceAPI
+from guardbot.guard.room_carrier import ROOM_ACTIONS, RoomCarrier
 from guardbot.leader import Leadership
 from guardbot.matrix.client import Homeserver
 from guardbot.named_guests.service import NamedGuestService
@@ -249,16 +250,21 @@ def prepare_loops(g: Ground, named_guests: NamedGuestService | None) -> tuple[Re
     reports = Reports(
         c["management_room"], decisions.actions, decisions.inbox, g.inbox_wakeup, g.clock
     )
+    rooms = RoomCarrier(
+        hs=g.hs, store=decisions.actions, guests=g.facts.guests, rooms=g.facts.rooms, clock=g.clock
+    )
+    carriers: dict[type, Carrier] = {kind: rooms for kind in ROOM_ACTIONS}
+    if named_guests is not None:
+        carriers |= named_guests.carriers
     executor = Executor(
         hs=g.hs,
         store=decisions.actions,
         guests=g.facts.guests,
-        rooms=g.facts.rooms,
         clock=g.clock,
         wakeup=g.queue_wakeup,
         inbox_wakeup=g.inbox_wakeup,
         auto_join=bool(c["bot.auto_join_listed_rooms"]),
-        carriers=named_guests.carriers if named_guests else None,
+        carriers=carriers,
     )
     return reports, executor
 

@@ -307,6 +307,30 @@ def confirm_sweep(room: RoomFacts) -> str | None:
     return None
 
 
+def why_not_shielded(member: Mapping[str, Any] | None, verdict: Verdict) -> str | None:
+    """Re-sending a member's event without `kind`: only while it still says guest (and joined)
+    and the homeserver shows them to be no guest."""
+    if not member or member.get("kind") != "guest" or member.get("membership") != "join":
+        return "their member event no longer says guest"
+    if verdict is not Verdict.NOT_GUEST:
+        return "they are not shown to be a former guest"
+    return None
+
+
+def kick_landed(event: Mapping[str, Any] | None, *, bot: str, why: str, started_at: int) -> bool:
+    """The member's current event is guardbot's kick with this reason, sent no earlier than
+    the try began (the homeserver's clock: a minute's leeway): a kick that reached the
+    homeserver before a crash cut its answer off."""
+    if not isinstance(event, Mapping) or event.get("sender") != bot:
+        return False
+    content = event.get("content")
+    if not isinstance(content, Mapping) or content.get("membership") != "leave":
+        return False
+    sent_at = event.get("origin_server_ts")
+    recent = isinstance(sent_at, int) and sent_at >= started_at - 60_000
+    return recent and content.get("reason") == why
+
+
 def explain_kick(
     room: RoomFacts, membership: str | None, verdict: Verdict, missing: list[str]
 ) -> str | None:

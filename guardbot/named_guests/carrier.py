@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from guardbot import metrics
-from guardbot.core.actions import Action, ActionState, CarryOver, Outcome, Remind, TellPasswordSet
+from guardbot.core.actions import ActionState, CarryOver, Outcome, Remind, TellPasswordSet
 from guardbot.core.clock import Clock
 from guardbot.core.observations import Observation, PasswordFound, ReminderWent
 from guardbot.core.reminder_text import render
+from guardbot.db import QueuedAction
 from guardbot.db.named_guest_store import ACTIVE, NamedGuestRow, NamedGuestStore
 from guardbot.guard.conversations import Conversations
 from guardbot.matrix.client import Homeserver, HomeserverError
@@ -96,8 +97,8 @@ class NamedGuestCarrier:
         for room_id in await self.store.dm_rooms():
             self.conversations.open(room_id)
 
-    async def carry_out(self, action: Action, action_id: int, found: list[Observation]) -> Outcome:
-        match action:
+    async def carry_out(self, queued: QueuedAction, found: list[Observation]) -> Outcome:
+        match action := queued.action:
             case Remind():
                 async with self.locks(action.user_id):
                     return await self._remind(action, found)

@@ -15,6 +15,7 @@ from guardbot.background import Wakeup
 from guardbot.core.actions import JoinRoom
 from guardbot.core.clock import Clock
 from guardbot.guard.executor import Executor
+from guardbot.guard.room_carrier import RoomCarrier
 from guardbot.matrix.client import HomeserverError
 
 ROOMS = 10
@@ -49,16 +50,18 @@ async def test_a_rate_limit_holds_back_the_whole_kind(database: db.Database) -> 
     store = db.ActionStore(database)
     hs = LimitedHomeserver()
     wakeup, clock = Wakeup(), Clock()
+    # Joining needs neither the guests nor the rooms' facts.
+    rooms = RoomCarrier(hs=hs, store=store, guests=None, rooms=None, clock=clock)  # type: ignore[arg-type]
     executor = Executor(
-        hs=hs,
+        hs=hs,  # type: ignore[arg-type]
         store=store,
-        guests=None,
-        rooms=None,
-        clock=clock,  # joining needs neither
+        guests=None,  # type: ignore[arg-type]
+        clock=clock,
         wakeup=wakeup,
         inbox_wakeup=Wakeup(),
         auto_join=False,
-    )  # type: ignore[arg-type]
+        carriers={JoinRoom: rooms},
+    )
     joins = [JoinRoom(f"!room{i}:example.org", cause=f"$invite{i}") for i in range(ROOMS)]
     await store.add(joins, clock.now_ms())
     task = background.start("executor", executor.step, wakeup)

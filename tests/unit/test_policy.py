@@ -5,6 +5,7 @@ functions, so these tests pin the behaviour of all of them."""
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
@@ -44,9 +45,11 @@ from guardbot.core.policy import (
     decide_member,
     explain_kick,
     judge_room_policy,
+    kick_landed,
     refuse_choice,
     room_facts,
     why_not_removed,
+    why_not_shielded,
 )
 
 BOT = "@guardbot:example.org"
@@ -293,6 +296,35 @@ def test_forbid_and_sweep_stand_only_where_they_apply() -> None:
     assert confirm_forbid(facts(listed=False)) is not None
     assert confirm_sweep(facts(Policy.KICK)) is None
     assert confirm_sweep(facts(Policy.OFF)) is not None
+
+
+BOT = "@guardbot:example.org"
+
+
+def left(sender: str = BOT, reason: str = "guests are not allowed", ts: int = 100_000) -> dict:
+    content = {"membership": "leave", "reason": reason}
+    return {"sender": sender, "content": content, "origin_server_ts": ts}
+
+
+def test_a_kick_that_landed_before_a_crash_is_recognised() -> None:
+    landed = partial(kick_landed, bot=BOT, why="guests are not allowed", started_at=100_000)
+    assert landed(left())
+    assert landed(left(ts=100_000 - 59_000))  # the homeserver's clock may lag a little
+    assert not landed(left(ts=100_000 - 61_000))  # an older kick: not this try's
+    assert not landed(left(reason="spam"))  # another action's kick
+    assert not landed(left(sender="@mod:example.org"))  # a moderator's
+    assert not landed({**left(), "content": {"membership": "join"}})
+    assert not landed(None)
+
+
+def test_a_member_event_is_re_sent_only_for_a_proven_former_guest() -> None:
+    says_guest = {"membership": "join", "kind": "guest"}
+    assert why_not_shielded(says_guest, Verdict.NOT_GUEST) is None
+    assert why_not_shielded(says_guest, Verdict.GUEST) is not None
+    assert why_not_shielded(says_guest, Verdict.UNKNOWN) is not None
+    assert why_not_shielded({"membership": "join"}, Verdict.NOT_GUEST) is not None
+    assert why_not_shielded({**says_guest, "membership": "leave"}, Verdict.NOT_GUEST) is not None
+    assert why_not_shielded(None, Verdict.NOT_GUEST) is not None
 
 
 def test_explain_gives_the_first_reason_in_the_executors_order() -> None:
