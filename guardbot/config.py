@@ -253,6 +253,13 @@ def _policy_list(value: Any) -> str | None:
     return None
 
 
+def _rooms_or_aliases(value: Any) -> str | None:
+    ok = isinstance(value, list) and all(
+        isinstance(v, str) and v[:1] in ("!", "#") and ":" in v and " " not in v for v in value
+    )
+    return None if ok else "must be a list of room IDs (!room:server) or aliases (#name:server)"
+
+
 def _room_or_empty(value: Any) -> str | None:
     if value == "" or (isinstance(value, str) and value.startswith("!") and " " not in value):
         return None
@@ -363,6 +370,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "policy.restore_notice": _typed(str, "a string"),
     "policy.room_admins_may": _policy_list,
     "policy.dry_run": _typed(bool, "true or false"),
+    "policy.guest_free_rooms": _rooms_or_aliases,
     "management_room": _room_or_empty,
     "metrics.enabled": _typed(bool, "true or false"),
     "metrics.listen_address": _host_port,

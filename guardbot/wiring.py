@@ -172,6 +172,7 @@ def prepare_facts(
         poll_interval=c["directory.poll_interval"],
         page_size=c["directory.page_size"],
         recheck_every=float(c["directory.recheck_every"]),
+        guest_free=c["policy.guest_free_rooms"],
     )
     rooms = RoomFactSource(c.server_policy(), directory, stores.decisions.settings)
     # Rooms where guardbot talks with people (the management room, named guests' DMs): every

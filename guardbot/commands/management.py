@@ -168,22 +168,21 @@ class Management:
         lines = [f"Listed rooms ({len(listed)}{more}):"]
         for room in listed[:ROOMS_SHOWN]:
             dry = ", dry-run" if room.dry_run else ""
-            lines.append(f"• {room.room_id}: {room.policy} (from {room.source_text}){dry}")
+            free = ", guest-free (policy.guest_free_rooms)" if room.guest_free else ""
+            lines.append(f"• {room.room_id}: {room.policy} (from {room.source_text}){dry}{free}")
         return lines
 
     async def _member(self, user_id: str, room: RoomFacts) -> Member:
         note = ""
         try:
-            event = await self.hs.state_event(room.room_id, "m.room.member", user_id)
+            event = await self.hs.state_event(
+                room.room_id, "m.room.member", user_id, format_event=True
+            )
         except HomeserverError as e:
             event, note = None, f" (guardbot cannot see the room: {e.error})"
-        membership = event.get("membership") if event else None
-        verdict = await self.guests.verdict(
-            user_id,
-            kind_guest=bool(event and event.get("kind") == "guest"),
-            new_join=membership == "join",
-            fresh=True,
-        )
+        content = event.get("content") if event else None
+        membership = content.get("membership") if isinstance(content, dict) else None
+        verdict = await self.guests.member_verdict(room.room_id, user_id, event, fresh=True)
         try:
             power = await self.hs.room_power(room.room_id)
             missing = power.missing_for_bot(self.bot, room.policy is policy.Policy.FORBID)

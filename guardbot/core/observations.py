@@ -106,6 +106,9 @@ class MemberFound:
     event_id: str
     membership: str
     kind_guest: bool
+    # Another server's member: whether the join that began their membership said guest
+    # (guard/guests.py `joined_as_guest`); None for local members (the admin API knows).
+    joined_as_guest: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,35 @@ def is_guest_candidate(user_id: str, domain: str, kind_guest: bool) -> bool:
     if user_id.endswith(":" + domain):
         return localpart_is_numeric(user_id)
     return kind_guest
+
+
+# A remote guest who renames without end is not followed back for ever: beyond this many
+# changes of name or avatar since their join, guardbot is not sure, and does not act.
+MAX_RENAMES_FOLLOWED = 50
+
+
+def join_began_as_guest(event: Any) -> bool | None:
+    """Another server's user is a guest for as long as the membership that began with a join
+    carrying `kind: guest` lasts: a rename gives a member event without `kind`, and their
+    server's admin API cannot be asked. For a member event: whether this join began the
+    membership as a guest's (True/False), or None when it only changed the name or avatar of
+    an earlier join (look at `replaced_event`)."""
+    if not isinstance(event, dict):
+        return False
+    content, unsigned = event.get("content"), event.get("unsigned")
+    if not isinstance(content, dict) or content.get("membership") != "join":
+        return False
+    prev = unsigned.get("prev_content") if isinstance(unsigned, dict) else None
+    if isinstance(prev, dict) and prev.get("membership") == "join":
+        return None
+    return content.get("kind") == "guest"
+
+
+def replaced_event(event: dict[str, Any]) -> str | None:
+    """The ID of the member event this one replaced (the earlier one of the same join)."""
+    unsigned = event.get("unsigned")
+    replaced = unsigned.get("replaces_state") if isinstance(unsigned, dict) else None
+    return replaced if isinstance(replaced, str) else None
 
 
 def _str(event: dict[str, Any], key: str) -> str:

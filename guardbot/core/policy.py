@@ -105,6 +105,7 @@ class RoomFacts:
     set_by: str | None = None  # the room admin who chose it (ROOM_ADMINS)
     reason: str | None = None  # the room admins' reason, if they gave one
     dry_run: bool = False
+    guest_free: bool = False  # policy.guest_free_rooms: treated as listed, never "off"
 
     @property
     def source_text(self) -> str:
@@ -122,16 +123,22 @@ def room_facts(
     listed: bool,
     setting: RoomPolicySetting | None,
     dry_runs: Mapping[str, bool],
+    *,
+    guest_free: bool = False,
 ) -> RoomFacts:
     """What applies to a room. The policy comes from, in order: the server admin's per-room
-    setting, the room admins' policy event, the server default. Dry-run: the room's own
-    switch, else the global one, else the config."""
+    setting, the room admins' policy event, the server default; a guest-free room's is never
+    "off" (the server admin said so). Dry-run: the room's own switch, else the global one,
+    else the config."""
     policy, source, set_by, reason = server.default, PolicySource.SERVER_DEFAULT, None, None
     if room_id in server.rooms:
         policy, source = Policy(server.rooms[room_id]), PolicySource.SERVER_ROOM
     elif setting is not None:
         policy, source = Policy(setting.policy), PolicySource.ROOM_ADMINS
         set_by, reason = setting.set_by, setting.reason
+    if guest_free and policy is Policy.OFF:
+        policy = server.default if server.default is not Policy.OFF else Policy.KICK
+        source, set_by, reason = PolicySource.SERVER_ROOM, None, None
     dry_run = dry_runs.get(room_id, dry_runs.get(GLOBAL, server.dry_run))
     return RoomFacts(
         room_id=room_id,
@@ -143,6 +150,7 @@ def room_facts(
         set_by=set_by,
         reason=reason,
         dry_run=dry_run,
+        guest_free=guest_free,
     )
 
 
@@ -172,8 +180,8 @@ class Facts:
 
 # -- the rules ------------------------------------------------------------------------------
 def removes_guests(room: RoomFacts) -> bool:
-    """Guests are removed from this room (it is listed, and its policy is not off)."""
-    return room.listed and room.policy is not Policy.OFF
+    """Guests are removed from this room (it is listed or guest-free, its policy not off)."""
+    return (room.listed or room.guest_free) and room.policy is not Policy.OFF
 
 
 def removable(membership: str | None) -> bool:
@@ -195,7 +203,7 @@ def why_not_removed(room: RoomFacts, membership: str | None, verdict: Verdict) -
     """The one rule of removal: None if this member is removed from this room, else why not.
     The decisions and the executor's re-check right before the kick both ask it, so they
     cannot drift apart."""
-    if not room.listed:
+    if not room.listed and not room.guest_free:
         return "room is no longer listed"
     if room.policy is Policy.OFF:
         return "room policy is off"

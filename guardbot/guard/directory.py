@@ -13,6 +13,7 @@ directory.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from guardbot import metrics
 from guardbot.background import Wakeup
@@ -20,7 +21,7 @@ from guardbot.core.clock import Clock
 from guardbot.core.decision import RoomClassified
 from guardbot.core.observations import RecheckDue
 from guardbot.db import RoomStore
-from guardbot.matrix.client import Homeserver
+from guardbot.matrix.client import Homeserver, HomeserverError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Directory:
         poll_interval: float,
         page_size: int,
         recheck_every: float = 0,
+        guest_free: Sequence[str] = (),
     ) -> None:
         self.hs = hs
         self.rooms = rooms
@@ -59,6 +61,11 @@ class Directory:
         # Rooms the door saw being published: room -> (checks made, when the next is due).
         self._publishing: dict[str, tuple[int, float]] = {}
         self.publication_wakeup = Wakeup()
+        # policy.guest_free_rooms: listed whatever the directory says. Aliases are looked up
+        # at each poll (an alias may be moved to another room).
+        self.guest_free_config = tuple(guest_free)
+        self.guest_free = {r for r in guest_free if r.startswith("!")}
+        self._aliases: dict[str, str] = {}
 
     async def load(self) -> None:
         self.listed = await self.rooms.listed()
@@ -82,9 +89,29 @@ class Directory:
                 break
         return found
 
+    def is_guest_free(self, room_id: str) -> bool:
+        return room_id in self.guest_free
+
+    async def resolve_guest_free(self) -> set[str]:
+        rooms = {r for r in self.guest_free_config if r.startswith("!")}
+        for alias in (r for r in self.guest_free_config if r.startswith("#")):
+            try:
+                self._aliases[alias] = await self.hs.resolve_alias(alias)
+            except HomeserverError as e:
+                if e.transient:
+                    raise
+                # The room it named last stays guest-free until it names another.
+                log.warning("policy.guest_free_rooms: %s does not resolve (%s)", alias, e.error)
+            if alias in self._aliases:
+                rooms.add(self._aliases[alias])
+        return rooms
+
     async def poll_once(self) -> tuple[list[str], set[str]]:
         started = self.clock.monotonic()
+        self.guest_free = await self.resolve_guest_free()
         scanned = await self.scan()
+        for room_id in self.guest_free:
+            scanned.setdefault(room_id, None)
         found = set(scanned)
         gone = self.listed - found
         now = self.clock.now_ms()
@@ -171,6 +198,8 @@ class Directory:
     async def classify(self, room_id: str) -> tuple[bool, RoomClassified | None]:
         """Listed? A room never seen is looked up at once rather than at the next poll; what
         that look-up learned comes back as a record for the decision to store."""
+        if room_id in self.guest_free:
+            return True, None
         known = self._classified.get(room_id)
         if known is not None:
             return known, None

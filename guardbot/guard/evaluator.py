@@ -127,7 +127,13 @@ class Evaluator:
                 return replace(facts, verdict=verdict)
             case MemberFound() if policy.removes_guests(room):
                 # Not a new join: a stale `kind` alone never condemns anyone found by a sweep.
-                return replace(facts, verdict=await self._verdict(obs, obs.kind_guest, False))
+                verdict = await self.guests.verdict(
+                    obs.user_id,
+                    kind_guest=obs.kind_guest,
+                    new_join=False,
+                    joined_as_guest=obs.joined_as_guest,
+                )
+                return replace(facts, verdict=verdict)
             case RoomPolicyChange():
                 power = await self.hs.room_power(room_id)
                 may = power.may_send_state(obs.sender, POLICY_EVENT)

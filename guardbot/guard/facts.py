@@ -33,7 +33,11 @@ class RoomFactSource:
         self.dry_runs = await self.settings.dry_runs()
 
     def of_known(self, room_id: str, listed: bool) -> RoomFacts:
-        return room_facts(self.server, room_id, listed, self.policies.get(room_id), self.dry_runs)
+        policy = self.policies.get(room_id)
+        guest_free = self.directory.is_guest_free(room_id)
+        return room_facts(
+            self.server, room_id, listed, policy, self.dry_runs, guest_free=guest_free
+        )
 
     async def room(self, room_id: str) -> tuple[RoomFacts, RoomClassified | None]:
         """The room's facts, and the directory look-up made for them if it was never seen."""

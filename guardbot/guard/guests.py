@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from typing import Any
 
 from guardbot.core.clock import Clock
-from guardbot.core.observations import localpart_is_numeric
+from guardbot.core.observations import (
+    MAX_RENAMES_FOLLOWED,
+    join_began_as_guest,
+    localpart_is_numeric,
+    replaced_event,
+)
 from guardbot.core.policy import Verdict
 from guardbot.matrix.client import Homeserver, HomeserverError
 
@@ -154,15 +160,67 @@ class GuestOracle:
     def _remember(self, user_id: str, is_guest: bool) -> None:
         self._cache.put(user_id, is_guest)
 
+    async def member_verdict(
+        self, room_id: str, user_id: str, event: dict[str, Any] | None, *, fresh: bool
+    ) -> Verdict:
+        """The verdict on a member from their current member event (the whole event): for
+        another server's user, what the join that began their membership said."""
+        content = event.get("content") if isinstance(event, dict) else None
+        content = content if isinstance(content, dict) else {}
+        membership = content.get("membership")
+        joined_as_guest = None
+        if not self.is_local(user_id) and membership == "join" and isinstance(event, dict):
+            joined_as_guest = await self.joined_as_guest(room_id, event)
+        return await self.verdict(
+            user_id,
+            kind_guest=content.get("kind") == "guest",
+            new_join=membership == "join",
+            fresh=fresh,
+            joined_as_guest=joined_as_guest,
+        )
+
+    async def joined_as_guest(self, room_id: str, event: dict[str, Any]) -> bool:
+        """Whether the join that began this member's membership said `kind: guest`, looking
+        back through their renames (core/observations.py `join_began_as_guest`)."""
+        for _ in range(MAX_RENAMES_FOLLOWED):
+            began = join_began_as_guest(event)
+            if began is not None:
+                return began
+            earlier = replaced_event(event)
+            if earlier is None:
+                return False
+            try:
+                event = await self.hs.room_event(room_id, earlier)
+            except HomeserverError as e:
+                if e.status in (403, 404):
+                    return False  # not visible to guardbot: not sure
+                raise
+        who = event.get("state_key")
+        log.info("Not sure whether %s joined %s as a guest: too many renames", who, room_id)
+        return False
+
+    def is_local(self, user_id: str) -> bool:
+        return user_id.endswith(":" + self.domain)
+
     async def verdict(
-        self, user_id: str, *, kind_guest: bool, new_join: bool, fresh: bool = False
+        self,
+        user_id: str,
+        *,
+        kind_guest: bool,
+        new_join: bool,
+        fresh: bool = False,
+        joined_as_guest: bool | None = None,
     ) -> Verdict:
         """GUEST only when guardbot is sure. `fresh` (right before a kick) asks the homeserver
-        again unless a "guest" answer is under FRESH_FOR seconds old."""
+        again unless a "guest" answer is under FRESH_FOR seconds old. For another server's
+        user, `joined_as_guest` (when looked up) says what their membership's join said."""
         if user_id in self.exempt:
             return Verdict.NOT_GUEST
-        if not user_id.endswith(":" + self.domain):
-            # Another server's user: its own `kind: guest` on a new join is all the evidence.
+        if not self.is_local(user_id):
+            # Another server's user: its own `kind: guest` on the join that began the current
+            # membership is all the evidence there can be.
+            if joined_as_guest is not None:
+                return Verdict.GUEST if joined_as_guest else Verdict.UNKNOWN
             return Verdict.GUEST if kind_guest and new_join else Verdict.UNKNOWN
         if not localpart_is_numeric(user_id):
             return Verdict.NOT_GUEST  # the homeserver only gives guests numeric IDs

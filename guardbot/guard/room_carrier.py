@@ -92,11 +92,8 @@ class RoomCarrier:
         ):
             self.guests.invalidate(action.user_id)
             return Outcome(DONE, f"removed guest {action.user_id} (before a restart)")
-        verdict = await self.guests.verdict(
-            action.user_id,
-            kind_guest=bool(member and member.get("kind") == "guest"),
-            new_join=membership == "join",
-            fresh=True,
+        verdict = await self.guests.member_verdict(
+            action.room_id, action.user_id, event, fresh=True
         )
         # Confirm.
         why_not = policy.why_not_removed(room, membership, verdict)
@@ -197,11 +194,20 @@ class RoomCarrier:
             membership = content.get("membership")
             if not isinstance(membership, str) or not policy.removable(membership):
                 continue
+            joined_as_guest = None
+            if not self.guests.is_local(user_id) and membership == "join":
+                # A rename drops `kind` from another server's guest: look at their join.
+                joined_as_guest = await self.guests.joined_as_guest(action.room_id, event)
+                kind_guest = kind_guest or joined_as_guest
             if not observations.is_guest_candidate(user_id, self.guests.domain, kind_guest):
                 continue
             event_id = event.get("event_id")
             event_id = event_id if isinstance(event_id, str) else f"{action.key}|{user_id}"
-            found.append(MemberFound(action.room_id, user_id, event_id, membership, kind_guest))
+            found.append(
+                MemberFound(
+                    action.room_id, user_id, event_id, membership, kind_guest, joined_as_guest
+                )
+            )
         return Outcome(DONE, f"{len(members)} members, {len(found)} guest candidates to check")
 
     async def _join(self, room_id: str) -> str:

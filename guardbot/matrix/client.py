@@ -282,6 +282,10 @@ class Homeserver:
                 return None
             raise
 
+    async def room_event(self, room_id: str, event_id: str) -> dict[str, Any]:
+        path = f"/_matrix/client/v3/rooms/{q(room_id)}/event/{q(event_id)}"
+        return await self.request("GET", path)
+
     async def room_power(self, room_id: str) -> RoomPower:
         levels = await self.state_event(room_id, "m.room.power_levels")
         create = await self.state_event(room_id, "m.room.create", format_event=True)

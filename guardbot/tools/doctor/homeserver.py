@@ -170,6 +170,34 @@ class HomeserverChecks:
             f"the homeserver allows guests (probe: registered guest {data.get('user_id')}"
             " and discarded its token; Synapse has no read-only way to tell)",
         )
+        token = data.get("access_token")
+        if isinstance(token, str):
+            await self._auto_joined(token)
+
+    async def _auto_joined(self, guest_token: str) -> None:
+        """Synapse puts new guests into auto_join_rooms (auto_join_rooms_for_guests defaults
+        to true): the probe guest's rooms are where every guest lands."""
+        name = "guest auto-join"
+        rooms = await self.hs.joined_rooms(guest_token)
+        free = set(self.c["policy.guest_free_rooms"])
+        for alias in [r for r in free if r.startswith("#")]:
+            try:
+                free.add(await self.hs.resolve_alias(alias))
+            except HomeserverError:
+                pass
+        open_to_guests = sorted(r for r in rooms if r not in free)
+        if not rooms:
+            self.report.ok(name, "new guests are put into no room")
+        elif not open_to_guests:
+            self.report.ok(name, f"new guests are put into {', '.join(rooms)}, all guest-free")
+        else:
+            self.report.note(
+                name,
+                f"new guests are put into {', '.join(open_to_guests)} (auto_join_rooms):"
+                " guests there can see who else is in them, in a server-wide room every user",
+                "if guests do not belong there, add them to policy.guest_free_rooms, or set"
+                " auto_join_rooms_for_guests: false in homeserver.yaml",
+            )
 
     async def user_registration(self) -> None:
         """Named guests need the homeserver to let clients register. A bare /register asks
