@@ -239,6 +239,9 @@ class Guardbot(Program):
         if self.named_guests is not None:
             timer = self.named_guests.timer
             self.tasks.append(background.start("reminders", timer.step, timer.wakeup))
+        if self.parts.expiry is not None:
+            idle = self.parts.expiry.idle
+            self.tasks.append(background.start("expiry", idle.step, expected=(HomeserverError,)))
         log.info("guardbot %s is running as %s", __version__, c.bot_user_id)
 
     async def _check_homeserver(self) -> None:

@@ -20,6 +20,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from yarl import URL
 
+from guardbot.core.expiry_rules import ExpiryRules
 from guardbot.core.policy import Policy, ServerPolicy
 from guardbot.core.reminder_text import NAG_PLACEHOLDERS
 
@@ -130,6 +131,22 @@ class Config(BaseFileConfig):
             restore_notice=self["policy.restore_notice"],
             dry_run=bool(self["policy.dry_run"]),
             auto_join=bool(self["bot.auto_join_listed_rooms"]),
+        )
+
+    def expiry_rules(self) -> ExpiryRules:
+        """The server admin's expiry choices, as the core reads them (durations in ms)."""
+
+        def ms(key: str) -> int:
+            return int(parse_duration(self[key]) * 1000)
+
+        return ExpiryRules(
+            enabled=bool(self["expiry.enabled"]),
+            dry_run=bool(self["expiry.dry_run"]),
+            guests_idle=ms("expiry.guests_idle"),
+            named_guests_idle=ms("expiry.named_guests_idle"),
+            suspended_for=ms("expiry.suspended_for"),
+            erase=bool(self["expiry.erase"]),
+            exempt=frozenset([*self["bot.exempt_users"], self.bot_user_id]),
         )
 
     def validate(self) -> None:
@@ -371,6 +388,13 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "policy.room_admins_may": _policy_list,
     "policy.dry_run": _typed(bool, "true or false"),
     "policy.guest_free_rooms": _rooms_or_aliases,
+    "expiry.enabled": _typed(bool, "true or false"),
+    "expiry.dry_run": _typed(bool, "true or false"),
+    "expiry.guests_idle": _duration,
+    "expiry.named_guests_idle": _duration,
+    "expiry.suspended_for": _duration,
+    "expiry.erase": _typed(bool, "true or false"),
+    "expiry.check_every": _duration,
     "management_room": _room_or_empty,
     "metrics.enabled": _typed(bool, "true or false"),
     "metrics.listen_address": _host_port,

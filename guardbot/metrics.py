@@ -54,6 +54,15 @@ DOOR_SECONDS = Histogram(
     ["callback"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
+EXPIRY_DUE = Gauge(
+    "guardbot_expiry_due_accounts",
+    "Accounts whose next expiry step (suspend, deactivate) was due at the last pass",
+    ["step"],
+)
+EXPIRY_SUSPENDED = Gauge(
+    "guardbot_expiry_suspended_accounts",
+    "Named guests suspended by expiry, not yet lifted or ended",
+)
 REMINDERS_SENT = Counter("guardbot_nags_sent_total", "Reminders sent to named guests")
 
 

@@ -15,10 +15,13 @@ from guardbot.background import Wakeup
 from guardbot.commands.management import Management
 from guardbot.commands.reports import Reports
 from guardbot.commands.room import RoomCommands
-from guardbot.config import Config
+from guardbot.config import Config, parse_duration
 from guardbot.core.clock import Clock
 from guardbot.core.policy import ServerPolicy
 from guardbot.db.lease_store import LeaseStore
+from guardbot.expiry.account_carrier import ACCOUNT_ACTIONS, AccountCarrier
+from guardbot.expiry.expiry_decider import ExpiryDecider
+from guardbot.expiry.idle_accounts import IdleAccounts
 from guardbot.guard.conversations import Conversations
 from guardbot.guard.directory import Directory
 from guardbot.guard.door import Door
@@ -63,6 +66,15 @@ class Ground:
 
 
 @dataclass
+class Expiry:
+    """An account's end (config `expiry.*`): the pass, its decider and its carrier."""
+
+    idle: IdleAccounts
+    decider: ExpiryDecider
+    carrier: AccountCarrier
+
+
+@dataclass
 class Parts:
     """Everything the running guardbot is made of."""
 
@@ -74,6 +86,7 @@ class Parts:
     hs: Homeserver
     facts: Facts
     named_guests: NamedGuestService | None
+    expiry: Expiry | None
     management: Management
     evaluator: Evaluator
     executor: Executor
@@ -110,9 +123,10 @@ def wire(
     facts = prepare_facts(c, hs, stores, clock, inbox_wakeup)
     g = Ground(c, clock, inbox_wakeup, queue_wakeup, stores, hs, facts)
     named_guests = prepare_named_guests(g)
+    expiry = prepare_expiry(g, named_guests)
     server = c.server_policy()
-    management, evaluator = prepare_deciders(g, server, named_guests)
-    reports, executor = prepare_loops(g, named_guests)
+    management, evaluator = prepare_deciders(g, server, named_guests, expiry)
+    reports, executor = prepare_loops(g, named_guests, expiry)
     appservice, door = prepare_listeners(g)
     return Parts(
         clock=clock,
@@ -123,6 +137,7 @@ def wire(
         hs=hs,
         facts=facts,
         named_guests=named_guests,
+        expiry=expiry,
         management=management,
         evaluator=evaluator,
         executor=executor,
@@ -196,8 +211,38 @@ def prepare_named_guests(g: Ground) -> NamedGuestService | None:
     )
 
 
+def prepare_expiry(g: Ground, named_guests: NamedGuestService | None) -> Expiry | None:
+    c, decisions = g.config, g.stores.decisions
+    rules = c.expiry_rules()
+    if not rules.enabled:
+        return None
+    idle = IdleAccounts(
+        hs=g.hs,
+        rules=rules,
+        inbox=decisions.inbox,
+        named_guests=decisions.named_guests,
+        suspensions=decisions.suspensions,
+        clock=g.clock,
+        inbox_wakeup=g.inbox_wakeup,
+        every=parse_duration(c["expiry.check_every"]),
+    )
+    carrier = AccountCarrier(
+        hs=g.hs,
+        rules=rules,
+        store=decisions.actions,
+        named_guests=decisions.named_guests,
+        suspensions=decisions.suspensions,
+        accounts=named_guests.accounts if named_guests else None,
+        clock=g.clock,
+    )
+    return Expiry(idle, ExpiryDecider(rules, decisions.suspensions), carrier)
+
+
 def prepare_deciders(
-    g: Ground, server: ServerPolicy, named_guests: NamedGuestService | None
+    g: Ground,
+    server: ServerPolicy,
+    named_guests: NamedGuestService | None,
+    expiry: Expiry | None,
 ) -> tuple[Management, Evaluator]:
     c, hs, facts, clock = g.config, g.hs, g.facts, g.clock
     bot, management_room = c.bot_user_id, c["management_room"]
@@ -214,6 +259,7 @@ def prepare_deciders(
         audit=decisions.audit,
         lease=g.stores.lease,
         named_guests=named_guests.admin if named_guests else None,
+        expiry=expiry.idle if expiry else None,
         clock=clock,
     )
     room_commands = RoomCommands(
@@ -234,6 +280,7 @@ def prepare_deciders(
         hs=hs,
         deciders=[room_commands, management],
         named_guests=named_guests.decider if named_guests else None,
+        expiry=expiry.decider if expiry else None,
         remember=[
             facts.rooms.remember,
             facts.conversations.remember,
@@ -246,7 +293,9 @@ def prepare_deciders(
     return management, evaluator
 
 
-def prepare_loops(g: Ground, named_guests: NamedGuestService | None) -> tuple[Reports, Executor]:
+def prepare_loops(
+    g: Ground, named_guests: NamedGuestService | None, expiry: Expiry | None
+) -> tuple[Reports, Executor]:
     c, decisions = g.config, g.stores.decisions
     reports = Reports(
         c["management_room"], decisions.actions, decisions.inbox, g.inbox_wakeup, g.clock
@@ -257,6 +306,8 @@ def prepare_loops(g: Ground, named_guests: NamedGuestService | None) -> tuple[Re
     carriers: dict[type, Carrier] = {kind: rooms for kind in ROOM_ACTIONS}
     if named_guests is not None:
         carriers |= named_guests.carriers
+    if expiry is not None:
+        carriers |= {kind: expiry.carrier for kind in ACCOUNT_ACTIONS}
     executor = Executor(
         hs=g.hs,
         store=decisions.actions,

@@ -19,6 +19,7 @@ from guardbot.core.observations import ConversationMember, Message
 from guardbot.core.policy import RoomFacts, Verdict
 from guardbot.db import ActionStore, AuditStore, InboxStore
 from guardbot.db.lease_store import LeaseStore
+from guardbot.expiry.idle_accounts import IdleAccounts
 from guardbot.guard.directory import Directory
 from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
@@ -33,6 +34,7 @@ HELP = [
     "• explain <user> — a named guest's story: registered, each reminder, why they stopped",
     "• dryrun on|off [room] — decide and report but never act, everywhere or in one room",
     "• pwlu list | pwlu forget <user> — named guests guardbot reminds to set a password",
+    "• expiry — whose account ends next, and when (expiry.* in the config)",
 ]
 ROOMS_SHOWN = 50
 
@@ -83,6 +85,7 @@ class Management:
         lease: LeaseStore,
         named_guests: NamedGuestCommands | None,
         clock: Clock,
+        expiry: IdleAccounts | None = None,
     ) -> None:
         self.clock = clock
         self.lease = lease
@@ -96,6 +99,7 @@ class Management:
         self.inbox = inbox
         self.audit = audit
         self.named_guests = named_guests
+        self.expiry = expiry
 
     # -- gather ----------------------------------------------------------------------------
     async def gather(self, obs: Message | ConversationMember) -> ManagementFacts | None:
@@ -123,7 +127,24 @@ class Management:
                 return ManagementFacts(command, room_id=await self._room(args[1]))
             case "pwlu", _ if self.named_guests is not None:
                 return ManagementFacts(command, named_guest=await self.named_guests.gather(command))
+            case "expiry", 0:
+                return ManagementFacts(command, lines=await self.expiry_preview())
         return ManagementFacts(command)
+
+    async def expiry_preview(self) -> list[str]:
+        if self.expiry is None:
+            return ["Expiry is off (expiry.enabled in the config): no account is ever ended."]
+        rules = self.expiry.rules
+        total, upcoming = await self.expiry.upcoming()
+        dry = " (dry-run: decided and audited, nothing done)" if rules.dry_run else ""
+        lines = [f"Expiry is on{dry}: {total} accounts it may end. Next steps:"]
+        now = self.clock.now_ms()
+        for step in upcoming:
+            when = "due now" if step.at <= now else f"in {_duration(step.at - now)}"
+            lines.append(f"• {step.user_id}: {step.step} {when}")
+        if not upcoming:
+            lines.append("• none")
+        return lines
 
     async def _room(self, room: str) -> str:
         """A room ID, or an alias resolved to one."""
@@ -201,7 +222,7 @@ class Management:
         match command.name:
             case "help":
                 return answer(msg.room_id, HELP, msg.event_id)
-            case "status" | "rooms":
+            case "status" | "rooms" | "expiry":
                 return answer(msg.room_id, facts.lines, msg.event_id)
             case "sweep" if facts.room is not None:
                 return self.sweep(msg, facts.room, now)
@@ -281,3 +302,12 @@ def explain(member: Member, room: RoomFacts) -> list[str]:
 
 def _when(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+
+
+def _duration(ms: int) -> str:
+    s = ms // 1000
+    if s >= 86_400:
+        return f"{s // 86_400}d {s % 86_400 // 3_600}h"
+    if s >= 3_600:
+        return f"{s // 3_600}h {s % 3_600 // 60}m"
+    return f"{s // 60}m" if s >= 60 else f"{s}s"

@@ -168,6 +168,48 @@ class CarryOver:
         return f"carry-over|{self.user_id}|{self.guest_id}|{self.cause}"
 
 
+# -- an account's end: carried out on one account, through the admin API ----------------------
+
+
+@dataclass(frozen=True)
+class Suspend:
+    """Suspend an idle named guest (reversible: Synapse's suspend admin API). `idle_since` is
+    the last activity the decision saw: if the account was used since, it is not suspended."""
+
+    user_id: str
+    idle_since: int
+
+    @property
+    def key(self) -> str:
+        return f"suspend|{self.user_id}|{self.idle_since}"
+
+
+@dataclass(frozen=True)
+class Deactivate:
+    """Deactivate an idle guest, or a named guest whose suspension ran out (`suspended_at`)."""
+
+    user_id: str
+    idle_since: int
+    erase: bool
+    suspended_at: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"deactivate|{self.user_id}|{self.idle_since}|{self.suspended_at}"
+
+
+@dataclass(frozen=True)
+class Unsuspend:
+    """Lift guardbot's suspension: the named guest set a password."""
+
+    user_id: str
+    suspended_at: int
+
+    @property
+    def key(self) -> str:
+        return f"unsuspend|{self.user_id}|{self.suspended_at}"
+
+
 Action = (
     Kick
     | ForbidGuestAccess
@@ -179,6 +221,9 @@ Action = (
     | Remind
     | TellPasswordSet
     | CarryOver
+    | Suspend
+    | Deactivate
+    | Unsuspend
 )
 ACTIONS: dict[str, type] = {
     cls.__name__: cls
@@ -193,6 +238,9 @@ ACTIONS: dict[str, type] = {
         Remind,
         TellPasswordSet,
         CarryOver,
+        Suspend,
+        Deactivate,
+        Unsuspend,
     )
 }
 # Actions that change who is in a room or who may enter: the ones dry-run holds back.
@@ -208,9 +256,14 @@ AUDITED = (
     Remind,
     TellPasswordSet,
     CarryOver,
+    Suspend,
+    Deactivate,
+    Unsuspend,
 )
+# Actions about an account's end (expiry): held to the expiry's own dry-run.
+ACCOUNT_ENDS = (Suspend, Deactivate, Unsuspend)
 # Actions carried out for one person rather than in one room.
-PERSONAL = (Remind, TellPasswordSet, CarryOver)
+PERSONAL = (Remind, TellPasswordSet, CarryOver, *ACCOUNT_ENDS)
 
 
 def lane(action: Action) -> str:
@@ -228,6 +281,12 @@ def reason(action: Action) -> str:
             return f"their password was set {action.how}"
         case CarryOver():
             return f"{action.guest_id} became {action.user_id}"
+        case Deactivate() if action.suspended_at is not None:
+            return f"suspended since {action.suspended_at} and never lifted"
+        case Suspend() | Deactivate():
+            return f"idle since {action.idle_since}"
+        case Unsuspend():
+            return "they set a password"
     return f"caused by {action.cause}"
 
 

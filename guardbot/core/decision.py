@@ -133,6 +133,22 @@ class NamedGuestForgotten:
     dm_room_id: str | None  # no longer a conversation
 
 
+@dataclass(frozen=True)
+class SuspensionBegan:
+    """guardbot suspended this idle named guest at `at` (deactivation counts from it)."""
+
+    user_id: str
+    at: int
+
+
+@dataclass(frozen=True)
+class SuspensionEnded:
+    """The suspension is over: lifted (a password was set) or the account ended."""
+
+    user_id: str
+    why: str
+
+
 Record = (
     RoomPolicySetting
     | DryRunSwitch
@@ -146,6 +162,8 @@ Record = (
     | ReminderCounted
     | DmLeft
     | NamedGuestForgotten
+    | SuspensionBegan
+    | SuspensionEnded
 )
 
 

@@ -240,6 +240,38 @@ class GuestNamed:
 
 NamedGuestObservation = ReminderDue | ReminderWent | PasswordFound | PasswordSet | GuestNamed
 
+
+# -- an account's end (expiry) -----------------------------------------------------------------
+@dataclass(frozen=True)
+class AccountIdle:
+    """The expiry pass found an account whose next step is due (core/expiry_rules.py):
+    `step` is "suspend" or "deactivate"; `idle_since` the last activity it saw."""
+
+    user_id: str
+    step: str
+    idle_since: int
+    suspended_at: int | None
+    at: int
+
+
+@dataclass(frozen=True)
+class AccountSuspended:
+    """The homeserver holds the account suspended (guardbot's Suspend, done or found done)."""
+
+    user_id: str
+    at: int
+
+
+@dataclass(frozen=True)
+class AccountEnded:
+    """The account is deactivated (guardbot's Deactivate, done or found done)."""
+
+    user_id: str
+    at: int
+
+
+ExpiryObservation = AccountIdle | AccountSuspended | AccountEnded
+
 Observation = (
     MemberChange
     | GuestAccessChange
@@ -259,6 +291,7 @@ Observation = (
     | GuardbotOutside
     | FormerGuestsFound
     | NamedGuestObservation
+    | ExpiryObservation
 )
 OBSERVATIONS: dict[str, type] = {
     cls.__name__: cls
@@ -285,6 +318,9 @@ OBSERVATIONS: dict[str, type] = {
         PasswordFound,
         PasswordSet,
         GuestNamed,
+        AccountIdle,
+        AccountSuspended,
+        AccountEnded,
     )
 }
 POLICY_EVENT = "dev.guardbot.policy"
@@ -484,6 +520,12 @@ def observation_key(obs: Observation) -> str:
             return f"password|{obs.user_id}|{obs.at}"
         case GuestNamed():
             return f"named|{obs.user_id}|{obs.at}"
+        case AccountIdle():
+            return f"idle|{obs.user_id}|{obs.step}|{obs.idle_since}|{obs.suspended_at}"
+        case AccountSuspended():
+            return f"suspended|{obs.user_id}"
+        case AccountEnded():
+            return f"ended|{obs.user_id}"
     return obs.event_id
 
 
@@ -532,4 +574,10 @@ def describe(obs: Observation) -> str:
             return f"{obs.user_id} set a password {obs.how}"
         case GuestNamed():
             return f"{obs.guest_id} became the named guest {obs.user_id}"
+        case AccountIdle():
+            return f"{obs.user_id} is idle since {obs.idle_since}: {obs.step} is due"
+        case AccountSuspended():
+            return f"{obs.user_id} is suspended"
+        case AccountEnded():
+            return f"{obs.user_id} is deactivated"
     return type(obs).__name__

@@ -20,6 +20,8 @@ from guardbot.core.decision import (
     RoomClassified,
     RoomPolicySetting,
     RoomWoken,
+    SuspensionBegan,
+    SuspensionEnded,
     WatchDirectory,
 )
 from guardbot.db.action_store import ActionStore
@@ -28,6 +30,7 @@ from guardbot.db.inbox_store import InboxStore
 from guardbot.db.named_guest_store import NamedGuestStore
 from guardbot.db.room_store import RoomStore
 from guardbot.db.settings_store import SettingsStore
+from guardbot.db.suspension_store import SuspensionStore
 
 
 class DecisionStore:
@@ -39,6 +42,7 @@ class DecisionStore:
         self.settings = SettingsStore(db)
         self.rooms = RoomStore(db)
         self.named_guests = NamedGuestStore(db)
+        self.suspensions = SuspensionStore(db)
 
     async def settle(self, row_id: int, decision: Decision, now: int) -> int | None:
         """Store the decision and remove its observation; how many of its actions were new
@@ -83,3 +87,7 @@ class DecisionStore:
                 await self.named_guests.set_dm_left(record.user_id, True)
             case NamedGuestForgotten():
                 await self.named_guests.drop(record.user_id)
+            case SuspensionBegan():
+                await self.suspensions.began(record.user_id, record.at)
+            case SuspensionEnded():
+                await self.suspensions.ended(record.user_id)

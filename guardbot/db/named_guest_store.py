@@ -339,6 +339,14 @@ class NamedGuestStore:
         await self.db.execute("DELETE FROM pwlu_claim WHERE expires_at <= $1", now)
 
     # -- for server admins -----------------------------------------------------------------
+    async def passwordless(self) -> dict[str, str]:
+        """Named guests still on guardbot's derived password: user ID -> key ID."""
+        rows = await self.db.fetch(
+            "SELECT user_id, key_id FROM pwlu WHERE NOT password_set AND state <> $1",
+            UNCONFIRMED.value,
+        )
+        return {r["user_id"]: r["key_id"] for r in rows}
+
     async def listing(self, limit: int = 50) -> tuple[int, list[NamedGuestRow]]:
         """How many named guests guardbot knows, and the most recent ones."""
         total = int(await self.db.fetchval("SELECT COUNT(*) FROM pwlu"))

@@ -23,6 +23,7 @@ from guardbot.core.observations import (
     POLICY_EVENT,
     BotMembership,
     ConversationMember,
+    ExpiryObservation,
     GuardbotOutside,
     HomeserverBack,
     MemberChange,
@@ -74,6 +75,7 @@ class Evaluator:
         hs: Homeserver,
         deciders: Sequence[ConversationDecider],
         named_guests: ConversationDecider | None,
+        expiry: ConversationDecider | None = None,
         remember: Sequence[Callable[[Iterable[Record]], None]],
         clock: Clock,
         wakeup: Wakeup,
@@ -89,6 +91,7 @@ class Evaluator:
         self.hs = hs
         self.deciders = deciders  # for what people say or do in conversations
         self.named_guests = named_guests  # for a named guest's reminders, password, rooms
+        self.expiry = expiry  # for an account's end (and a suspended named guest's password)
         self.remember = remember  # told what each stored decision recorded (in-memory views)
         self.clock = clock
         self.wakeup = wakeup
@@ -199,11 +202,20 @@ class Evaluator:
     # -- decide and store ------------------------------------------------------------------
     async def decide(self, obs: Observation) -> Decision:
         """Gather, then the pure decision for this observation."""
+        if isinstance(obs, ExpiryObservation):
+            if self.expiry is None:
+                return NOTHING  # expiry was turned off since
+            return self.expiry.decide(obs, await self.expiry.gather(obs), self.clock.now_ms())
         if isinstance(obs, NamedGuestObservation):
             if self.named_guests is None:
                 return NOTHING  # named guests were turned off since
             facts = await self.named_guests.gather(obs)
-            return self.named_guests.decide(obs, facts, self.clock.now_ms())
+            decision = self.named_guests.decide(obs, facts, self.clock.now_ms())
+            if self.expiry is not None:
+                # A password set lifts a suspension: the expiry's part of the same decision.
+                lifted = await self.expiry.gather(obs)
+                decision += self.expiry.decide(obs, lifted, self.clock.now_ms())
+            return decision
         if isinstance(obs, Conversational):
             now = self.clock.now_ms()
             decision = NOTHING

@@ -243,6 +243,33 @@ class Homeserver:
                 return None
             raise
 
+    async def users_page(self, start: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of the admin API's accounts (deactivated ones left out), in a stable order;
+        and where the next page starts (None: this was the last)."""
+        query = {
+            "from": str(start),
+            "limit": str(limit),
+            "deactivated": "false",
+            "order_by": "name",
+        }
+        data = await self.request("GET", "/_synapse/admin/v2/users", query=query)
+        users = [u for u in data.get("users") or [] if isinstance(u, dict)]
+        following = data.get("next_token")
+        return users, int(following) if isinstance(following, (int, str)) and str(
+            following
+        ).isdigit() else None
+
+    async def device_count(self, user_id: str) -> int:
+        data = await self.request("GET", f"/_synapse/admin/v2/users/{q(user_id)}/devices")
+        total = data.get("total")
+        return total if isinstance(total, int) else len(data.get("devices") or [])
+
+    async def suspend(self, user_id: str, suspend: bool) -> None:
+        await self.request("PUT", f"/_synapse/admin/v1/suspend/{q(user_id)}", {"suspend": suspend})
+
+    async def deactivate(self, user_id: str, erase: bool) -> None:
+        await self.request("POST", f"/_synapse/admin/v1/deactivate/{q(user_id)}", {"erase": erase})
+
     async def admin_join(self, room_id: str) -> None:
         await self.request(
             "POST", f"/_synapse/admin/v1/join/{q(room_id)}", {"user_id": self.bot_user_id}

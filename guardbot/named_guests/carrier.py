@@ -51,6 +51,8 @@ class ReminderSettings:
     html_template: str
     public_url: str
     claim_ttl_ms: int
+    # Expiry on: a passwordless named guest idle this long is suspended (the reminder says when).
+    suspend_after_ms: int | None = None
 
 
 def _user_hash(user_id: str) -> str:
@@ -156,15 +158,39 @@ class NamedGuestCarrier:
             "nag": n,
             "max": s.max,
         }
+        body, html = render(s.template, values), render(s.html_template, values, as_html=True)
+        when = await self._suspended_on(row.user_id)
+        if when:
+            note = (
+                f"Without a password, this account will be suspended on {when}"
+                " unless it is used before then."
+            )
+            body, html = f"{body}\n\n{note}", f"{html}<p>{note}</p>"
         content: dict[str, Any] = {
             "msgtype": "m.notice",
-            "body": render(s.template, values),
+            "body": body,
             "format": "org.matrix.custom.html",
-            "formatted_body": render(s.html_template, values, as_html=True),
+            "formatted_body": html,
             REMINDER_MARK: {"n": n},
         }
         await self.client.send(room_id, content, reminder_txn_id(row.user_id, n))
         log.info("Sent reminder %d of %d to %s", n, s.max, row.user_id)
+
+    async def _suspended_on(self, user_id: str) -> str | None:
+        """The day expiry would suspend them (their last activity plus the idle time), when
+        it is on and guardbot can see their activity."""
+        if self.settings.suspend_after_ms is None:
+            return None
+        info = await self.client.admin_user(user_id) if self.accounts.is_admin() else None
+        seen = info.get("last_seen_ts") if info else None
+        created = info.get("creation_ts") if info else None
+        last = (
+            seen if isinstance(seen, int) else created * 1000 if isinstance(created, int) else None
+        )
+        if last is None:
+            return None
+        at = (last + self.settings.suspend_after_ms) / 1000
+        return time.strftime("%Y-%m-%d", time.gmtime(max(at, time.time())))
 
     async def _already_sent(self, room_id: str, n: int) -> bool:
         for event in await self.client.recent_events(room_id):

@@ -56,6 +56,7 @@ class NamedGuestService:
             html_template=c["pwlu.nag.html_template"],
             public_url=c["pwlu.public_url"],
             claim_ttl_ms=_ms(c["pwlu.claim_token_ttl"]),
+            suspend_after_ms=_ms(c["expiry.named_guests_idle"]) if c["expiry.enabled"] else None,
         )
         self.accounts = Accounts(
             hs,

@@ -16,4 +16,5 @@ from guardbot.db.upgrade import (  # noqa: E402,F401
     v10_pwlu_attempts,
     v11_report_cursor,
     v12_action_started,
+    v13_expiry,
 )
