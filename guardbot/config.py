@@ -270,6 +270,12 @@ def _policy_list(value: Any) -> str | None:
     return None
 
 
+def _user_type(value: Any) -> str | None:
+    if value == "" or (isinstance(value, str) and re.fullmatch(r"[a-z0-9._-]{1,64}", value)):
+        return None
+    return "must be empty (off) or a user type like named_guest (a-z, 0-9, . _ -)"
+
+
 def _rooms_or_aliases(value: Any) -> str | None:
     ok = isinstance(value, list) and all(
         isinstance(v, str) and v[:1] in ("!", "#") and ":" in v and " " not in v for v in value
@@ -388,6 +394,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "policy.room_admins_may": _policy_list,
     "policy.dry_run": _typed(bool, "true or false"),
     "policy.guest_free_rooms": _rooms_or_aliases,
+    "pwlu.user_type": _user_type,
     "expiry.enabled": _typed(bool, "true or false"),
     "expiry.dry_run": _typed(bool, "true or false"),
     "expiry.guests_idle": _duration,

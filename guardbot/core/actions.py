@@ -210,6 +210,20 @@ class Unsuspend:
         return f"unsuspend|{self.user_id}|{self.suspended_at}"
 
 
+@dataclass(frozen=True)
+class MarkNamedGuest:
+    """Set a named guest's `user_type` for admin tools (pwlu.user_type) while passwordless;
+    `user_type` None clears the mark (they set a password)."""
+
+    user_id: str
+    user_type: str | None
+    cause: str
+
+    @property
+    def key(self) -> str:
+        return f"user-type|{self.user_id}|{self.user_type}|{self.cause}"
+
+
 Action = (
     Kick
     | ForbidGuestAccess
@@ -221,6 +235,7 @@ Action = (
     | Remind
     | TellPasswordSet
     | CarryOver
+    | MarkNamedGuest
     | Suspend
     | Deactivate
     | Unsuspend
@@ -238,6 +253,7 @@ ACTIONS: dict[str, type] = {
         Remind,
         TellPasswordSet,
         CarryOver,
+        MarkNamedGuest,
         Suspend,
         Deactivate,
         Unsuspend,
@@ -256,6 +272,7 @@ AUDITED = (
     Remind,
     TellPasswordSet,
     CarryOver,
+    MarkNamedGuest,
     Suspend,
     Deactivate,
     Unsuspend,
@@ -263,7 +280,7 @@ AUDITED = (
 # Actions about an account's end (expiry): held to the expiry's own dry-run.
 ACCOUNT_ENDS = (Suspend, Deactivate, Unsuspend)
 # Actions carried out for one person rather than in one room.
-PERSONAL = (Remind, TellPasswordSet, CarryOver, *ACCOUNT_ENDS)
+PERSONAL = (Remind, TellPasswordSet, CarryOver, MarkNamedGuest, *ACCOUNT_ENDS)
 
 
 def lane(action: Action) -> str:
@@ -287,6 +304,8 @@ def reason(action: Action) -> str:
             return f"idle since {action.idle_since}"
         case Unsuspend():
             return "they set a password"
+        case MarkNamedGuest():
+            return "registered as a named guest" if action.user_type else "they set a password"
     return f"caused by {action.cause}"
 
 

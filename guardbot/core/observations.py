@@ -238,7 +238,17 @@ class GuestNamed:
     at: int
 
 
-NamedGuestObservation = ReminderDue | ReminderWent | PasswordFound | PasswordSet | GuestNamed
+@dataclass(frozen=True)
+class NamedGuestRegistered:
+    """A named guest's account was made through guardbot's sign-up."""
+
+    user_id: str
+    at: int
+
+
+NamedGuestObservation = (
+    ReminderDue | ReminderWent | PasswordFound | PasswordSet | GuestNamed | NamedGuestRegistered
+)
 
 
 # -- an account's end (expiry) -----------------------------------------------------------------
@@ -318,6 +328,7 @@ OBSERVATIONS: dict[str, type] = {
         PasswordFound,
         PasswordSet,
         GuestNamed,
+        NamedGuestRegistered,
         AccountIdle,
         AccountSuspended,
         AccountEnded,
@@ -520,6 +531,8 @@ def observation_key(obs: Observation) -> str:
             return f"password|{obs.user_id}|{obs.at}"
         case GuestNamed():
             return f"named|{obs.user_id}|{obs.at}"
+        case NamedGuestRegistered():
+            return f"registered|{obs.user_id}|{obs.at}"
         case AccountIdle():
             return f"idle|{obs.user_id}|{obs.step}|{obs.idle_since}|{obs.suspended_at}"
         case AccountSuspended():
@@ -574,6 +587,8 @@ def describe(obs: Observation) -> str:
             return f"{obs.user_id} set a password {obs.how}"
         case GuestNamed():
             return f"{obs.guest_id} became the named guest {obs.user_id}"
+        case NamedGuestRegistered():
+            return f"{obs.user_id} registered as a named guest"
         case AccountIdle():
             return f"{obs.user_id} is idle since {obs.idle_since}: {obs.step} is due"
         case AccountSuspended():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from guardbot.core.actions import CarryOver, Remind, TellPasswordSet
+from guardbot.core.actions import CarryOver, MarkNamedGuest, Remind, TellPasswordSet
 from guardbot.core.decision import (
     NOTHING,
     AuditRecord,
@@ -19,6 +19,7 @@ from guardbot.core.decision import (
 from guardbot.core.observations import (
     GuestNamed,
     NamedGuestObservation,
+    NamedGuestRegistered,
     PasswordFound,
     PasswordSet,
     ReminderDue,
@@ -34,6 +35,7 @@ SECRET_GONE = "secret no longer configured"
 class ReminderRules:
     every_ms: int
     most: int
+    user_type: str | None = None  # pwlu.user_type: the mark for admin tools, while passwordless
 
 
 @dataclass(frozen=True)
@@ -90,15 +92,20 @@ def decide(
                 actions=(action,),
                 audit=(_story(now, obs.user_id, "decide CarryOver", why, "queued"),),
             )
+        case NamedGuestRegistered():
+            if rules.user_type is None:
+                return NOTHING
+            return Decision(actions=(MarkNamedGuest(obs.user_id, rules.user_type, str(obs.at)),))
         case PasswordSet():
             # Told whatever the reminders' state: a change they did not make must not pass unseen.
             action = TellPasswordSet(obs.user_id, obs.how, cause=str(obs.at))
-            return Decision(actions=(action,))
+            return Decision(actions=(action,)) + _unmark(obs.user_id, obs.at, rules)
         case PasswordFound() if guest is not None:
             # Whether or not reminders still go: a password of their own spends every link.
             if obs.deactivated:
                 return _end(guest.user_id, "deactivated", now)
-            return _end(guest.user_id, "password set elsewhere", now, password_set=True)
+            ended = _end(guest.user_id, "password set elsewhere", now, password_set=True)
+            return ended + _unmark(obs.user_id, obs.at, rules)
     if guest is None or not guest.active:
         return NOTHING
     match obs:
@@ -124,6 +131,13 @@ def decide(
                 return Decision(records=(counted,)) + _end(guest.user_id, ALL_SENT, now)
             return Decision(records=(counted,))
     return NOTHING
+
+
+def _unmark(user_id: str, at: int, rules: ReminderRules) -> Decision:
+    """A password of their own: no longer a named guest for admin tools."""
+    if rules.user_type is None:
+        return NOTHING
+    return Decision(actions=(MarkNamedGuest(user_id, None, str(at)),))
 
 
 def _end(user_id: str, reason: str, now: int, *, password_set: bool = False) -> Decision:

@@ -8,6 +8,7 @@ between sends the same reminder n, never n+1 and never a second copy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -124,7 +125,7 @@ class NamedGuestStore:
         key_id: str,
         now: int,
         first_nag_at: int,
-        then: Observation | None = None,
+        then: Sequence[Observation] = (),
     ) -> None:
         """The homeserver created the account with the derived password (so it is known to
         work as of now): reminders start. `then` (what follows, e.g. a guest's rooms to carry
@@ -146,8 +147,8 @@ class NamedGuestStore:
                 await self._story(
                     now, user_id, "named guest", "registered through guardbot", "reminders start"
                 )
-            if then is not None:
-                await self.inbox.add([then], now)
+            if then:
+                await self.inbox.add(then, now)
 
     async def activate(self, user_id: str, first_nag_at: int, now: int) -> None:
         """An unconfirmed row whose account turned out to exist (its registration finished

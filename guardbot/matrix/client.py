@@ -259,6 +259,11 @@ class Homeserver:
             following
         ).isdigit() else None
 
+    async def set_user_type(self, user_id: str, user_type: str | None) -> None:
+        await self.request(
+            "PUT", f"/_synapse/admin/v2/users/{q(user_id)}", {"user_type": user_type}
+        )
+
     async def device_count(self, user_id: str) -> int:
         data = await self.request("GET", f"/_synapse/admin/v2/users/{q(user_id)}/devices")
         total = data.get("total")

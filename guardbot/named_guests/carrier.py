@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from guardbot import metrics
-from guardbot.core.actions import ActionState, CarryOver, Outcome, Remind, TellPasswordSet
+from guardbot.core.actions import (
+    ActionState,
+    CarryOver,
+    MarkNamedGuest,
+    Outcome,
+    Remind,
+    TellPasswordSet,
+)
 from guardbot.core.clock import Clock
 from guardbot.core.observations import Observation, PasswordFound, ReminderWent
 from guardbot.core.reminder_text import render
@@ -53,6 +60,7 @@ class ReminderSettings:
     claim_ttl_ms: int
     # Expiry on: a passwordless named guest idle this long is suspended (the reminder says when).
     suspend_after_ms: int | None = None
+    user_type: str | None = None  # pwlu.user_type
 
 
 def _user_hash(user_id: str) -> str:
@@ -109,6 +117,8 @@ class NamedGuestCarrier:
                     return await self._tell_password_set(action)
             case CarryOver():
                 return await self._carry_over(action)
+            case MarkNamedGuest():
+                return await self._mark(action)
         return Outcome(ActionState.FAILED, f"not a named guest's action: {type(action).__name__}")
 
     # -- a reminder ------------------------------------------------------------------------
@@ -191,6 +201,29 @@ class NamedGuestCarrier:
             return None
         at = (last + self.settings.suspend_after_ms) / 1000
         return time.strftime("%Y-%m-%d", time.gmtime(max(at, time.time())))
+
+    async def _mark(self, action: MarkNamedGuest) -> Outcome:
+        """The named guest's user_type, for admin tools: set while passwordless, cleared
+        after; never over a type someone else gave the account."""
+        user_id, wanted = action.user_id, action.user_type
+        info = await self.client.admin_user(user_id)
+        if info is None or info.get("deactivated"):
+            return Outcome(ActionState.SKIPPED, f"{user_id} is gone")
+        current = info.get("user_type")
+        if wanted is not None:
+            row = await self.store.get(user_id)
+            if row is None or row.password_set:
+                return Outcome(ActionState.SKIPPED, f"{user_id} has a password of their own")
+            if current not in (None, wanted):
+                return Outcome(ActionState.SKIPPED, f"{user_id} is of type {current} already")
+        elif current is None:
+            return Outcome(ActionState.SKIPPED, f"{user_id} has no user_type")
+        elif current != self.settings.user_type:
+            return Outcome(ActionState.SKIPPED, f"{user_id}'s type {current} is not guardbot's")
+        if current == wanted:
+            return Outcome(ActionState.DONE, f"{user_id} is of type {wanted} already")
+        await self.client.set_user_type(user_id, wanted)
+        return Outcome(ActionState.DONE, f"{user_id}'s user_type is now {wanted}")
 
     async def _already_sent(self, room_id: str, n: int) -> bool:
         for event in await self.client.recent_events(room_id):

@@ -10,7 +10,7 @@ from mautrix.util.async_db import Database
 
 from guardbot.background import Wakeup
 from guardbot.config import Config, parse_duration
-from guardbot.core.actions import CarryOver, Remind, TellPasswordSet
+from guardbot.core.actions import CarryOver, MarkNamedGuest, Remind, TellPasswordSet
 from guardbot.core.clock import Clock
 from guardbot.core.decision import Record, ReminderCounted
 from guardbot.core.reminders import ReminderRules
@@ -57,6 +57,7 @@ class NamedGuestService:
             public_url=c["pwlu.public_url"],
             claim_ttl_ms=_ms(c["pwlu.claim_token_ttl"]),
             suspend_after_ms=_ms(c["expiry.named_guests_idle"]) if c["expiry.enabled"] else None,
+            user_type=c["pwlu.user_type"] or None,
         )
         self.accounts = Accounts(
             hs,
@@ -106,10 +107,13 @@ class NamedGuestService:
             clock,
         )
         self.admin = NamedGuestAdmin(self.store)
-        rules = ReminderRules(every_ms=settings.every_ms, most=settings.max)
+        rules = ReminderRules(
+            every_ms=settings.every_ms, most=settings.max, user_type=c["pwlu.user_type"] or None
+        )
         self.decider = NamedGuestDecider(self.store, hs, conversations, self.keys, rules)
         # What the executor carries out for named guests, here.
-        self.carriers = {kind: self.carrier for kind in (Remind, TellPasswordSet, CarryOver)}
+        kinds = (Remind, TellPasswordSet, CarryOver, MarkNamedGuest)
+        self.carriers = {kind: self.carrier for kind in kinds}
 
     def remember(self, records: Iterable[Record]) -> None:
         """Told what each stored decision recorded: a reminder counted schedules the next,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from guardbot.core.clock import Clock
-from guardbot.core.observations import GuestNamed
+from guardbot.core.observations import GuestNamed, NamedGuestRegistered, Observation
 from guardbot.db.named_guest_store import NamedGuestStore
 from guardbot.matrix.client import Homeserver, HomeserverError
 from guardbot.named_guests.carrier import NamedGuestCarrier
@@ -148,7 +148,9 @@ class SignUp:
         if guest_token is not None and guest_id is not None:
             token = str(data.get("access_token", ""))
             carried = self.carrier.expect_carry_over(user_id, token)
-        then = GuestNamed(user_id, guest_id, now) if guest_id and carried is not None else None
+        then: list[Observation] = [NamedGuestRegistered(user_id, now)]
+        if guest_id and carried is not None:
+            then.append(GuestNamed(user_id, guest_id, now))
         try:
             await self.store.confirm(
                 user_id, self.keys.current, now, now + self.first_after_ms, then=then

@@ -138,6 +138,8 @@ async def _homeserver(
     if config["pwlu.enabled"]:
         await _guarded(report, "sign-up", checks.user_registration())
         await _guarded(report, "client addresses", checks.client_addresses())
+        if config["pwlu.user_type"]:
+            await _guarded(report, "user type", checks.user_type(config["pwlu.user_type"]))
     if known:
         await _guarded(report, "directory", checks.directory())
     else:

@@ -199,6 +199,33 @@ class HomeserverChecks:
                 " auto_join_rooms_for_guests: false in homeserver.yaml",
             )
 
+    async def user_type(self, user_type: str) -> None:
+        """pwlu.user_type: does the homeserver take it? Tried on guardbot's own account, whose
+        type is put back at once (Synapse has no read-only way to ask)."""
+        name = "user type"
+        if self.read_only:
+            self.report.skip(name, "--read-only (the check sets a user_type, then restores it)")
+            return
+        if not self.admin:
+            self.report.skip(name, "guardbot is not a server admin (setting a user_type needs it)")
+            return
+        before = (await self.hs.admin_user(self.bot) or {}).get("user_type")
+        try:
+            await self.hs.set_user_type(self.bot, user_type)
+        except HomeserverError as e:
+            if e.status != 400:
+                raise
+            self.report.fail(
+                name,
+                f"the homeserver refuses the user_type {user_type!r} ({e.error})",
+                f"add it to homeserver.yaml (Synapse 1.132 or later): user_types:"
+                f" {{extra_user_types: [{user_type}]}}, and restart the homeserver; or empty"
+                " pwlu.user_type",
+            )
+            return
+        await self.hs.set_user_type(self.bot, before)
+        self.report.ok(name, f"the homeserver accepts the user_type {user_type!r}")
+
     async def user_registration(self) -> None:
         """Named guests need the homeserver to let clients register. A bare /register asks
         for nothing but the first step of its auth flows (no account is made)."""
