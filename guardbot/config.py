@@ -133,6 +133,12 @@ class Config(BaseFileConfig):
             auto_join=bool(self["bot.auto_join_listed_rooms"]),
         )
 
+    @property
+    def link_only(self) -> bool:
+        """policy.named_guests: link_only: a named guest without a password counts as a guest
+        (kept out of listed rooms, joins rooms by link only)."""
+        return self["policy.named_guests"] == "link_only"
+
     def expiry_rules(self) -> ExpiryRules:
         """The server admin's expiry choices, as the core reads them (durations in ms)."""
 
@@ -215,6 +221,13 @@ def _door_token(value: Any) -> str | None:
     return None if value == "generate" else _token(value)
 
 
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"{value!r} is not one of {', '.join(choices)}"
+
+    return check
+
+
 def _typed(kind: type | tuple[type, ...], what: str) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         if isinstance(value, bool) and kind is not bool:
@@ -277,10 +290,12 @@ def _user_type(value: Any) -> str | None:
 
 
 def _rooms_or_aliases(value: Any) -> str | None:
-    ok = isinstance(value, list) and all(
-        isinstance(v, str) and v[:1] in ("!", "#") and ":" in v and " " not in v for v in value
-    )
-    return None if ok else "must be a list of room IDs (!room:server) or aliases (#name:server)"
+    def room(v: Any) -> bool:  # room IDs of version 12 carry no server name; aliases do
+        ok = isinstance(v, str) and len(v) > 1 and " " not in v
+        return ok and (v[0] == "!" or (v[0] == "#" and ":" in v))
+
+    ok = isinstance(value, list) and all(room(v) for v in value)
+    return None if ok else "must be a list of room IDs (!room) or aliases (#name:server)"
 
 
 def _room_or_empty(value: Any) -> str | None:
@@ -394,6 +409,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "policy.room_admins_may": _policy_list,
     "policy.dry_run": _typed(bool, "true or false"),
     "policy.guest_free_rooms": _rooms_or_aliases,
+    "policy.named_guests": _one_of("allow", "link_only"),
     "pwlu.user_type": _user_type,
     "expiry.enabled": _typed(bool, "true or false"),
     "expiry.dry_run": _typed(bool, "true or false"),

@@ -178,6 +178,7 @@ def prepare_facts(
         set(c["bot.exempt_users"]),
         clock,
         admin_recheck=float(c["bot.admin_recheck"]),
+        named_guests=stores.decisions.named_guests if c.link_only else None,
     )
     directory = Directory(
         hs,
@@ -332,6 +333,7 @@ def prepare_listeners(g: Ground) -> tuple[AppserviceAPI, Door]:
         g.inbox_wakeup,
         facts.conversations,
         g.clock,
+        named_guests_too=c.link_only,
     )
     hint = c["antispam.account_hint"] if c["pwlu.enabled"] else ""
     door = Door(

@@ -349,11 +349,15 @@ def localpart_is_numeric(user_id: str) -> bool:
 DOOR_CALLBACKS = ("user_may_join_room", "user_may_invite", "user_may_publish_room")
 
 
-def is_guest_candidate(user_id: str, domain: str, kind_guest: bool) -> bool:
+def is_guest_candidate(
+    user_id: str, domain: str, kind_guest: bool, *, named_guests_too: bool = False
+) -> bool:
     """Could this user be a guest at all? Local guests always get numeric IDs; for a remote user
-    the only evidence guardbot can have is the `kind: guest` their server put on the event."""
+    the only evidence guardbot can have is the `kind: guest` their server put on the event.
+    `named_guests_too` (policy.named_guests: link_only): any local user may be a named guest
+    without a password, who counts as a guest."""
     if user_id.endswith(":" + domain):
-        return localpart_is_numeric(user_id)
+        return named_guests_too or localpart_is_numeric(user_id)
     return kind_guest
 
 
@@ -398,7 +402,12 @@ def _str(event: dict[str, Any], key: str) -> str:
 
 
 def triage(
-    event: Any, domain: str, bot_user_id: str, conversations: Collection[str] = ()
+    event: Any,
+    domain: str,
+    bot_user_id: str,
+    conversations: Collection[str] = (),
+    *,
+    named_guests_too: bool = False,
 ) -> Observation | None:
     """Pick out the events that can matter; None for everything else. `conversations` are the
     rooms where guardbot talks with people (management room, DMs): there every message counts."""
@@ -408,7 +417,7 @@ def triage(
     if etype == "m.room.message":
         return _triage_message(event, bot_user_id, conversations)
     if etype == "m.room.member":
-        return _triage_member(event, domain, bot_user_id, conversations)
+        return _triage_member(event, domain, bot_user_id, conversations, named_guests_too)
     if etype == "m.room.guest_access" and event.get("state_key") == "":
         content = event.get("content")
         value = content.get("guest_access") if isinstance(content, dict) else None
@@ -467,7 +476,11 @@ def _triage_message(
 
 
 def _triage_member(
-    event: dict[str, Any], domain: str, bot_user_id: str, conversations: Collection[str]
+    event: dict[str, Any],
+    domain: str,
+    bot_user_id: str,
+    conversations: Collection[str],
+    named_guests_too: bool = False,
 ) -> Observation | None:
     user_id = _str(event, "state_key")
     content = event.get("content")
@@ -487,7 +500,7 @@ def _triage_member(
     if membership not in ("join", "invite"):
         return None
     kind_guest = content.get("kind") == "guest"
-    if not is_guest_candidate(user_id, domain, kind_guest):
+    if not is_guest_candidate(user_id, domain, kind_guest, named_guests_too=named_guests_too):
         return None
     unsigned = event.get("unsigned")
     prev = unsigned.get("prev_content") if isinstance(unsigned, dict) else None

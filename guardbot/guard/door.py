@@ -200,7 +200,8 @@ class Door:
     # -- the decision ----------------------------------------------------------------------
     async def refuses(self, user_id: str, room_id: str) -> bool:
         """Is this a guest, and the room one that keeps guests out?"""
-        if not is_guest_candidate(user_id, self.domain, kind_guest=False):
+        link_only = self.guests.link_only
+        if not is_guest_candidate(user_id, self.domain, False, named_guests_too=link_only):
             return False  # no numeric local ID: never a guest, and no I/O to know it
         room = await self._room(room_id)
         if not policy.removes_guests(room):

@@ -20,6 +20,7 @@ from guardbot.core.observations import (
     replaced_event,
 )
 from guardbot.core.policy import Verdict
+from guardbot.db.named_guest_store import UNCONFIRMED, NamedGuestStore
 from guardbot.matrix.client import Homeserver, HomeserverError
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ class GuestOracle:
         *,
         max_entries: int = 1_000_000,
         admin_recheck: float = 60.0,
+        named_guests: NamedGuestStore | None = None,
     ) -> None:
         self.hs = hs
         self.domain = domain
@@ -135,6 +137,9 @@ class GuestOracle:
         self.admin = False  # see set_admin; without admin rights, hints are all there is
         self._cache = VerdictCache(domain, max_entries, clock)
         self.admin_recheck = admin_recheck  # seconds between two looks at the admin rights
+        # policy.named_guests: link_only: a named guest without a password counts as a guest.
+        self.named_guests = named_guests
+        self.link_only = named_guests is not None
 
     def set_admin(self, admin: bool) -> bool:
         """Whether guardbot may ask the admin API; True if that changed. Rights can be given or
@@ -199,6 +204,21 @@ class GuestOracle:
         log.info("Not sure whether %s joined %s as a guest: too many renames", who, room_id)
         return False
 
+    async def _named_guest_verdict(self, user_id: str, fresh: bool) -> Verdict:
+        """Under link_only, a named guest still on guardbot's derived password is a guest."""
+        if self.named_guests is None:
+            return Verdict.NOT_GUEST
+        cached = self._cache.get(user_id, fresh=fresh)
+        if cached is not None:
+            return Verdict.GUEST if cached else Verdict.NOT_GUEST
+        row = await self.named_guests.get(user_id)
+        passwordless = row is not None and not row.password_set and row.state != UNCONFIRMED
+        # A named guest who is done (password set, or "stop" said) is not cached as "not a
+        # guest" for ever: only an account that was never one is.
+        if passwordless or row is None:
+            self._remember(user_id, passwordless)
+        return Verdict.GUEST if passwordless else Verdict.NOT_GUEST
+
     def is_local(self, user_id: str) -> bool:
         return user_id.endswith(":" + self.domain)
 
@@ -223,7 +243,8 @@ class GuestOracle:
                 return Verdict.GUEST if joined_as_guest else Verdict.UNKNOWN
             return Verdict.GUEST if kind_guest and new_join else Verdict.UNKNOWN
         if not localpart_is_numeric(user_id):
-            return Verdict.NOT_GUEST  # the homeserver only gives guests numeric IDs
+            # The homeserver only gives guests numeric IDs; a named guest has a name.
+            return await self._named_guest_verdict(user_id, fresh)
         if not self.admin:
             if kind_guest and new_join:
                 return Verdict.GUEST

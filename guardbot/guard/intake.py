@@ -39,6 +39,8 @@ def parse_events(
     domain: str,
     bot_user_id: str,
     conversations: Collection[str] = (),
+    *,
+    named_guests_too: bool = False,
 ) -> list[Observation]:
     """The observations in a transaction body; one bad event never costs the others."""
     events = body.get("events")
@@ -46,7 +48,9 @@ def parse_events(
     malformed = 0
     for event in events:
         try:
-            obs = triage(event, domain, bot_user_id, conversations)
+            obs = triage(
+                event, domain, bot_user_id, conversations, named_guests_too=named_guests_too
+            )
         except MalformedEvent as e:
             malformed += 1
             if malformed <= LOGGED_MALFORMED:
@@ -84,8 +88,11 @@ class AppserviceAPI:
         inbox_wakeup: Wakeup,
         conversations: Collection[str],
         clock: Clock,
+        *,
+        named_guests_too: bool = False,
     ) -> None:
         self._hs_token = hs_token.encode()
+        self.named_guests_too = named_guests_too  # policy.named_guests: link_only
         self.domain = domain
         self.bot_user_id = bot_user_id
         self.inbox = inbox
@@ -126,7 +133,13 @@ class AppserviceAPI:
             return matrix_error(400, "M_NOT_JSON", "Body is not JSON")
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
             return matrix_error(400, "M_BAD_JSON", "Body must be an object with an events list")
-        observations = parse_events(body, self.domain, self.bot_user_id, self.conversations)
+        observations = parse_events(
+            body,
+            self.domain,
+            self.bot_user_id,
+            self.conversations,
+            named_guests_too=self.named_guests_too,
+        )
         if not observations:
             # Nothing to keep, so nothing a redelivery could add twice: answer without a
             # database round trip. Most transactions are chat from rooms a guest sits in, all

@@ -199,7 +199,9 @@ class RoomCarrier:
                 # A rename drops `kind` from another server's guest: look at their join.
                 joined_as_guest = await self.guests.joined_as_guest(action.room_id, event)
                 kind_guest = kind_guest or joined_as_guest
-            if not observations.is_guest_candidate(user_id, self.guests.domain, kind_guest):
+            if not observations.is_guest_candidate(
+                user_id, self.guests.domain, kind_guest, named_guests_too=self.guests.link_only
+            ):
                 continue
             event_id = event.get("event_id")
             event_id = event_id if isinstance(event_id, str) else f"{action.key}|{user_id}"
