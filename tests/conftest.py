@@ -3,13 +3,18 @@
 A fresh guardbot database per test: an SQLite file, and PostgreSQL when GUARDBOT_TEST_POSTGRES
 holds a server URL (a throwaway database is created on it and dropped).
 
-Markers follow from the directory a test lives in: tests/unit -> unit, tests/db -> db,
-tests/integration -> integration, tests/fault -> fault, tests/docker -> docker (and
-integration: the image runs against a Synapse), tests/workers -> workers (and integration: a
-Synapse with workers), and a fault test that uses a homeserver
-(a fixture in HOMESERVER_FIXTURES, itself or through its own fixtures) is integration too. So
-`-m "not integration"` starts no homeserver; a test not marked integration that starts a Synapse
-anyway fails, saying where it belongs.
+Where a test lives (docs/development.md): the tests of guardbot's modules mirror the package,
+tests/<part>/test_<module>.py for guardbot/<part>/<module>.py and tests/top/ for the top-level
+modules (tests/repo/ checks the repository itself); the scenarios against a real Synapse keep
+their suites, tests/integration, tests/fault, tests/docker and tests/workers.
+
+Markers: a test of the mirrored directories is `db` when it uses the `database` fixture (itself
+or through its own fixtures: a real database, SQLite and PostgreSQL), else `unit`; a scenario
+is marked by its suite: integration, fault, docker (and integration: the image runs against a
+Synapse), workers (and integration: a Synapse with workers), and a fault test that uses a
+homeserver (a fixture in HOMESERVER_FIXTURES, itself or through its own fixtures) is
+integration too. So `-m "not integration"` starts no homeserver; a test not marked integration
+that starts a Synapse anyway fails, saying where it belongs.
 """
 
 from __future__ import annotations
@@ -27,7 +32,19 @@ from guardbot import db
 from tests.support.postgres import POSTGRES
 
 TESTS = Path(__file__).resolve().parent
-SUITES = ("unit", "db", "integration", "fault", "docker", "workers")
+PACKAGE = TESTS.parent / "guardbot"
+# The scenario suites, each marked by its own name.
+SCENARIOS = ("integration", "fault", "docker", "workers")
+# The directories that mirror guardbot: one per part (a package of guardbot), "top" for the
+# top-level modules, "repo" for the checks of the repository itself.
+MIRRORED = (
+    *sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()),
+    "top",
+    "repo",
+)
+SUITES = (*MIRRORED, *SCENARIOS)
+# A test that uses one of these runs on a real database: marked db.
+DATABASE_FIXTURES = frozenset({"database", "database_url"})
 # Fixtures that start a Synapse, or a guardbot process against one.
 HOMESERVER_FIXTURES = frozenset(
     {"homeserver", "start_guardbot", "fault_hs", "launch", "workers_hs", "start_workers_guardbot"}
@@ -35,7 +52,7 @@ HOMESERVER_FIXTURES = frozenset(
 
 
 def suite_of(path: Path) -> str | None:
-    """The suite (its directory's name) of a test file, or None outside tests/<suite>/."""
+    """The directory under tests/ a test file lives in, or None outside tests/<suite>/."""
     try:
         parts = path.resolve().relative_to(TESTS).parts
     except ValueError:
@@ -50,6 +67,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(
                 f"{item.nodeid}: a test lives in one of tests/{{{','.join(SUITES)}}}/"
             )
+        if suite in MIRRORED:
+            uses_database = DATABASE_FIXTURES.intersection(item.fixturenames)
+            item.add_marker("db" if uses_database else "unit")
+            continue
         item.add_marker(suite)
         if suite == "fault" and HOMESERVER_FIXTURES.intersection(item.fixturenames):
             item.add_marker("integration")

@@ -4,7 +4,7 @@ once the homeserver is back, removing each guest once, and honour M_LIMIT_EXCEED
 told instead of hammering. Counted from the homeserver's side (timelines, and its access log
 for the 429s it gave guardbot). How long the drain took is printed, not bounded (a loaded
 machine is slower); that what waited goes when the homeserver answers again, not when its
-backoff runs out, is tests/db/test_homeserver_back.py.
+backoff runs out, is tests/guard/test_executor_homeserver_back.py.
 
 What Synapse limits: it never rate-limits an appservice's own sender for events (kicks, state,
 messages), whatever the registration says, but with `rate_limited: true` it does limit that

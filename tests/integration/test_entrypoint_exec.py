@@ -1,6 +1,6 @@
 """docker/entrypoint.sh's later runs against a real Synapse: the script execs guardbot, which
 runs in its place with the data directory's config (the runs without a homeserver are in
-tests/unit/test_entrypoint.py)."""
+tests/repo/test_entrypoint.py)."""
 
 from __future__ import annotations
 

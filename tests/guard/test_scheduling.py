@@ -1,10 +1,9 @@
-"""The executor's scheduling (guardbot/guard/scheduling.py) and the one backoff rule
-(guardbot/core/backoff.py): pure, so tested without a homeserver or a database."""
+"""The executor's scheduling (guardbot/guard/scheduling.py): pure, so tested without a
+homeserver or a database."""
 
 from __future__ import annotations
 
-from guardbot.core.actions import ForbidGuestAccess, Kick, Remind, Sweep
-from guardbot.core.backoff import backoff
+from guardbot.core.actions import ForbidGuestAccess, JoinRoom, Kick, Remind, Sweep
 from guardbot.db import QueuedAction
 from guardbot.guard.scheduling import RATE_LIMIT_CAUTION_MS, RateLimits, batches, lanes
 
@@ -71,6 +70,11 @@ def test_a_later_429_never_shortens_the_wait() -> None:
     assert limits.until["Kick"] == 5000
 
 
-def test_backoff_doubles_from_the_first_wait_up_to_the_longest() -> None:
-    assert [backoff(n, 2.0, 30.0) for n in range(6)] == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
-    assert backoff(10_000, 1.0, 60.0) == 60.0  # no overflow after a long outage
+def test_kicks_of_different_users_batch_and_everything_else_keeps_its_place() -> None:
+    forbid, sweep = ForbidGuestAccess(ROOM, "$f"), Sweep(ROOM, "$s")
+    pairs = (("@a:x", "1"), ("@b:x", "2"), ("@a:x", "3"), ("@c:x", "4"))
+    a, b, a_again, c = (Kick(ROOM, user, "r", cause) for user, cause in pairs)
+    join = JoinRoom(ROOM, "$j")
+    items = [QueuedAction(i, x, 0) for i, x in enumerate([forbid, a, b, a_again, sweep, c, join])]
+    shape = [[q.action for q in batch] for batch in batches(items)]
+    assert shape == [[forbid], [a, b], [a_again], [sweep], [c], [join]]

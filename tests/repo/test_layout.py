@@ -25,7 +25,7 @@ ALLOWED = {
     "matrix": {"core"},
     "db": {"core"},
     "guard": {"core", "db", "matrix", "background", "metrics"},
-    "commands": {"core", "db", "matrix", "guard", "background"},
+    "commands": {"core", "db", "matrix", "guard", "background", "expiry"},
     "named_guests": {
         "core",
         "db",
@@ -36,6 +36,8 @@ ALLOWED = {
         "config",
         "commands",
     },
+    # Accounts ended by inactivity: its scan, decider and carrier (named guests' probe).
+    "expiry": {"core", "db", "matrix", "background", "metrics", "named_guests"},
     "registration": {"config", "core"},
     "leader": {"core", "db", "matrix", "metrics"},
     "tools": {"core", "db", "matrix", "guard", "config", "logs", "registration"},
@@ -48,6 +50,7 @@ ALLOWED = {
         "background",
         "commands",
         "named_guests",
+        "expiry",
         "config",
         "leader",
     },

@@ -1,23 +1,32 @@
 """Intake against input the fault suite's fuzzing found hostile (tests/fault): each case here
 failed a whole transaction once, and a refused transaction is resent by the homeserver for
-ever, holding back every event after it."""
+ever, holding back every event after it. Transaction IDs are the homeserver's opaque strings:
+any of them is accepted and deduplicated, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import logging
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
+from guardbot import db
 from guardbot.background import Wakeup
 from guardbot.core.clock import Clock
 from guardbot.core.observations import MemberChange
 from guardbot.guard.intake import AppserviceAPI, parse_events
+from guardbot.matrix.errors import error_middleware
+from tests.support.metrics import counted
 
 DOMAIN = "example.org"
 BOT = "@guardbot:example.org"
+TOKEN = "hs-token-for-tests"
 
 
 def malformed_so_far() -> float:
@@ -101,3 +110,49 @@ def test_identifiers_no_database_can_store_make_their_event_malformed() -> None:
     observations = parse_events({"events": [*broken, guest_join()]}, DOMAIN, BOT)
     assert [o.event_id for o in observations] == ["$good"]
     assert malformed_so_far() - before == len(broken)
+
+
+def test_parse_events_keeps_the_good_events_around_a_bad_one() -> None:
+    bad = guest_join("$bad") | {"content": "join"}
+    invited = {"sender": "@999:example.org", "state_key": "@999:example.org"}
+    invite = guest_join("$last") | invited | {"content": {"membership": "invite"}}
+    chat = {"type": "m.room.message", "room_id": "!r:example.org", "event_id": "$m", "content": {}}
+    body = {"events": [guest_join("$first"), bad, "garbage", chat, invite]}
+    counted = ("received", "ignored", "malformed")
+    before = [REGISTRY.get_sample_value(f"guardbot_events_{c}_total") or 0 for c in counted]
+    observations = parse_events(body, DOMAIN, BOT)
+    assert [o.event_id for o in observations] == ["$first", "$last"]
+    after = [REGISTRY.get_sample_value(f"guardbot_events_{c}_total") or 0 for c in counted]
+    assert [b - a for a, b in zip(before, after, strict=True)] == [5, 3, 2]
+
+
+@pytest.mark.parametrize("txn_id", ["{x}", "}", "\x00", "a\x00b", "\x1b", "é", "a" * 2000])
+async def test_any_transaction_id_is_accepted_once(database: db.Database, txn_id: str) -> None:
+    """A refusal (404, 500) would make the homeserver resend that transaction for ever, holding
+    back every later event (found by the fault suite)."""
+    inbox = db.InboxStore(database)
+    api = AppserviceAPI(TOKEN, DOMAIN, BOT, inbox, Wakeup(), (), Clock())
+    repeated = counted("guardbot_transactions_repeated")
+    app = web.Application(middlewares=[error_middleware])
+    api.add_routes(app)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        path = "/_matrix/app/v1/transactions/" + quote(txn_id, safe="")
+        body = json.dumps({"events": [guest_join("$one")]})
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        for _ in range(2):  # and its redelivery
+            resp = await client.put(path, data=body, headers=auth)
+            assert resp.status == 200, await resp.text()
+        assert await inbox.size() == 1
+        assert counted("guardbot_transactions_repeated") - repeated == 1
+        # An unprintable ID is kept escaped; a printable one that looks the same is another
+        # transaction, and the body hash tells them apart anyway.
+        lookalike = txn_id.encode("unicode_escape").decode("ascii")
+        if lookalike != txn_id:
+            other = json.dumps({"events": [guest_join("$two")]})
+            path = "/_matrix/app/v1/transactions/" + quote(lookalike, safe="")
+            assert (await client.put(path, data=other, headers=auth)).status == 200
+            assert await inbox.size() == 2
+    finally:
+        await client.close()

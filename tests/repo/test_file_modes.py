@@ -8,7 +8,7 @@ from pathlib import Path
 
 from guardbot import db
 from guardbot.db import single_instance
-from tests.unit.test_config import guardbot
+from tests.support.cli import guardbot
 
 
 def mode(path: Path) -> int:

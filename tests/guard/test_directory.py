@@ -11,8 +11,7 @@ from guardbot.background import Wakeup
 from guardbot.core.observations import MembersChanged, RecheckDue, RoomListed
 from guardbot.guard.directory import Directory
 from guardbot.matrix.client import Homeserver
-
-from ..support.clock import FakeClock
+from tests.support.clock import FakeClock
 
 A, B, C = "!a:example.org", "!b:example.org", "!c:example.org"
 

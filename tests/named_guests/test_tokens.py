@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from guardbot.named_guests.tokens import (
     csrf_ok,
     csrf_token,
@@ -43,3 +45,16 @@ def test_csrf_is_bound_to_the_nonce_and_the_claim_token() -> None:
     assert not csrf_ok(KEY, None, token_hash, good)  # no cookie
     assert not csrf_ok(KEY, nonce, token_hash, None)
     assert not csrf_ok(KEY, nonce, token_hash, "")
+
+
+@pytest.mark.parametrize(
+    ("nonce", "submitted"),
+    [("\udc80", "0" * 64), ("nonce", "é" * 64), ("nonce\udcff", "é"), ("nonce", "\udc80")],
+)
+def test_a_garbled_csrf_pair_is_refused_not_an_error(nonce: str, submitted: str) -> None:
+    """Cookie bytes that are not UTF-8 arrive as lone surrogates, and compare_digest refuses
+    non-ASCII str: both raised, and the claim page answered 500."""
+    key = b"k" * 32
+    assert csrf_ok(key, nonce, "hash", submitted) is False
+    good_nonce = "abc"
+    assert csrf_ok(key, good_nonce, "hash", csrf_token(key, good_nonce, "hash")) is True

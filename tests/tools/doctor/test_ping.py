@@ -8,9 +8,8 @@ import asyncio
 import json
 
 from guardbot.tools.doctor.ping import PingListener
-
-from ..support.homeserver import free_port
-from ..support.rawhttp import bearer, request
+from tests.support.homeserver import free_port
+from tests.support.rawhttp import bearer, request
 
 TOKEN = b"hs-token"
 PING = b"/_matrix/app/v1/ping"

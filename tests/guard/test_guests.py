@@ -11,8 +11,7 @@ from guardbot.core.policy import Verdict
 from guardbot.guard import guests
 from guardbot.guard.guests import FRESH_FOR, GUEST_TTL, GuestOracle, VerdictCache
 from guardbot.matrix.client import HomeserverError
-
-from ..support.clock import FakeClock
+from tests.support.clock import FakeClock
 
 D = "example.org"
 BIG = guests.BITMAP_LIMIT + 5  # numeric, but past the bitmap

@@ -1,5 +1,6 @@
-"""Observations: which homeserver events matter (triage), and how a transaction's events
-become observations without one bad event costing the others."""
+"""Observations (guardbot/core/observations.py): which homeserver events matter (triage), what
+is malformed, and the inbox's keys. How a transaction's events become observations without one
+bad event costing the others is in tests/guard/test_intake_hostile.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import copy
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
 
 from guardbot.core.observations import (
     BotMembership,
@@ -23,7 +23,6 @@ from guardbot.core.observations import (
     observation_key,
     triage,
 )
-from guardbot.guard.intake import parse_events
 
 DOMAIN = "example.org"
 BOT = "@guardbot:example.org"
@@ -164,26 +163,6 @@ _DELETE = object()
 def test_malformed_events_raise(event: Any) -> None:
     with pytest.raises(MalformedEvent):
         triage(event, DOMAIN, BOT)
-
-
-def test_parse_events_keeps_the_good_events_around_a_bad_one() -> None:
-    bad = member("@5678:example.org", kind="guest", event_id="$bad")
-    bad["content"] = "join"
-    body = {
-        "events": [
-            member(kind="guest", event_id="$first"),
-            bad,
-            "garbage",
-            {"type": "m.room.message", "room_id": ROOM, "event_id": "$m", "content": {}},
-            member("@999:example.org", membership="invite", event_id="$last"),
-        ]
-    }
-    counted = ("received", "ignored", "malformed")
-    before = [REGISTRY.get_sample_value(f"guardbot_events_{c}_total") or 0 for c in counted]
-    observations = parse_events(body, DOMAIN, BOT)
-    assert [o.event_id for o in observations] == ["$first", "$last"]
-    after = [REGISTRY.get_sample_value(f"guardbot_events_{c}_total") or 0 for c in counted]
-    assert [b - a for a, b in zip(before, after, strict=True)] == [5, 3, 2]
 
 
 def test_inbox_keys_tell_observations_apart() -> None:

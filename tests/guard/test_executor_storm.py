@@ -9,11 +9,10 @@ from typing import Any
 
 from devtools.guard_loop import guard_loop
 from guardbot import db
-from guardbot.core.actions import ForbidGuestAccess, JoinRoom, Kick, Sweep
+from guardbot.core.actions import ForbidGuestAccess, Kick
 from guardbot.core.clock import Clock
 from guardbot.core.policy import Policy
-from guardbot.db import QueuedAction
-from guardbot.guard.executor import PER_ROOM, batches
+from guardbot.guard.executor import PER_ROOM
 from guardbot.matrix.client import Homeserver
 from tests.support.queries import action_history
 
@@ -59,20 +58,6 @@ class SlowHomeserver(Homeserver):
             self.in_flight -= 1
         self.gone.add(user_id)
         self.done.append(("kick", user_id))
-
-
-def queued(n: int, action: Any) -> QueuedAction:
-    return QueuedAction(n, action, 0)
-
-
-def test_kicks_of_different_users_batch_and_everything_else_keeps_its_place() -> None:
-    forbid, sweep = ForbidGuestAccess(ROOM, "$f"), Sweep(ROOM, "$s")
-    pairs = (("@a:x", "1"), ("@b:x", "2"), ("@a:x", "3"), ("@c:x", "4"))
-    a, b, a_again, c = (Kick(ROOM, user, "r", cause) for user, cause in pairs)
-    join = JoinRoom(ROOM, "$j")
-    items = [queued(i, x) for i, x in enumerate([forbid, a, b, a_again, sweep, c, join])]
-    shape = [[q.action for q in batch] for batch in batches(items)]
-    assert shape == [[forbid], [a, b], [a_again], [sweep], [c], [join]]
 
 
 async def test_a_storm_in_one_room_is_cleared_in_parallel_each_guest_once(
