@@ -103,6 +103,8 @@ class LocalSynapse:
         # A second listener for guardbot alone, on loopback, that believes X-Forwarded-For
         # (docs/named-guests.md, "Each person's own limits"); guardbot's config points at it.
         self.guardbot_listener: int | None = None
+        # Federation on loopback (enable_federation): the TLS listener's port, part of the name.
+        self.federation_port: int | None = None
         self.config_path = self.workdir / "homeserver.yaml"
         self.log_path = self.workdir / "synapse.log"
         self.registration_shared_secret = ""
@@ -164,7 +166,75 @@ class LocalSynapse:
             "rc_joins": {"local": _LOOSE, "remote": _LOOSE},
             "rc_invites": {"per_room": _LOOSE, "per_user": _LOOSE, "per_issuer": _LOOSE},
             "app_service_config_files": [str(p) for p in self.appservice_files],
+            **self._federation(),
         }
+
+    def enable_federation(self) -> None:
+        """Federate with other Synapses on loopback: server_name 127.0.0.1:<port>, a TLS
+        listener there with a self-signed certificate, certificates not verified, loopback
+        allowed. Call before the first start (the name is part of every user ID)."""
+        self.federation_port = _free_port()
+        self.server_name = f"127.0.0.1:{self.federation_port}"
+
+    def _federation(self) -> dict[str, Any]:
+        if self.federation_port is None:
+            return {}
+        cert, key = self.workdir / "tls.crt", self.workdir / "tls.key"
+        if not cert.exists():
+            subprocess.run(
+                [
+                    "openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                    "-keyout",
+                    str(key),
+                    "-out",
+                    str(cert),
+                ],
+                check=True,
+                capture_output=True,
+            )
+        client = self._default_listeners()
+        federation = {
+            "port": self.federation_port,
+            "bind_addresses": ["127.0.0.1"],
+            "type": "http",
+            "tls": True,
+            "resources": [{"names": ["federation"], "compress": False}],
+        }
+        return {
+            "listeners": [*client, federation],
+            "tls_certificate_path": str(cert),
+            "tls_private_key_path": str(key),
+            "federation_verify_certificates": False,
+            "federation_domain_whitelist": None,
+            "ip_range_blacklist": [],
+            "ip_range_whitelist": ["127.0.0.1"],
+            "federation_ip_range_blacklist": [],
+        }
+
+    def _default_listeners(self) -> list[dict[str, Any]]:
+        if self.guardbot_listener is not None:
+            return self._guardbot_listener()["listeners"]
+        return [
+            {
+                "port": self.port,
+                "bind_addresses": ["127.0.0.1"],
+                "type": "http",
+                "tls": False,
+                "x_forwarded": self.x_forwarded,
+                "resources": [{"names": ["client"], "compress": False}],
+            }
+        ]
 
     def _guardbot_listener(self) -> dict[str, Any]:
         if self.guardbot_listener is None:
