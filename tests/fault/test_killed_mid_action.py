@@ -15,7 +15,7 @@ from aiohttp import web
 from tests.support.harness import Launch
 from tests.support.holding_proxy import HoldingProxy
 from tests.support.homeserver import Homeserver
-from tests.support.matrix_client import wait_for
+from tests.support.matrix_client import q, wait_for
 from tests.support.pwlu_client import Api, as_user, dm_room, nags, pwlu_env, query_db, unique
 from tests.support.rooms import listed_room, membership_is, wait_removed
 
@@ -182,3 +182,42 @@ async def test_a_kick_that_landed_before_a_crash_is_recorded_as_done(
     ((state, outcome),) = await wait_for(recorded, what="the kick's outcome after the restart")
     assert state == "done", outcome
     assert outcome == f"removed guest {guest.user_id} (before a restart)"
+
+
+@pytest.mark.parametrize("delivered", [True, False], ids=["delivered", "not-delivered"])
+async def test_killed_mid_suspension_suspends_and_records_it_once(
+    fault_hs: Homeserver, launch: Launch, proxies: Callable[..., HoldingProxy], delivered: bool
+) -> None:
+    """Expiry's suspension of an idle named guest, cut off by a crash after Synapse suspended
+    them (or before the call reached it): after the restart the account is suspended, the
+    suspension recorded once, and the step done once."""
+
+    def suspend(r: web.Request, body: bytes) -> bool:
+        return r.method == "PUT" and "/_synapse/admin/v1/suspend/" in r.path
+
+    proxy = proxies(fault_hs, suspend, deliver=delivered)
+    env = {
+        **pwlu_env(fault_hs, PWLU__NAG__FIRST_AFTER="1h"),
+        "HOMESERVER__ADDRESS": await proxy.start(),
+        "EXPIRY__ENABLED": "true",
+        "EXPIRY__GUESTS_IDLE": "1000d",  # the other tests' guests are not this test's business
+        "EXPIRY__NAMED_GUESTS_IDLE": "2s",
+        "EXPIRY__SUSPENDED_FOR": "1000d",
+        "EXPIRY__CHECK_EVERY": "1s",
+    }
+    bot = await launch(fault_hs, **env)
+    registered = await Api(bot.url).register_pwlu(unique("idle"))
+    user_id = registered["user_id"]
+    await asyncio.wait_for(proxy.held.wait(), timeout=60)
+    await bot.kill()
+
+    bot = await launch(fault_hs, **env)
+
+    async def suspended_and_recorded() -> bool:
+        info = await fault_hs.admin.request("GET", f"/_synapse/admin/v2/users/{q(user_id)}")
+        rows = query_db(bot, "SELECT COUNT(*) FROM suspension WHERE user_id=?", user_id)
+        return bool(info["suspended"]) and rows[0][0] == 1
+
+    await wait_for(suspended_and_recorded, what="the suspension done and recorded")
+    steps = query_db(bot, "SELECT state FROM action WHERE kind='Suspend' AND user_id=?", user_id)
+    assert steps == [("done",)]
