@@ -239,6 +239,7 @@ class Guardbot(Program):
         if self.named_guests is not None:
             timer = self.named_guests.timer
             self.tasks.append(background.start("reminders", timer.step, timer.wakeup))
+            self.tasks.append(background.start("named-guest-counts", self.named_guests.count))
         if self.parts.expiry is not None:
             idle = self.parts.expiry.idle
             self.tasks.append(background.start("expiry", idle.step, expected=(HomeserverError,)))

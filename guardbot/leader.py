@@ -192,7 +192,9 @@ class Leadership:
             sent_at = self.clock.monotonic()
             try:
                 term = await self.store.acquire(self.holder, self.lease_ms, force=self.alone)
+                metrics.DATABASE_UP.set(1)
             except Exception as e:
+                metrics.DATABASE_UP.set(0)
                 log.warning("Cannot ask the database for the lease (%s); trying again", e)
                 term = None
             if term is not None:
@@ -246,12 +248,14 @@ class Leadership:
                 self.store.renew(term, self.lease_ms), timeout=self.lease_ms / 1000
             )
         except Exception as e:  # the database away or slow: in doubt once past the deadline
+            metrics.DATABASE_UP.set(0)
             in_doubt = not self.leading
             if in_doubt and not self._doubt_logged:
                 why = str(e) or type(e).__name__
                 log.error("Not acting until the lease is renewed: %s", why)
             self._doubt_logged = in_doubt
             return
+        metrics.DATABASE_UP.set(1)
         if not renewed:
             self._lose(f"another process took over from term {term}")
             return

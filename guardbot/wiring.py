@@ -10,13 +10,15 @@ from dataclasses import dataclass
 
 from mautrix.util.async_db import Database, Scheme
 
-from guardbot import db
+from guardbot import db, metrics
 from guardbot.background import Wakeup
 from guardbot.commands.management import Management
 from guardbot.commands.reports import Reports
 from guardbot.commands.room import RoomCommands
 from guardbot.config import Config, parse_duration
+from guardbot.core.actions import ACTIONS, ActionState, WaitingOn
 from guardbot.core.clock import Clock
+from guardbot.core.observations import DOOR_CALLBACKS
 from guardbot.core.policy import ServerPolicy
 from guardbot.db.lease_store import LeaseStore
 from guardbot.expiry.account_carrier import ACCOUNT_ACTIONS, AccountCarrier
@@ -115,6 +117,7 @@ def wire(
     clock: Clock | None = None,
 ) -> Parts:
     clock = clock or Clock()
+    metrics.start_series(ACTIONS, ActionState, WaitingOn, DOOR_CALLBACKS)
     # Wake-ups first. The homeserver's "I answer again" is an observation (the inbox's
     # wake-up says so): its decision sweeps the listed rooms and makes due what waited.
     inbox_wakeup, queue_wakeup = Wakeup(), Wakeup()
@@ -313,6 +316,7 @@ def prepare_loops(
         hs=g.hs,
         store=decisions.actions,
         guests=g.facts.guests,
+        rooms=g.facts.rooms,
         clock=g.clock,
         wakeup=g.queue_wakeup,
         inbox_wakeup=g.inbox_wakeup,

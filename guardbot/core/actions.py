@@ -34,6 +34,7 @@ class Kick:
     user_id: str
     reason: str
     cause: str  # the member event that made the user a target
+    joined_at: int | None = None  # that event's time at the homeserver (a join's, an invite's)
 
     @property
     def key(self) -> str:

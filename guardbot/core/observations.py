@@ -28,6 +28,7 @@ class MemberChange:
     membership: str
     prev_membership: str | None
     kind_guest: bool  # content.kind == "guest": a hint, never proof
+    at: int | None = None  # the event's origin_server_ts
 
     @property
     def new_join(self) -> bool:
@@ -512,6 +513,7 @@ def _triage_member(
         membership=membership,
         prev_membership=prev_membership if isinstance(prev_membership, str) else None,
         kind_guest=kind_guest,
+        at=sent_at if isinstance(sent_at := event.get("origin_server_ts"), int) else None,
     )
 
 

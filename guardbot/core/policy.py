@@ -218,7 +218,9 @@ def decide_member(change: MemberChange, room: RoomFacts, verdict: Verdict) -> li
     """A guest joined or was invited into a room."""
     if why_not_removed(room, change.membership, verdict) is not None:
         return []
-    kick = Kick(room.room_id, change.user_id, room.kick_reason, cause=change.event_id)
+    kick = Kick(
+        room.room_id, change.user_id, room.kick_reason, cause=change.event_id, joined_at=change.at
+    )
     if room.policy is Policy.FORBID:
         # Close the door first, so the next guest is refused by the homeserver itself.
         return [ForbidGuestAccess(room.room_id, cause=change.event_id), kick]

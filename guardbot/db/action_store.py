@@ -177,6 +177,23 @@ class ActionStore:
         # The literal lets the partial index on pending actions answer, not a table scan.
         return int(await self.db.fetchval("SELECT COUNT(*) FROM action WHERE state = 'pending'"))
 
+    async def waiting(self) -> dict[str, int]:
+        """Pending actions by what they wait on ("nothing": due or about to be)."""
+        counts = dict.fromkeys(["nothing", *(w.value for w in WaitingOn)], 0)
+        rows = await self.db.fetch(
+            "SELECT waiting_on, COUNT(*) AS n FROM action WHERE state = 'pending'"
+            " GROUP BY waiting_on"
+        )
+        for r in rows:
+            counts[r["waiting_on"] or "nothing"] = int(r["n"])
+        return counts
+
+    async def oldest_pending(self, kind: str) -> int | None:
+        """When the oldest pending action of this kind was decided (ms)."""
+        return await self.db.fetchval(
+            "SELECT MIN(created_at) FROM action WHERE state = 'pending' AND kind = $1", kind
+        )
+
     async def count(self, state: ActionState) -> int:
         return int(
             await self.db.fetchval("SELECT COUNT(*) FROM action WHERE state=$1", state.value)

@@ -76,6 +76,9 @@ class InboxStore:
         gone = await self.db.fetchval("DELETE FROM inbox WHERE id=$1 RETURNING id", row_id)
         return gone is not None
 
+    async def oldest_received_at(self) -> int | None:
+        return await self.db.fetchval("SELECT MIN(received_at) FROM inbox")
+
     async def size(self) -> int:
         return int(await self.db.fetchval("SELECT COUNT(*) FROM inbox"))
 

@@ -340,6 +340,23 @@ class NamedGuestStore:
         await self.db.execute("DELETE FROM pwlu_claim WHERE expires_at <= $1", now)
 
     # -- for server admins -----------------------------------------------------------------
+    async def counts(self) -> dict[str, int]:
+        """Named guests by state, for the metrics: registered (reminders going), claimed
+        (password set), stopped (reminders over without one), expired (deactivated)."""
+        row = await self.db.fetchrow(
+            "SELECT"
+            " SUM(CASE WHEN state = $1 AND NOT password_set THEN 1 ELSE 0 END) AS registered,"
+            " SUM(CASE WHEN password_set THEN 1 ELSE 0 END) AS claimed,"
+            " SUM(CASE WHEN state = $2 AND NOT password_set AND done_reason <> $3"
+            " THEN 1 ELSE 0 END) AS stopped,"
+            " SUM(CASE WHEN done_reason = $3 THEN 1 ELSE 0 END) AS expired"
+            " FROM pwlu",
+            ACTIVE.value,
+            DONE.value,
+            "deactivated",
+        )
+        return {k: int(row[k] or 0) for k in ("registered", "claimed", "stopped", "expired")}
+
     async def passwordless(self) -> dict[str, str]:
         """Named guests still on guardbot's derived password: user ID -> key ID."""
         rows = await self.db.fetch(

@@ -126,7 +126,7 @@ class IdleAccounts:
             )
         for step, count in counts.items():
             metrics.EXPIRY_DUE.labels(step.value).set(count)
-        metrics.EXPIRY_SUSPENDED.set(len(await self.suspensions.all()))
+        metrics.NAMED_GUESTS.labels("suspended").set(len(await self.suspensions.all()))
         if observations:
             await self.inbox.add(observations, now)
             self.inbox_wakeup.set()

@@ -121,6 +121,7 @@ class Door:
             return matrix_error(400, "M_NOT_JSON", "Body is not JSON")
         if not isinstance(body, dict):
             return matrix_error(400, "M_BAD_JSON", "Body must be a JSON object")
+        metrics.DOOR_LAST_CALL.set_to_current_time()
         callback = request.match_info["callback"]
         if callback == "ping":
             await self._record_seen("ping")

@@ -280,6 +280,9 @@ class Evaluator:
         while await self.run_once():
             pass
         metrics.INBOX_DEPTH.set(await self.inbox.size())
+        oldest = await self.inbox.oldest_received_at()
+        age = 0.0 if oldest is None else max(0, self.clock.now_ms() - oldest) / 1000
+        metrics.INBOX_OLDEST.set(age)
         # Another process may store observations too (a standby's door hearing a publication):
         # looked for every second, an indexed read of an empty inbox.
         return INBOX_LOOK_S

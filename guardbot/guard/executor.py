@@ -32,6 +32,7 @@ from guardbot.core.observations import (
     Observation,
 )
 from guardbot.db import ActionStore, QueuedAction
+from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
 from guardbot.guard.scheduling import RateLimits, batches, kind, lanes
 from guardbot.matrix.client import Homeserver, HomeserverError
@@ -69,6 +70,7 @@ class Executor:
         hs: Homeserver,
         store: ActionStore,
         guests: GuestOracle,
+        rooms: RoomFactSource,
         clock: Clock,
         wakeup: Wakeup,
         inbox_wakeup: Wakeup,
@@ -79,6 +81,7 @@ class Executor:
         self.carriers = dict(carriers)
         self.store = store
         self.guests = guests  # whether guardbot may join through the admin API
+        self.rooms = rooms  # a removal is counted by its room's policy
         self.clock = clock
         self.wakeup = wakeup
         self.inbox_wakeup = inbox_wakeup  # a sweep's members wait there to be decided on
@@ -118,6 +121,10 @@ class Executor:
         if next_at is not None and next_at <= now and free_at is not None:
             next_at = free_at  # still due yet not run: held back until a wait is over
         metrics.QUEUE_DEPTH.set(await self.store.pending())
+        for waiting_on, count in (await self.store.waiting()).items():
+            metrics.ACTIONS_WAITING.labels(waiting_on).set(count)
+        oldest = await self.store.oldest_pending("Kick")
+        metrics.REMOVAL_PENDING_OLDEST.set(0 if oldest is None else max(0, now - oldest) / 1000)
         return 5.0 if next_at is None else max(0.05, min(5.0, (next_at - now) / 1000))
 
     async def execute(self, queued: QueuedAction) -> None:
@@ -157,7 +164,11 @@ class Executor:
         log.log(level, "%s %s: %s", type(action).__name__, lane(action), outcome.text)
         metrics.ACTIONS_DONE.labels(type(action).__name__, outcome.state.value).inc()
         if isinstance(action, Kick) and outcome.state is DONE:
-            metrics.GUESTS_REMOVED.inc()
+            room = await self.rooms.facts(action.room_id)
+            metrics.GUESTS_REMOVED.labels(room.policy.value, action.room_id).inc()
+            if action.joined_at is not None:
+                seconds = max(0, self.clock.now_ms() - action.joined_at) / 1000
+                metrics.REMOVAL_SECONDS.observe(seconds)
 
     async def _carry_out(self, queued: QueuedAction, found: list[Observation]) -> Outcome:
         carrier = self.carriers.get(type(queued.action))

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from mautrix.util.async_db import Database
 
+from guardbot import metrics
 from guardbot.background import Wakeup
 from guardbot.config import Config, parse_duration
 from guardbot.core.actions import CarryOver, MarkNamedGuest, Remind, TellPasswordSet
@@ -128,3 +129,9 @@ class NamedGuestService:
     async def load(self) -> None:
         """At start, before transactions flow: the DMs are conversations."""
         await self.carrier.load()
+
+    async def count(self) -> float:
+        """The named guests by state, for the metrics; seconds until the next count."""
+        for state, n in (await self.store.counts()).items():
+            metrics.NAMED_GUESTS.labels(state).set(n)
+        return 30.0
