@@ -105,6 +105,8 @@ class LocalSynapse:
         self.guardbot_listener: int | None = None
         # Federation on loopback (enable_federation): the TLS listener's port, part of the name.
         self.federation_port: int | None = None
+        # Synapse's own Prometheus metrics on this port (enable_metrics), when set.
+        self.metrics_port: int | None = None
         self.config_path = self.workdir / "homeserver.yaml"
         self.log_path = self.workdir / "synapse.log"
         self.registration_shared_secret = ""
@@ -167,6 +169,7 @@ class LocalSynapse:
             "rc_invites": {"per_room": _LOOSE, "per_user": _LOOSE, "per_issuer": _LOOSE},
             "app_service_config_files": [str(p) for p in self.appservice_files],
             **self._federation(),
+            **self._metrics(),
         }
 
     def enable_federation(self) -> None:
@@ -221,6 +224,16 @@ class LocalSynapse:
             "ip_range_whitelist": ["127.0.0.1"],
             "federation_ip_range_blacklist": [],
         }
+
+    def _metrics(self) -> dict[str, Any]:
+        """With metrics_port: Synapse's Prometheus metrics served there, beside the others."""
+        if self.metrics_port is None:
+            return {}
+        others = self._default_listeners()
+        if self.federation_port is not None:
+            others = self._federation()["listeners"]
+        metrics = {"port": self.metrics_port, "bind_addresses": ["127.0.0.1"], "type": "metrics"}
+        return {"enable_metrics": True, "listeners": [*others, metrics]}
 
     def _default_listeners(self) -> list[dict[str, Any]]:
         if self.guardbot_listener is not None:

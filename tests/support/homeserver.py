@@ -65,6 +65,7 @@ async def running_homeserver(
     x_forwarded: bool = False,
     guardbot_listener: bool = False,
     federation: bool = False,
+    metrics: bool = False,
 ) -> AsyncIterator[Homeserver]:
     """A Synapse with guardbot's registration (made by `guardbot -g`, then `registration`'s keys
     put over it, e.g. `rate_limited: True`) and an admin user, for the session fixture or a test
@@ -74,7 +75,8 @@ async def running_homeserver(
     database of its own (devtools/synapse_workers.py), dropped at the end. With
     `x_forwarded`, its listener believes X-Forwarded-For; with `guardbot_listener`, guardbot
     talks to a second listener of its own that does (docs/named-guests.md). With
-    `federation`, it federates with other Synapses on loopback (its name is 127.0.0.1:<port>)."""
+    `federation`, it federates with other Synapses on loopback (its name is 127.0.0.1:<port>);
+    with `metrics`, it serves its Prometheus metrics on `synapse.metrics_port`."""
     kind = WorkerSynapse if workers else LocalSynapse
     synapse = kind(
         root / "synapse", appservice_files=[root / "registration.yaml"], extra_config=extra_config
@@ -84,6 +86,8 @@ async def running_homeserver(
         synapse.guardbot_listener = free_port()
     if federation:
         synapse.enable_federation()
+    if metrics:
+        synapse.metrics_port = free_port()
     port = free_port()
     config_path = root / "config.yaml"
     config = synapse.register_guardbot(config_path, port)
