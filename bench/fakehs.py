@@ -1,8 +1,9 @@
-"""A stand-in homeserver for benchmarks 3 and 5, in its own process: a directory of N listed
-rooms (/publicRooms, paginated like Synapse's: at most 100 a page, entries shaped like its), one
-big room (/members, member state, kicks), the admin API's user look-up, and what guardbot asks
-at start. Every answer is computed before the clock starts, so the figures are guardbot's cost,
-not this server's; each request is counted by kind, so the benchmark can count admin calls.
+"""A stand-in homeserver for benchmarks 3 and 5, in its own process: the tests' scripted
+homeserver (tests/support/fake_homeserver.py: member state, kicks, the admin API's user look-up,
+what guardbot asks at start) with a directory of N listed rooms (/publicRooms, paginated like
+Synapse's: at most 100 a page, entries shaped like its) and one big room (/members) whose
+answers are computed before the clock starts, so the figures are guardbot's cost, not this
+server's; each request is counted by kind, so the benchmark can count admin calls.
 
 Run as `python -m bench.fakehs --rooms N --members M --guests G --former-guests F`: prints
 its port on the first line of stdout, serves until killed.
@@ -16,13 +17,13 @@ import json
 import random
 import sys
 from collections import Counter
-from urllib.parse import unquote
 
 from aiohttp import web
 
+from tests.support.fake_homeserver import PAGE, Call, FakeHomeserver, FakeRoom
+
 DOMAIN = "example.org"
 BIG_ROOM = "!bigroom:example.org"
-PAGE = 100  # Synapse's most rooms per /publicRooms page (MAX_PUBLIC_ROOMS_IN_RESPONSE)
 
 
 def room_entry(n: int) -> dict[str, object]:
@@ -87,94 +88,72 @@ def big_room(members: int, guests: int, former: int) -> tuple[list[dict], set[st
     return events, guest_ids, former_ids
 
 
-class FakeHomeserver:
+# The route names of the scripted homeserver, as this benchmark has always counted them.
+COUNTED = {
+    "public_rooms": "publicRooms",
+    "members": "members",
+    "state m.room.member": "member state",
+    "kick": "kick",
+    "admin_user": "admin",
+}
+
+
+class BenchHomeserver(FakeHomeserver):
+    """The tests' scripted homeserver (tests/support/fake_homeserver.py) with the directory's
+    pages and the big room's member list computed once, in advance."""
+
     def __init__(self, rooms: int, members: int, guests: int, former: int) -> None:
+        super().__init__(domain=DOMAIN, bot_user_id=f"@guardbot:{DOMAIN}")
         self.pages = directory_pages(rooms, PAGE)
-        events, self.guests, self.former = big_room(members, guests, former)
-        self.members_body = json.dumps({"chunk": events}).encode()
-        self.kicked: set[str] = set()
-        self.calls: Counter[str] = Counter()
+        self.events, self.guests, self.former = big_room(members, guests, former)
+        self.members_body = json.dumps({"chunk": self.events}).encode()
+        for event in self.events:
+            user_id = str(event["state_key"])
+            if user_id.endswith(":" + DOMAIN):
+                self.user(user_id, guest=user_id in self.guests)
+        self._seat_members()
+
+    def _seat_members(self) -> None:
+        room = self.room(BIG_ROOM)
+        for event in self.events:
+            room.state[("m.room.member", str(event["state_key"]))] = event
 
     def app(self) -> web.Application:
         app = web.Application()
-        r = app.router
-        r.add_get("/_matrix/client/v3/publicRooms", self.public_rooms)
-        r.add_get("/_matrix/client/v3/rooms/{room}/members", self.members)
-        r.add_get("/_matrix/client/v3/rooms/{room}/state/m.room.member/{user}", self.member)
-        r.add_post("/_matrix/client/v3/rooms/{room}/kick", self.kick)
-        r.add_get("/_synapse/admin/v2/users/{user}", self.admin_user)
-        # What guardbot asks at start (benchmark 5): it is a registered, pingable admin.
-        r.add_get("/_matrix/client/versions", self.versions)
-        r.add_post("/_matrix/client/v3/register", self.in_use)
-        r.add_post("/_matrix/client/v1/appservice/{id}/ping", self.empty)
-        r.add_get("/_synapse/admin/v1/users/{user}/admin", self.is_admin)
-        r.add_get("/_bench/calls", self.get_calls)
-        r.add_post("/_bench/reset", self.reset)
+        app.router.add_get("/_bench/calls", self.get_calls)
+        app.router.add_post("/_bench/reset", self.reset)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
+
+    def _known_room(self, call: Call) -> FakeRoom:
+        return self.rooms[BIG_ROOM]  # every room is the big room (the sweep's listed one too)
 
     def _json(self, body: bytes) -> web.Response:
         return web.Response(body=body, content_type="application/json")
 
-    async def public_rooms(self, request: web.Request) -> web.Response:
-        self.calls["publicRooms"] += 1
-        if int(request.query.get("limit", PAGE)) < PAGE:  # like Synapse, larger ones get PAGE
+    async def _public_rooms(self, call: Call) -> web.Response:
+        if int(call.query.get("limit", PAGE)) < PAGE:  # like Synapse, larger ones get PAGE
             return web.json_response({"errcode": "M_UNKNOWN", "error": "bench: limit < 100"}, 400)
-        return self._json(self.pages[request.query.get("since", "")])
+        return self._json(self.pages[call.query.get("since", "")])
 
-    async def members(self, _: web.Request) -> web.Response:
-        self.calls["members"] += 1
+    async def _members(self, call: Call) -> web.Response:
         return self._json(self.members_body)
 
-    async def member(self, request: web.Request) -> web.Response:
-        self.calls["member state"] += 1
-        user = unquote(request.match_info["user"])
-        gone = user in self.kicked
-        content = {"membership": "leave" if gone else "join", "kind": "guest"}
-        if request.query.get("format") == "event":  # the whole event, as the kick asks
-            return web.json_response({"content": content, "sender": user})
-        return web.json_response(content)
-
-    async def kick(self, request: web.Request) -> web.Response:
-        self.calls["kick"] += 1
-        self.kicked.add((await request.json())["user_id"])
-        return web.json_response({})
-
-    async def admin_user(self, request: web.Request) -> web.Response:
-        self.calls["admin"] += 1
-        user = unquote(request.match_info["user"])
-        return web.json_response(
-            {"name": user, "is_guest": user in self.guests, "admin": False, "deactivated": False}
-        )
-
-    async def versions(self, _: web.Request) -> web.Response:
-        return web.json_response({"versions": ["v1.11"]})
-
-    async def in_use(self, _: web.Request) -> web.Response:
-        return web.json_response({"errcode": "M_USER_IN_USE", "error": "taken"}, status=400)
-
-    async def empty(self, _: web.Request) -> web.Response:
-        return web.json_response({})
-
-    async def is_admin(self, _: web.Request) -> web.Response:
-        return web.json_response({"admin": True})
-
     async def get_calls(self, _: web.Request) -> web.Response:
-        return web.json_response(dict(self.calls) | {"kicked": sorted(self.kicked)})
+        counted = Counter(COUNTED[c.route] for c in self.calls if c.route in COUNTED)
+        kicked = sorted(c.body["user_id"] for c in self.called("kick"))
+        return web.json_response(dict(counted) | {"kicked": kicked})
 
     async def reset(self, _: web.Request) -> web.Response:
         self.calls.clear()
-        self.kicked.clear()
+        self._seat_members()  # the kicked are back
         return web.json_response({})
 
 
 async def serve(args: argparse.Namespace) -> None:
-    hs = FakeHomeserver(args.rooms, args.members, args.guests, args.former_guests)
-    runner = web.AppRunner(hs.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    print(port, flush=True)
+    hs = BenchHomeserver(args.rooms, args.members, args.guests, args.former_guests)
+    await hs.start()
+    print(hs.url.rsplit(":", 1)[1], flush=True)
     await asyncio.Event().wait()
 
 

@@ -60,7 +60,7 @@ class NamedGuestLoop:
 
 async def named_guest_loop(
     database: db.Database,
-    hs: Homeserver,
+    hs: Homeserver | str,
     secret: str,
     *,
     every: str = "1d",

@@ -20,15 +20,17 @@ that starts a Synapse anyway fails, saying where it belongs.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from yarl import URL
 
+from devtools.guard_loop import GuardLoop, guard_loop
 from devtools.local_synapse import LocalSynapse
 from guardbot import db
+from tests.support.fake_homeserver import FakeHomeserver, fake_homeserver
 from tests.support.postgres import POSTGRES
 
 TESTS = Path(__file__).resolve().parent
@@ -139,3 +141,29 @@ async def database(database_url: str) -> AsyncIterator[db.Database]:
         yield database
     finally:
         await database.stop()  # a no-op when the test closed it already to reopen its URL
+
+
+@pytest.fixture
+async def fake_hs() -> AsyncIterator[FakeHomeserver]:
+    """The scripted homeserver (tests/support/fake_homeserver.py), started, with guardbot's
+    user; closed after the test."""
+    async with fake_homeserver() as hs:
+        yield hs
+
+
+@pytest.fixture
+async def guard_on_fake(
+    database: db.Database, fake_hs: FakeHomeserver
+) -> AsyncIterator[Callable[..., Awaitable[GuardLoop]]]:
+    """`await guard_on_fake(listed=[...], policy=..., config={...})`: guardbot wired as the app
+    wires it (devtools/guard_loop.py) on this test's database, talking to the scripted
+    homeserver; its clients closed after the test."""
+    made: list[GuardLoop] = []
+
+    async def make(**kw: Any) -> GuardLoop:
+        made.append(await guard_loop(database, fake_hs.url, **kw))
+        return made[-1]
+
+    yield make
+    for guard in made:
+        await guard.hs.close()

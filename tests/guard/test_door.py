@@ -1,10 +1,9 @@
-"""The door's HTTP edge: who may ask, what a malformed question gets, and the bound on every
-answer, against a scripted homeserver (slowness on cue is a fault no real one gives) and the
-real stores. The real Synapse and module are in tests/integration/test_door.py."""
+"""The door (guard/door.py), its HTTP edge: who may ask, what a malformed question gets, and the
+bound on every answer, against the scripted homeserver (slowness on cue is a fault no real one
+gives) and the real stores. The real Synapse and module are in tests/integration/test_door.py."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -17,8 +16,8 @@ from guardbot import db, metrics
 from guardbot.core.clock import Clock
 from guardbot.core.policy import Policy
 from guardbot.guard.door import Door
-from guardbot.matrix.client import Homeserver
 from guardbot.matrix.errors import error_middleware
+from tests.support.fake_homeserver import FakeHomeserver
 
 TOKEN = "door-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -26,30 +25,14 @@ LISTED, UNLISTED = "!listed:example.org", "!unlisted:example.org"
 GUEST, MEMBER = "@7:example.org", "@8:example.org"
 
 
-class ScriptedHomeserver(Homeserver):
-    """Answers the door's two questions (is this user a guest, is this room listed), counting
-    them; `slow` delays the admin API past the door's bound."""
-
-    def __init__(self) -> None:
-        super().__init__("http://127.0.0.1:1", "as-token", "@guardbot:example.org")
-        self.asked: list[str] = []
-        self.slow = 0.0
-
-    async def admin_user(self, user_id: str) -> dict[str, Any] | None:
-        self.asked.append(user_id)
-        await asyncio.sleep(self.slow)
-        return {"name": user_id, "is_guest": user_id == GUEST, "admin": False}
-
-    async def directory_visibility(self, room_id: str) -> str:
-        self.asked.append(room_id)
-        return "private"
-
-
 async def serve(
-    database: db.Database, token: str = TOKEN
-) -> tuple[TestClient, ScriptedHomeserver, Door]:
-    hs = ScriptedHomeserver()
-    guard = await guard_loop(database, hs, listed=[LISTED], policy=Policy.KICK)
+    database: db.Database, hs: FakeHomeserver, token: str = TOKEN
+) -> tuple[TestClient, Door]:
+    """The door's routes on a server of their own, guardbot's parts on the scripted
+    homeserver, where GUEST is a guest and MEMBER is not."""
+    hs.user(GUEST, guest=True)
+    hs.user(MEMBER)
+    guard = await guard_loop(database, hs.url, listed=[LISTED], policy=Policy.KICK)
     door = Door(
         token=token,
         domain="example.org",
@@ -64,9 +47,10 @@ async def serve(
     )
     app = web.Application(middlewares=[error_middleware])
     door.add_routes(app)
+    app.on_cleanup.append(lambda _: guard.hs.close())
     client = TestClient(TestServer(app))
     await client.start_server()
-    return client, hs, door
+    return client, door
 
 
 async def ask(
@@ -82,8 +66,10 @@ def join(user: str, room: str) -> dict:
     return {"user": user, "room": room, "is_invited": False}
 
 
-async def test_a_guest_is_refused_and_everyone_else_passes(database: db.Database) -> None:
-    client, hs, _ = await serve(database)
+async def test_a_guest_is_refused_and_everyone_else_passes(
+    database: db.Database, fake_hs: FakeHomeserver
+) -> None:
+    client, _ = await serve(database, fake_hs)
     try:
         status, body = await ask(client, "user_may_join_room", join(GUEST, LISTED))
         assert (status, body) == (
@@ -94,20 +80,22 @@ async def test_a_guest_is_refused_and_everyone_else_passes(database: db.Database
         assert (await ask(client, "user_may_invite", invite))[0] == 403
         assert await ask(client, "user_may_join_room", join(MEMBER, LISTED)) == (200, {})
         assert await ask(client, "user_may_join_room", join(GUEST, UNLISTED)) == (200, {})
-        hs.asked.clear()
+        asked = len(fake_hs.called())
         # Not a numeric local ID, or another server's user: never a guest here, and no I/O.
         for user in ("@alice:example.org", "@7:other.org"):
             assert await ask(client, "user_may_join_room", join(user, LISTED)) == (200, {})
-        assert hs.asked == []
+        assert len(fake_hs.called()) == asked
     finally:
         await client.close()
 
 
-async def test_a_call_with_a_wrong_token_fails_open_not_closed(database: db.Database) -> None:
+async def test_a_call_with_a_wrong_token_fails_open_not_closed(
+    database: db.Database, fake_hs: FakeHomeserver
+) -> None:
     """synapse-http-antispam refuses the join on any JSON error answer and applies fail_open
     only to an answer that is not JSON: a wrong token in homeserver.yaml stopped every join on
     the server. Now it is answered in plain text, counted, and recorded for doctor."""
-    client, _, door = await serve(database)
+    client, door = await serve(database, fake_hs)
     refused = metrics.DOOR_TOKEN_REFUSED.labels("wrong")
     before = refused._value.get()
     try:
@@ -133,7 +121,7 @@ async def test_a_call_with_a_wrong_token_fails_open_not_closed(database: db.Data
     finally:
         await client.close()
     # "generate": the door is not set up, and no token opens it.
-    client, _, _ = await serve(database, token="generate")
+    client, _ = await serve(database, fake_hs, token="generate")
     try:
         for token in ("generate", ""):
             headers = {"Authorization": f"Bearer {token}"}
@@ -153,9 +141,9 @@ async def test_a_call_with_a_wrong_token_fails_open_not_closed(database: db.Data
     ],
 )
 async def test_a_malformed_question_gets_matrix_error_json(
-    database: db.Database, raw: bytes, errcode: str
+    database: db.Database, fake_hs: FakeHomeserver, raw: bytes, errcode: str
 ) -> None:
-    client, _, _ = await serve(database)
+    client, _ = await serve(database, fake_hs)
     try:
         resp = await client.post("/_guardbot/antispam/user_may_join_room", data=raw, headers=AUTH)
         assert resp.status == 400 and (await resp.json())["errcode"] == errcode
@@ -163,17 +151,21 @@ async def test_a_malformed_question_gets_matrix_error_json(
         await client.close()
 
 
-async def test_a_slow_answer_lets_the_join_through(database: db.Database) -> None:
-    client, hs, _ = await serve(database)
-    hs.slow = 5.0  # far past the door's 0.2 s
+async def test_a_slow_answer_lets_the_join_through(
+    database: db.Database, fake_hs: FakeHomeserver
+) -> None:
+    client, _ = await serve(database, fake_hs)
+    fake_hs.slow("admin_user", 5.0)  # far past the door's 0.2 s
     try:
         assert await ask(client, "user_may_join_room", join(GUEST, LISTED)) == (200, {})
     finally:
         await client.close()
 
 
-async def test_ping_and_unknown_callbacks_are_answered_and_recorded(database: db.Database) -> None:
-    client, _, door = await serve(database)
+async def test_ping_and_unknown_callbacks_are_answered_and_recorded(
+    database: db.Database, fake_hs: FakeHomeserver
+) -> None:
+    client, door = await serve(database, fake_hs)
     try:
         assert await ask(client, "ping", {"id": "abc"}) == (200, {"id": "abc", "status": "ok"})
         assert (await door.settings.door_last_seen() or ("",))[0] == "ping"
@@ -183,8 +175,10 @@ async def test_ping_and_unknown_callbacks_are_answered_and_recorded(database: db
         await client.close()
 
 
-async def test_a_publication_is_looked_for_at_once(database: db.Database) -> None:
-    client, _, door = await serve(database)
+async def test_a_publication_is_looked_for_at_once(
+    database: db.Database, fake_hs: FakeHomeserver
+) -> None:
+    client, door = await serve(database, fake_hs)
     try:
         body = {"user_id": "@alice:example.org", "room_id": UNLISTED}
         assert await ask(client, "user_may_publish_room", body) == (200, {})

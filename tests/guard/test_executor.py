@@ -1,61 +1,30 @@
-"""Retry and backoff against a homeserver that says no. A fake homeserver here, because a real
-one cannot be made to rate-limit or fail on cue; the database is real."""
+"""The executor (guard/executor.py): retry and backoff against a homeserver that says no. The
+scripted homeserver here (tests/support/fake_homeserver.py), because a real one cannot be
+made to rate-limit or fail on cue; the database is real."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from devtools.guard_loop import guard_loop
 from guardbot import background, db
 from guardbot.core.actions import Kick, WaitingOn
 from guardbot.core.clock import Clock
 from guardbot.guard.executor import Executor
-from guardbot.matrix.client import Homeserver, HomeserverError
+from guardbot.matrix.client import HomeserverError
+from tests.support.fake_homeserver import Answer, FakeHomeserver, error
 from tests.support.queries import action_history
 
 ROOM, GUEST, BOT = "!room:example.org", "@7:example.org", "@guardbot:example.org"
 
 
-class FakeHomeserver:
-    """Answers just what a kick needs; the kick endpoint fails as scripted, then succeeds."""
-
-    def __init__(self, kick_failures: list[tuple[int, dict | str]]) -> None:
-        self.kick_failures = list(kick_failures)
-        self.kicks: list[float] = []
-        app = web.Application()
-        app.router.add_get(
-            "/_matrix/client/v3/rooms/{room}/state/m.room.member/{user}", self.member
-        )
-        app.router.add_get("/_synapse/admin/v2/users/{user}", self.user)
-        app.router.add_post("/_matrix/client/v3/rooms/{room}/kick", self.kick)
-        self.server = TestServer(app)
-
-    async def member(self, request: web.Request) -> web.Response:
-        content = {"membership": "leave" if self.kicks else "join", "kind": "guest"}
-        if request.query.get("format") == "event":  # the whole event, as the kick asks
-            return web.json_response({"content": content, "sender": GUEST})
-        return web.json_response(content)
-
-    async def user(self, _: web.Request) -> web.Response:
-        return web.json_response({"name": GUEST, "is_guest": True, "admin": False})
-
-    async def kick(self, _: web.Request) -> web.Response:
-        if self.kick_failures:
-            status, body = self.kick_failures.pop(0)
-            if isinstance(body, str):  # a proxy's own error page
-                return web.Response(status=status, text=body, content_type="text/html")
-            return web.json_response(body, status=status)
-        self.kicks.append(asyncio.get_running_loop().time())
-        return web.json_response({})
-
-
-async def run_kick(database: db.Database, fake: FakeHomeserver) -> tuple[Executor, db.ActionStore]:
-    await fake.server.start_server()
-    guard = await guard_loop(database, str(fake.server.make_url("")), listed=[ROOM])
+async def run_kick(database: db.Database, hs: FakeHomeserver) -> tuple[Executor, db.ActionStore]:
+    """A guest in a listed room, and guardbot's decision to kick them queued."""
+    hs.user(GUEST, guest=True)
+    hs.room(ROOM).member(GUEST, kind="guest")
+    guard = await guard_loop(database, hs.url, listed=[ROOM])
     await guard.actions.add([Kick(ROOM, GUEST, "reason", cause="$join")], now_ms())
     return guard.executor, guard.actions
 
@@ -64,11 +33,11 @@ def now_ms() -> int:
     return Clock().now_ms()
 
 
-async def test_rate_limit_waits_as_told_then_kicks_once(database: db.Database) -> None:
-    fake = FakeHomeserver(
-        [(429, {"errcode": "M_LIMIT_EXCEEDED", "error": "slow", "retry_after_ms": 1500})]
-    )
-    executor, store = await run_kick(database, fake)
+async def test_rate_limit_waits_as_told_then_kicks_once(
+    database: db.Database, fake_hs: FakeHomeserver
+) -> None:
+    fake_hs.script("kick", error(429, "M_LIMIT_EXCEEDED", "slow", retry_after_ms=1500))
+    executor, store = await run_kick(database, fake_hs)
     try:
         started = now_ms()
         assert await executor.run_once() == 1
@@ -86,22 +55,23 @@ async def test_rate_limit_waits_as_told_then_kicks_once(database: db.Database) -
                 await asyncio.sleep(0.05)
         finally:
             runner.cancel()
-        assert len(fake.kicks) == 1
+        assert [c.status for c in fake_hs.called("kick")] == [429, 200]
         assert row["state"] == "done"
+        assert fake_hs.room(ROOM).membership(GUEST) == "leave"
         assert now_ms() - started >= 1500
     finally:
         await executor.hs.close()
-        await fake.server.close()
 
 
-async def test_homeserver_errors_back_off_and_power_is_explained(database: db.Database) -> None:
-    fake = FakeHomeserver(
-        [
-            (502, {}),
-            (403, {"errcode": "M_FORBIDDEN", "error": "You don't have permission to kick"}),
-        ]
+async def test_homeserver_errors_back_off_and_power_is_explained(
+    database: db.Database, fake_hs: FakeHomeserver
+) -> None:
+    fake_hs.script(
+        "kick",
+        Answer(502),
+        error(403, "M_FORBIDDEN", "You don't have permission to kick"),
     )
-    executor, store = await run_kick(database, fake)
+    executor, store = await run_kick(database, fake_hs)
     try:
         await executor.run_once()
         [row] = await action_history(store.db)
@@ -114,18 +84,19 @@ async def test_homeserver_errors_back_off_and_power_is_explained(database: db.Da
         assert "lacks power" in row["outcome"] and "@guardbot:example.org" in row["outcome"]
         assert row["waiting_on"] == WaitingOn.ROOM
         assert await store.next_due_at() > now_ms() + 3000  # backoff grew
-        assert not fake.kicks
+        assert fake_hs.room(ROOM).membership(GUEST) == "join"
     finally:
         await executor.hs.close()
-        await fake.server.close()
 
 
-async def test_a_proxy_error_page_is_one_line_and_retried(database: db.Database) -> None:
+async def test_a_proxy_error_page_is_one_line_and_retried(
+    database: db.Database, fake_hs: FakeHomeserver
+) -> None:
     """A reverse proxy whose Synapse is down answers 502 with an HTML page: the kick waits for
     the homeserver, and what guardbot logs and records is one line, not the page."""
     page = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body></body>\r\n</html>"
-    fake = FakeHomeserver([(502, page)])
-    executor, actions = await run_kick(database, fake)
+    fake_hs.script("kick", Answer(502, page))
+    executor, actions = await run_kick(database, fake_hs)
     try:
         await executor.run_once()
         (row,) = await action_history(actions.db)
@@ -133,18 +104,20 @@ async def test_a_proxy_error_page_is_one_line_and_retried(database: db.Database)
         assert "\n" not in row["outcome"] and "<html>" not in row["outcome"]
         assert "502" in row["outcome"] and "proxy" in row["outcome"]
     finally:
-        await fake.server.close()
+        await executor.hs.close()
 
 
-UNKNOWN_TOKEN = {"errcode": "M_UNKNOWN_TOKEN", "error": "Unrecognised access token"}
+UNKNOWN_TOKEN = error(401, "M_UNKNOWN_TOKEN", "Unrecognised access token")
 
 
-async def test_a_stale_token_waits_and_says_so(database: db.Database, caplog) -> None:
+async def test_a_stale_token_waits_and_says_so(
+    database: db.Database, fake_hs: FakeHomeserver, caplog: pytest.LogCaptureFixture
+) -> None:
     """Synapse restarted with a registration from `-g --new-tokens` while guardbot ran on the
     old tokens: its 401 M_UNKNOWN_TOKEN dropped sweeps "for good" and read as lost admin
     rights. Now the work waits, and the log names the cause."""
-    fake = FakeHomeserver([(401, UNKNOWN_TOKEN)])
-    executor, store = await run_kick(database, fake)
+    fake_hs.script("kick", UNKNOWN_TOKEN)
+    executor, store = await run_kick(database, fake_hs)
     try:
         await executor.run_once()
         (row,) = await action_history(store.db)
@@ -156,29 +129,17 @@ async def test_a_stale_token_waits_and_says_so(database: db.Database, caplog) ->
         # The rights are unknown, not lost: the admin check raises instead of answering no.
         guests = executor.guests
         guests.set_admin(True)
-        fake_admin = web.Application()
-        fake_admin.router.add_get(
-            "/{tail:.*}", lambda _: web.json_response(UNKNOWN_TOKEN, status=401)
-        )
-        server = TestServer(fake_admin)
-        await server.start_server()
-        stale = Homeserver(str(server.make_url("")), "old-token", BOT)
-        try:
-            guests.hs, kept = stale, guests.hs
-            with pytest.raises(HomeserverError) as caught:
-                await guests.check_admin()
-            assert caught.value.stale_token and caught.value.transient
-            assert guests.admin
-        finally:
-            guests.hs = kept
-            await stale.close()
-            await server.close()
+        fake_hs.script("is_admin", UNKNOWN_TOKEN)
+        with pytest.raises(HomeserverError) as caught:
+            await guests.check_admin()
+        assert caught.value.stale_token and caught.value.transient
+        assert guests.admin
 
         # Once guardbot runs with the tokens the homeserver knows, the kick goes, once.
         await database.execute("UPDATE action SET next_attempt_at=0")
         await executor.run_once()
         (row,) = await action_history(store.db)
-        assert row["state"] == "done" and len(fake.kicks) == 1
+        assert row["state"] == "done"
+        assert [c.status for c in fake_hs.called("kick")] == [401, 200]
     finally:
         await executor.hs.close()
-        await fake.server.close()

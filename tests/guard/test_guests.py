@@ -1,17 +1,19 @@
-"""The guest oracle's cache: final "not a guest" answers as bits, expiring "guest" answers, and
-the one-second window in which a "guest" answer still counts as fresh before a kick."""
+"""The guest oracle (guard/guests.py) and its cache: final "not a guest" answers as bits, expiring
+"guest" answers, and the one-second window in which a "guest" answer still counts as fresh before a
+kick."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 
 from guardbot.core.policy import Verdict
 from guardbot.guard import guests
 from guardbot.guard.guests import FRESH_FOR, GUEST_TTL, GuestOracle, VerdictCache
-from guardbot.matrix.client import HomeserverError
+from guardbot.matrix.client import Homeserver
 from tests.support.clock import FakeClock
+from tests.support.fake_homeserver import FakeHomeserver, error
 
 D = "example.org"
 BIG = guests.BITMAP_LIMIT + 5  # numeric, but past the bitmap
@@ -79,22 +81,25 @@ def test_answers_replace_each_other_and_can_be_dropped(clock: FakeClock) -> None
     assert len(cache) == 0
 
 
-class FakeHomeserver:
-    bot_user_id = f"@guardbot:{D}"
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-        self.guests = {f"@1:{D}"}
-
-    async def admin_user(self, user_id: str) -> dict[str, Any]:
-        self.asked.append(user_id)
-        return {"is_guest": user_id in self.guests}
-
-
-async def test_oracle_asks_once_and_again_before_a_kick_unless_just_asked(clock: FakeClock) -> None:
-    hs = FakeHomeserver()
-    oracle = GuestOracle(hs, D, set(), clock)  # type: ignore[arg-type]
+@pytest.fixture
+async def oracle(fake_hs: FakeHomeserver, clock: FakeClock) -> AsyncIterator[GuestOracle]:
+    """The guest oracle, asking the scripted homeserver's admin API (where @1 is a guest)."""
+    fake_hs.user(f"@1:{D}", guest=True)
+    fake_hs.user(f"@2:{D}", guest=False)
+    hs = Homeserver(fake_hs.url, "as-token", fake_hs.bot_user_id)
+    oracle = GuestOracle(hs, D, set(), clock)
     oracle.set_admin(True)
+    yield oracle
+    await hs.close()
+
+
+def asked(hs: FakeHomeserver) -> list[str]:
+    return [c.params["user"] for c in hs.called("admin_user")]
+
+
+async def test_oracle_asks_once_and_again_before_a_kick_unless_just_asked(
+    fake_hs: FakeHomeserver, oracle: GuestOracle, clock: FakeClock
+) -> None:
     guest, former = f"@1:{D}", f"@2:{D}"
 
     async def verdict(user_id: str, fresh: bool = False) -> Verdict:
@@ -102,29 +107,27 @@ async def test_oracle_asks_once_and_again_before_a_kick_unless_just_asked(clock:
 
     assert await verdict(guest) is Verdict.GUEST
     assert await verdict(guest, fresh=True) is Verdict.GUEST  # the decision's answer, 0 s old
-    assert hs.asked == [guest]
+    assert asked(fake_hs) == [guest]
     clock.advance(FRESH_FOR)
     assert await verdict(guest, fresh=True) is Verdict.GUEST
-    assert hs.asked == [guest, guest]
-    hs.guests.clear()  # upgraded
+    assert asked(fake_hs) == [guest, guest]
+    fake_hs.users[guest]["is_guest"] = False  # upgraded
     clock.advance(FRESH_FOR)
     assert await verdict(guest) is Verdict.GUEST  # cached, not yet expired
     assert await verdict(guest, fresh=True) is Verdict.NOT_GUEST
     assert await verdict(former) is Verdict.NOT_GUEST
     assert await verdict(former) is Verdict.NOT_GUEST
-    assert hs.asked == [guest, guest, guest, former]
+    assert asked(fake_hs) == [guest, guest, guest, former]
     oracle.invalidate(former)
     assert await verdict(former) is Verdict.NOT_GUEST
-    assert hs.asked[-1] == former and len(hs.asked) == 5
+    assert asked(fake_hs)[-1] == former and len(asked(fake_hs)) == 5
 
 
-async def test_admin_rights_taken_away_fall_back_to_the_hint(clock: FakeClock) -> None:
-    class Refusing(FakeHomeserver):
-        async def admin_user(self, user_id: str) -> dict[str, Any]:
-            raise HomeserverError(403, "M_FORBIDDEN", "You are not a server admin", {})
-
-    oracle = GuestOracle(Refusing(), D, set(), clock)  # type: ignore[arg-type]
-    oracle.set_admin(True)
+async def test_admin_rights_taken_away_fall_back_to_the_hint(
+    fake_hs: FakeHomeserver, oracle: GuestOracle
+) -> None:
+    fake_hs.always("admin_user", error(403, "M_FORBIDDEN", "You are not a server admin"))
     assert await oracle.verdict(f"@1:{D}", kind_guest=True, new_join=True) is Verdict.GUEST
     assert oracle.admin is False  # noticed, not asked again and again
     assert await oracle.verdict(f"@2:{D}", kind_guest=False, new_join=False) is Verdict.UNKNOWN
+    assert len(fake_hs.called("admin_user")) == 1

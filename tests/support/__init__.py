@@ -4,6 +4,13 @@ docstring says what it holds; among them:
 
 - homeserver: a real Synapse with guardbot registered (`running_homeserver`, `Homeserver`),
   guardbot as a real process (`GuardbotProcess`), `free_port`;
+- fake_homeserver: the one scripted homeserver (`FakeHomeserver`: answers, failures, slowness
+  and rate limits per route on cue, every request recorded) for the tests of tests/<part>/
+  that need a homeserver (the `fake_hs` and `guard_on_fake` fixtures) and bench/fakehs.py;
+- cli: guardbot's command line run as an admin runs it, on config files edited from the example;
+- stores: the durable stores as the database tests use them;
+- queries: what tests read straight from guardbot's database;
+- clock: a clock the test moves, a wake-up that counts; metrics: reading the counters;
 - matrix_client: a small client-server API client for real users and guests, `wait_for`;
 - rooms: a listed room guardbot guards, waiting for a member's removal or a notice;
 - pwlu_client: the named-guest (PWLU) API, DM and reminders as a client sees them;
