@@ -5,6 +5,7 @@ due."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from devtools.guard_loop import GuardLoop, guard_loop
 from guardbot import db
@@ -67,8 +68,10 @@ async def named_guest_loop(
     template: str = "Hi {name}, set a password: {link}",
     clock: Clock | None = None,
     admin: bool = False,
+    config: dict[str, Any] | None = None,
 ) -> NamedGuestLoop:
-    config = {
+    """`config`: more keys over these (and the example's)."""
+    values: dict[str, Any] = {
         "pwlu.enabled": True,
         "pwlu.secret": secret,
         "pwlu.public_url": "https://guardbot.example.org",
@@ -79,5 +82,6 @@ async def named_guest_loop(
         "pwlu.nag.template": template,
         "pwlu.nag.html_template": template,
     }
-    guard = await guard_loop(database, hs, clock=clock, admin=admin, config=config)
+    values.update(config or {})
+    guard = await guard_loop(database, hs, clock=clock, admin=admin, config=values)
     return NamedGuestLoop(guard, KeyRing(secret))

@@ -9,9 +9,18 @@ from functools import partial
 
 import pytest
 
-from guardbot.core.actions import ForbidGuestAccess, JoinRoom, Kick, Notice, SetRoomPolicy, Sweep
+from guardbot.core.actions import (
+    ForbidGuestAccess,
+    JoinRoom,
+    Kick,
+    Notice,
+    SetRoomPolicy,
+    ShieldFormerGuest,
+    Sweep,
+)
 from guardbot.core.decision import (
     GLOBAL,
+    NOTHING,
     AuditRecord,
     RoomClassified,
     RoomPolicySetting,
@@ -19,6 +28,8 @@ from guardbot.core.decision import (
 )
 from guardbot.core.observations import (
     BotMembership,
+    FormerGuestsFound,
+    GuardbotOutside,
     GuestAccessChange,
     HomeserverBack,
     MemberChange,
@@ -31,6 +42,7 @@ from guardbot.core.observations import (
     RoomUpgraded,
 )
 from guardbot.core.policy import (
+    AFTER_SHIELDING,
     Facts,
     Policy,
     PolicySource,
@@ -41,8 +53,15 @@ from guardbot.core.policy import (
     confirm_forbid,
     confirm_sweep,
     decide,
+    decide_bot_membership,
+    decide_found,
     decide_guest_access,
+    decide_invite,
     decide_member,
+    decide_outside,
+    decide_room_policy,
+    decide_shields,
+    decide_upgrade,
     explain_kick,
     judge_room_policy,
     kick_landed,
@@ -500,3 +519,82 @@ def test_an_upgraded_room_without_a_policy_takes_its_predecessors() -> None:
         cause="upgrade from !old:example.org",
     )
     assert sweep == Sweep(ROOM, cause="$botjoin")  # kick now: no ForbidGuestAccess first
+
+
+# -- each rule on its own -----------------------------------------------------------------------
+def test_decide_found_kicks_only_a_guest_the_room_removes() -> None:
+    found = MemberFound(ROOM, GUEST, "$m", "join", kind_guest=True)
+    assert decide_found(found, facts(Policy.FORBID), Verdict.GUEST) == [
+        Kick(ROOM, GUEST, "no guests", cause="$m")  # no forbid: the sweep's room is closed
+    ]
+    assert decide_found(found, facts(Policy.OFF), Verdict.GUEST) == []
+    assert decide_found(found, facts(), Verdict.UNKNOWN) == []
+
+
+def test_decide_invite_joins_unless_it_is_the_management_room_from_a_non_admin() -> None:
+    invite = BotMembership(ROOM, "$inv", "invite", sender="@mallory:example.org")
+    assert decide_invite(invite, gathered()).actions == (JoinRoom(ROOM, cause="$inv"),)
+    refused = decide_invite(invite, gathered(management_room=ROOM))
+    assert refused.actions == () and refused.audit[0].result.startswith("refused")
+    admitted = decide_invite(invite, gathered(management_room=ROOM, inviter_is_admin=True))
+    assert admitted.actions == (JoinRoom(ROOM, cause="$inv"),)
+
+
+def test_decide_bot_membership_wakes_the_room_then_applies_its_policy() -> None:
+    join = BotMembership(ROOM, "$in", "join")
+    decision = decide_bot_membership(join, gathered(), facts(Policy.KICK), SERVER)
+    assert decision.records == (RoomWoken(ROOM),)
+    assert decision.actions == (Sweep(ROOM, cause="$in"),)
+    left = BotMembership(ROOM, "$out", "leave")
+    assert decide_bot_membership(left, gathered(), facts(), SERVER) == NOTHING
+
+
+def test_decide_upgrade_follows_the_room_and_carries_its_policy_over() -> None:
+    upgrade = RoomUpgraded(ROOM, "$tomb", "@alice:example.org", "!new:example.org")
+    assert decide_upgrade(upgrade, gathered()).actions == (
+        JoinRoom("!new:example.org", cause="$tomb"),
+    )
+    chosen = RoomPolicySetting(ROOM, "off", "ours", "@alice:example.org", "$p", 1)
+    decision = decide_upgrade(upgrade, gathered(predecessor_policy=chosen))
+    join, write = decision.actions
+    assert isinstance(write, SetRoomPolicy) and write.room_id == "!new:example.org"
+    assert write.content == {
+        "listed_rooms": "off",
+        "set_by": "@alice:example.org",
+        "reason": "ours",
+    }
+
+
+def test_decide_room_policy_sweeps_only_when_the_change_stands() -> None:
+    room = facts(Policy.OFF)
+    change = policy_event({"listed_rooms": "kick"})
+    accepted = decide_room_policy(change, gathered(room, sender_may_set_policy=True), room, SERVER)
+    assert [type(a) for a in accepted.actions] == [Notice, Sweep]
+    refused = decide_room_policy(change, gathered(room), room, SERVER)
+    assert [type(a) for a in refused.actions] == [Notice] and refused.records == ()
+
+
+def test_decide_shields_each_former_guest_before_the_room_is_closed() -> None:
+    found = FormerGuestsFound(ROOM, ("@5:example.org", "@6:example.org"), "$j", "closed", 9)
+    decision = decide_shields(found, facts(Policy.FORBID))
+    assert decision.actions == (
+        ShieldFormerGuest(ROOM, "@5:example.org", cause="$j"),
+        ShieldFormerGuest(ROOM, "@6:example.org", cause="$j"),
+        ForbidGuestAccess(ROOM, cause=AFTER_SHIELDING + "$j", notice="closed"),
+    )
+    assert decide_shields(found, facts(Policy.OFF)) == NOTHING
+
+
+def test_decide_outside_joins_once_a_minute_only_with_auto_join_and_admin_rights() -> None:
+    auto = replace(SERVER, auto_join=True)
+    outside = GuardbotOutside(ROOM, at=125_000)
+    assert decide_outside(outside, facts(), True, auto).actions == (
+        JoinRoom(ROOM, cause="outside at 120000"),
+    )
+    later = GuardbotOutside(ROOM, at=179_999)  # the same minute: the same join
+    assert decide_outside(later, facts(), True, auto) == decide_outside(
+        outside, facts(), True, auto
+    )
+    assert decide_outside(outside, facts(), False, auto) == NOTHING  # no admin rights
+    assert decide_outside(outside, facts(), True, SERVER) == NOTHING  # not asked to
+    assert decide_outside(outside, facts(Policy.OFF), True, auto) == NOTHING

@@ -40,7 +40,7 @@ async def test_an_ordinary_token_is_asked_about(
     fake_hs: FakeHomeserver, client: Homeserver
 ) -> None:
     fake_hs.tokens["syt_abc_DEF-123"] = "@someone:example.org"
-    assert await client.whoami("syt_abc_DEF-123") == {"user_id": "@someone:example.org"}
+    assert (await client.whoami("syt_abc_DEF-123"))["user_id"] == "@someone:example.org"
     (asked,) = fake_hs.called("whoami")
     assert asked.token == "syt_abc_DEF-123"  # the user's own, not guardbot's
 

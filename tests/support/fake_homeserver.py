@@ -59,7 +59,12 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", rf"/_matrix/client/v1/appservice/(?P<id>{ID})/ping", "ping"),
     ("GET", rf"/_synapse/admin/v1/users/(?P<user>{ID})/admin", "is_admin"),
     ("POST", rf"/_synapse/admin/v1/users/(?P<user>{ID})/login", "admin_login"),
+    ("GET", r"/_synapse/admin/v2/users", "users_page"),
+    ("GET", rf"/_synapse/admin/v2/users/(?P<user>{ID})/devices", "devices"),
     ("GET", rf"/_synapse/admin/v2/users/(?P<user>{ID})", "admin_user"),
+    ("PUT", rf"/_synapse/admin/v2/users/(?P<user>{ID})", "set_user"),
+    ("PUT", rf"/_synapse/admin/v1/suspend/(?P<user>{ID})", "suspend"),
+    ("POST", rf"/_synapse/admin/v1/deactivate/(?P<user>{ID})", "deactivate"),
     ("POST", rf"/_synapse/admin/v1/join/(?P<room>{ID})", "admin_join"),
     ("GET", CS + r"/publicRooms", "public_rooms"),
     ("GET", CS + rf"/directory/room/(?P<alias>{ID})", "resolve_alias"),
@@ -78,6 +83,8 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", CS + r"/joined_rooms", "joined_rooms"),
     ("POST", CS + r"/login", "login"),
     ("POST", CS + r"/logout", "logout"),
+    ("POST", CS + r"/account/password", "account_password"),
+    ("POST", CS + r"/delete_devices", "delete_devices"),
     ("GET", CS + r"/account/whoami", "whoami"),
     ("GET", CS + rf"/profile/(?P<user>{ID})/displayname", "displayname"),
     ("GET", CS + rf"/profile/(?P<user>{ID})", "profile"),
@@ -260,6 +267,7 @@ class FakeHomeserver:
         }
         self._server = TestServer(self.app(), port=port) if port else TestServer(self.app())
         self._port = port
+        self._address = ""
 
     # -- running ---------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -269,13 +277,16 @@ class FakeHomeserver:
 
     @property
     def url(self) -> str:
-        """Its address (known before it starts when a port was given)."""
-        if self._port and not self._server.started:
+        """Its address (known before it starts when a port was given, and after it stops)."""
+        if self._address:
+            return self._address
+        if self._port:
             return f"http://127.0.0.1:{self._port}"
-        return str(self._server.make_url("")).rstrip("/")
+        raise RuntimeError("not started: its port is not known yet")
 
     async def start(self) -> FakeHomeserver:
         await self._server.start_server()
+        self._address = str(self._server.make_url("")).rstrip("/")
         return self
 
     async def close(self) -> None:
@@ -297,18 +308,25 @@ class FakeHomeserver:
         deactivated: bool = False,
         password: str | None = None,
         displayname: str | None = None,
+        last_seen: int | None = None,
+        devices: int = 1,
     ) -> dict[str, Any]:
         """A local account, as the admin API shows it (change its entries later: an upgrade is
         `hs.users[u]["is_guest"] = False`). `password`: one of their own, so any other is
-        refused; without one, every login of theirs works."""
+        refused; without one, every login of theirs works. `last_seen`: their last activity
+        (ms), `devices`: how many they have."""
         self.users[user_id] = {
             "name": user_id,
             "is_guest": guest,
             "admin": admin,
             "deactivated": deactivated,
+            "suspended": False,
+            "user_type": None,
             "creation_ts": self.clock.now_ms() // 1000,
+            "last_seen_ts": last_seen,
             "password": password,
             "displayname": displayname,
+            "devices": devices,
         }
         return self.users[user_id]
 
@@ -445,12 +463,18 @@ class FakeHomeserver:
         return self._ok({"versions": ["v1.11"]})
 
     async def _register(self, call: Call) -> web.Response:
+        """Synapse's /register: the appservice's own user exists already; a client's first
+        step gets the flows (one dummy stage), a step with `auth` makes the account."""
         body = call.body if isinstance(call.body, dict) else {}
         user_id = f"@{body.get('username', '')}:{self.domain}"
         if body.get("type") == "m.login.application_service" or user_id in self.users:
             return error(400, "M_USER_IN_USE", "User ID already taken.").response()
+        if "auth" not in body:
+            flows = {"flows": [{"stages": ["m.login.dummy"]}], "params": {}, "session": "s"}
+            return Answer(401, flows).response()
         self.user(user_id, password=body.get("password"))
-        return self._ok({"user_id": user_id, "access_token": self.login_token(user_id)})
+        token = self.login_token(user_id)
+        return self._ok({"user_id": user_id, "access_token": token, "device_id": "FAKEDEVICE"})
 
     async def _ping(self, call: Call) -> web.Response:
         return self._ok({"duration_ms": 1})
@@ -467,8 +491,54 @@ class FakeHomeserver:
         user = self.users.get(call.params["user"])
         if user is None:
             return error(404, "M_NOT_FOUND", "User not found").response()
-        hidden = ("password", "displayname")
-        return self._ok({k: v for k, v in user.items() if k not in hidden})
+        return self._ok(self._shown(user))
+
+    @staticmethod
+    def _shown(user: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in user.items() if k not in ("password", "displayname", "devices")}
+
+    async def _users_page(self, call: Call) -> web.Response:
+        """The admin API's account list: by name, deactivated ones left out when asked,
+        creation times in ms (one user's answer gives seconds)."""
+        start, limit = int(call.query.get("from", 0)), int(call.query.get("limit", 100))
+        users = sorted(self.users.values(), key=lambda u: u["name"])
+        if call.query.get("deactivated") == "false":
+            users = [u for u in users if not u["deactivated"]]
+        page = [self._shown(u) | {"creation_ts": u["creation_ts"] * 1000} for u in users]
+        body: dict[str, Any] = {"users": page[start : start + limit], "total": len(users)}
+        if start + limit < len(users):
+            body["next_token"] = str(start + limit)
+        return self._ok(body)
+
+    async def _devices(self, call: Call) -> web.Response:
+        user = self.users.get(call.params["user"])
+        if user is None:
+            return error(404, "M_NOT_FOUND", "User not found").response()
+        devices = [{"device_id": f"DEVICE{n}"} for n in range(user["devices"])]
+        return self._ok({"devices": devices, "total": len(devices)})
+
+    async def _set_user(self, call: Call) -> web.Response:
+        user = self.users.get(call.params["user"])
+        if user is None:
+            return error(404, "M_NOT_FOUND", "User not found").response()
+        body = call.body or {}
+        user.update({k: v for k, v in body.items() if k in ("user_type", "admin", "deactivated")})
+        return self._ok(self._shown(user))
+
+    async def _suspend(self, call: Call) -> web.Response:
+        user = self.users.get(call.params["user"])
+        if user is None:
+            return error(404, "M_NOT_FOUND", "User not found").response()
+        user["suspended"] = bool((call.body or {}).get("suspend"))
+        return self._ok({f"user_{call.params['user']}_suspended": user["suspended"]})
+
+    async def _deactivate(self, call: Call) -> web.Response:
+        user = self.users.get(call.params["user"])
+        if user is None:
+            return error(404, "M_NOT_FOUND", "User not found").response()
+        user["deactivated"] = True
+        user["erased"] = bool((call.body or {}).get("erase"))
+        return self._ok({"id_server_unbind_result": "success"})
 
     async def _admin_login(self, call: Call) -> web.Response:
         user_id = call.params["user"]
@@ -619,7 +689,32 @@ class FakeHomeserver:
     async def _whoami(self, call: Call) -> web.Response:
         if call.token not in self.tokens:
             return error(401, "M_UNKNOWN_TOKEN", "Unrecognised access token").response()
-        return self._ok({"user_id": self.tokens[call.token or ""]})
+        user_id = self.tokens[call.token or ""]
+        is_guest = bool(self.users.get(user_id, {}).get("is_guest"))
+        return self._ok({"user_id": user_id, "is_guest": is_guest})
+
+    def _password_auth(self, call: Call) -> web.Response | None:
+        """User-interactive auth by the account's password: None once it passes."""
+        if call.token not in self.tokens:
+            return error(401, "M_UNKNOWN_TOKEN", "Unrecognised access token").response()
+        auth = (call.body or {}).get("auth")
+        if not isinstance(auth, dict):
+            flows = {"flows": [{"stages": ["m.login.password"]}], "params": {}, "session": "s"}
+            return Answer(401, flows).response()
+        user = self.users.get(self.tokens[call.token or ""], {})
+        if user.get("password") not in (None, auth.get("password")):
+            return error(401, "M_FORBIDDEN", "Invalid password").response()
+        return None
+
+    async def _account_password(self, call: Call) -> web.Response:
+        refused = self._password_auth(call)
+        if refused is not None:
+            return refused
+        self.users[self.tokens[call.token or ""]]["password"] = call.body["new_password"]
+        return self._ok()
+
+    async def _delete_devices(self, call: Call) -> web.Response:
+        return self._password_auth(call) or self._ok()
 
     async def _displayname(self, call: Call) -> web.Response:
         user = self.users.get(call.params["user"])
