@@ -31,15 +31,27 @@ class ActionStore:
         self.inbox = InboxStore(db)
 
     async def add(self, actions: Iterable[Action], now: int) -> int:
-        """Queue actions; one already queued under the same key (ever) is not queued again."""
-        added = 0
+        """Queue actions; one already queued under the same key is not queued again unless it
+        was skipped (it did nothing). How many were queued."""
+        return sum(await self.add_each(actions, now))
+
+    async def add_each(self, actions: Iterable[Action], now: int) -> list[bool]:
+        """Queue actions; for each, whether it was queued (new, or skipped before)."""
+        added: list[bool] = []
         async with self.db.acquire() as conn:
             for action in actions:
                 kind, payload = encode(action)
                 row_id = await conn.fetchval(
+                    # A skipped action did nothing: decided again (the facts changed, e.g. its
+                    # room was listed again), it goes back on the queue. One pending or done is
+                    # never queued twice.
                     "INSERT INTO action (dedup_key, kind, room_id, user_id, payload, state,"
                     " next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
-                    " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+                    " ON CONFLICT (dedup_key) DO UPDATE SET state = excluded.state,"
+                    " payload = excluded.payload, next_attempt_at = excluded.next_attempt_at,"
+                    " created_at = excluded.created_at, attempts = 0, waiting_on = NULL,"
+                    " started_at = NULL, done_at = NULL, outcome = NULL"
+                    " WHERE action.state = 'skipped' RETURNING id",
                     action.key,
                     kind,
                     room_of(action) or "",  # a personal action is in no one room
@@ -48,7 +60,7 @@ class ActionStore:
                     ActionState.PENDING.value,
                     now,
                 )
-                added += row_id is not None
+                added.append(row_id is not None)
         return added
 
     async def due(self, now: int, limit: int = 200) -> list[QueuedAction]:

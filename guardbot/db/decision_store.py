@@ -3,10 +3,14 @@ applied, and the observation it answers dropped from the inbox, in one database 
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
+
 from mautrix.util.async_db import Database
 
-from guardbot.core.actions import WaitingOn
+from guardbot.core.actions import WaitingOn, room_of
 from guardbot.core.decision import (
+    AuditRecord,
     Decision,
     DmLeft,
     DryRunSwitch,
@@ -52,12 +56,12 @@ class DecisionStore:
         async with self.db.acquire() as conn, conn.transaction():
             if not await self.inbox.drop(row_id):
                 return None
-            added = await self.actions.add(decision.actions, now)
-            for entry in decision.audit:
+            new = await self.actions.add_each(decision.actions, now)
+            for entry in _mark_repeats(decision, new):
                 await self.audit.add(entry)
             for record in decision.records:
                 await self._apply(record, now)
-        return added
+        return sum(new)
 
     async def _apply(self, record: Record, now: int) -> None:
         match record:
@@ -91,3 +95,24 @@ class DecisionStore:
                 await self.suspensions.began(record.user_id, record.at)
             case SuspensionEnded():
                 await self.suspensions.ended(record.user_id)
+
+
+REPEATED = "already queued (decided before)"
+
+
+def _mark_repeats(decision: Decision, new: list[bool]) -> list[AuditRecord]:
+    """The audit of an action decided again (the same event seen by a sweep, say) says that
+    nothing new was queued: every "queued" in the log is one action, done once."""
+    repeated = Counter(
+        (f"decide {type(a).__name__}", room_of(a), getattr(a, "user_id", None))
+        for a, fresh in zip(decision.actions, new, strict=True)
+        if not fresh
+    )
+    marked = []
+    for entry in decision.audit:
+        key = (entry.what, entry.room_id, entry.user_id)
+        if repeated[key] and entry.result == "queued":
+            repeated[key] -= 1
+            entry = replace(entry, result=REPEATED)
+        marked.append(entry)
+    return marked
