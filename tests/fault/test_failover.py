@@ -30,6 +30,7 @@ from tests.support.homeserver import GuardbotProcess, Homeserver, free_port, run
 from tests.support.postgres import POSTGRES
 from tests.support.rooms import listed_room, wait_removed
 from tests.support.storm import build_arena, guest_wave, storm_until_settled, unique
+from tests.support.tcp_link import Link
 
 pytestmark = [
     pytest.mark.skipif(not POSTGRES, reason="a pair needs PostgreSQL"),
@@ -215,46 +216,6 @@ async def test_a_frozen_leader_is_taken_over_and_exits_when_it_wakes(
         assert await exit_code(leader) == 3, leader.log()[-2000:]
         assert "No longer the leader" in leader.log()
         await storm_until_settled(arena, SCALE.converge_s)
-
-
-class Link:
-    """A TCP link to PostgreSQL that the test can cut: connections through it are dropped and
-    new ones refused, as when a machine loses its network to the database."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.up = True
-        self.port = free_port()
-        self.writers: list[asyncio.StreamWriter] = []
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.up:
-            writer.close()
-            return
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self.writers += [writer, up_writer]
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, ConnectionError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    def cut(self) -> None:
-        self.up = False
-        for writer in self.writers:
-            writer.transport.abort()
-        self.writers = []
-
-    async def close(self) -> None:
-        self.cut()
-        self.server.close()
 
 
 async def test_a_leader_cut_off_from_the_database_is_taken_over_and_exits(

@@ -13,13 +13,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
-import subprocess
-import time
 
 import pytest
-from yarl import URL
 
+from tests.support import postgres
 from tests.support.harness import SCALE, Launch, MakeDatabase
 from tests.support.homeserver import Homeserver
 from tests.support.postgres import POSTGRES
@@ -28,32 +25,17 @@ from tests.support.storm import build_arena, let_loose, register_guests, storm_u
 
 def local_cluster() -> tuple[str, str]:
     """(version, name) of the local cluster serving GUARDBOT_TEST_POSTGRES, or skip."""
-    if not POSTGRES:
-        pytest.skip("GUARDBOT_TEST_POSTGRES is not set")
-    if not shutil.which("pg_ctlcluster") or not shutil.which("pg_lsclusters"):
-        pytest.skip("pg_ctlcluster is not available (not a Debian-style PostgreSQL)")
-    url = URL(POSTGRES)
-    if url.host not in ("127.0.0.1", "localhost", "::1"):
-        pytest.skip(f"PostgreSQL at {url.host} is not on this machine")
-    port = str(url.port or 5432)
-    listing = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True)
-    for line in listing.stdout.splitlines():
-        version, name, cluster_port, status, owner, datadir, *_ = line.split()
-        if cluster_port == port and status == "online":
-            if os.geteuid() != 0 and os.stat(datadir).st_uid != os.geteuid():
-                pytest.skip(f"not permitted to restart cluster {version}/{name} (owner {owner})")
-            return version, name
-    pytest.skip(f"no online local cluster on port {port}")
+    found = postgres.local_cluster(POSTGRES)
+    if isinstance(found, str):
+        pytest.skip(found)
+    return found
 
 
 def restart(version: str, name: str) -> float:
-    started = time.monotonic()
-    done = subprocess.run(
-        ["pg_ctlcluster", version, name, "restart"], capture_output=True, text=True, timeout=120
-    )
-    if done.returncode != 0:
-        pytest.skip(f"pg_ctlcluster {version} {name} restart failed: {done.stderr.strip()}")
-    return time.monotonic() - started
+    try:
+        return postgres.restart_cluster(version, name)
+    except RuntimeError as e:
+        pytest.skip(str(e))
 
 
 async def test_postgres_restart_mid_storm_loses_nothing(

@@ -68,3 +68,26 @@ class HoldingProxy:
         self.held.set()
         await self._release.wait()  # until the test ends: the caller is killed meanwhile
         raise web.HTTPServiceUnavailable()
+
+
+class ChaosProxy(HoldingProxy):
+    """The same proxy, for a nemesis: it passes everything, answers 503 while `mode` is
+    "fail", and holds each request `delay` seconds first while it is "slow"."""
+
+    def __init__(self, target: str, delay: float = 3.0) -> None:
+        super().__init__(target, lambda request, body: False, deliver=False)
+        self.mode = "pass"
+        self.delay = delay
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if self.mode == "fail":
+            body_json = {"errcode": "M_UNKNOWN", "error": "injected by the soak's nemesis"}
+            return web.json_response(body_json, status=503)
+        if self.mode == "slow":
+            await asyncio.sleep(self.delay)
+        try:
+            return await self._pass(request, body)
+        except (aiohttp.ClientError, OSError):  # the homeserver is down (restarting, say)
+            body_json = {"errcode": "M_UNKNOWN", "error": "the homeserver did not answer"}
+            return web.json_response(body_json, status=502)
