@@ -20,7 +20,7 @@ from collections import Counter
 
 from aiohttp import web
 
-from tests.support.fake_homeserver import PAGE, Call, FakeHomeserver, FakeRoom
+from tests.support.fake_homeserver import PAGE, Call, FakeHomeserver, FakeRoom, directory_query
 
 DOMAIN = "example.org"
 BIG_ROOM = "!bigroom:example.org"
@@ -132,9 +132,10 @@ class BenchHomeserver(FakeHomeserver):
         return web.Response(body=body, content_type="application/json")
 
     async def _public_rooms(self, call: Call) -> web.Response:
-        if int(call.query.get("limit", PAGE)) < PAGE:  # like Synapse, larger ones get PAGE
+        asked = directory_query(call)
+        if int(asked.get("limit", PAGE)) < PAGE:  # like Synapse, larger ones get PAGE
             return web.json_response({"errcode": "M_UNKNOWN", "error": "bench: limit < 100"}, 400)
-        return self._json(self.pages[call.query.get("since", "")])
+        return self._json(self.pages[asked.get("since", "")])
 
     async def _members(self, call: Call) -> web.Response:
         return self._json(self.members_body)

@@ -282,10 +282,12 @@ class Homeserver:
 
     # -- rooms -----------------------------------------------------------------------------
     async def public_rooms_page(self, limit: int, since: str | None) -> dict[str, Any]:
-        query = {"limit": str(limit)}
+        """One page of the room directory, every network's: the main list and the rooms an
+        appservice (a bridge) lists under its own network, which clients show too."""
+        body: dict[str, Any] = {"limit": limit, "include_all_networks": True}
         if since:
-            query["since"] = since
-        return await self.request("GET", "/_matrix/client/v3/publicRooms", query=query)
+            body["since"] = since
+        return await self.request("POST", "/_matrix/client/v3/publicRooms", body)
 
     async def resolve_alias(self, alias: str) -> str:
         data = await self.request("GET", f"/_matrix/client/v3/directory/room/{q(alias)}")

@@ -67,6 +67,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", rf"/_synapse/admin/v1/deactivate/(?P<user>{ID})", "deactivate"),
     ("POST", rf"/_synapse/admin/v1/join/(?P<room>{ID})", "admin_join"),
     ("GET", CS + r"/publicRooms", "public_rooms"),
+    ("POST", CS + r"/publicRooms", "public_rooms"),
     ("GET", CS + rf"/directory/room/(?P<alias>{ID})", "resolve_alias"),
     ("GET", CS + rf"/directory/list/room/(?P<room>{ID})", "directory_visibility"),
     ("GET", CS + rf"/rooms/(?P<room>{ID})/state/(?P<type>{ID})/(?P<key>[^/]*)", "state"),
@@ -231,6 +232,12 @@ class _Bucket:
 
 
 Handler = Callable[[Call], Awaitable[web.Response]]
+
+
+def directory_query(call: Call) -> dict[str, Any]:
+    """/publicRooms's paging, from the query (GET) or the body (POST, as guardbot asks)."""
+    body = call.body if isinstance(call.body, dict) else {}
+    return {**call.query, **body}
 
 
 class FakeHomeserver:
@@ -554,8 +561,9 @@ class FakeHomeserver:
 
     async def _public_rooms(self, call: Call) -> web.Response:
         listed = [r for r in self.rooms.values() if r.listed]
-        start = int(call.query.get("since", "p0").removeprefix("p") or 0)
-        limit = min(int(call.query.get("limit", PAGE)), PAGE)
+        asked = directory_query(call)
+        start = int(str(asked.get("since", "p0")).removeprefix("p") or 0)
+        limit = min(int(asked.get("limit", PAGE)), PAGE)
         chunk = [
             {
                 "room_id": r.room_id,
