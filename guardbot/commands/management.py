@@ -15,11 +15,11 @@ from guardbot.core import policy
 from guardbot.core.actions import ActionState
 from guardbot.core.clock import Clock
 from guardbot.core.decision import GLOBAL, NOTHING, AuditRecord, Decision, DryRunSwitch
+from guardbot.core.expiry_rules import ExpiryRules, Upcoming
 from guardbot.core.observations import ConversationMember, Message
 from guardbot.core.policy import RoomFacts, Verdict
 from guardbot.db import ActionStore, AuditStore, InboxStore
 from guardbot.db.lease_store import LeaseStore
-from guardbot.expiry.idle_accounts import IdleAccounts
 from guardbot.guard.directory import Directory
 from guardbot.guard.facts import RoomFactSource
 from guardbot.guard.guests import GuestOracle
@@ -37,6 +37,14 @@ HELP = [
     "• expiry — whose account ends next, and when (expiry.* in the config)",
 ]
 ROOMS_SHOWN = 50
+
+
+class ExpiryPreview(Protocol):
+    """`expiry` here, when expiry is on (guardbot/expiry/idle_accounts.py)."""
+
+    rules: ExpiryRules
+
+    async def upcoming(self, limit: int = 20) -> tuple[int, list[Upcoming]]: ...
 
 
 class NamedGuestCommands(Protocol):
@@ -85,7 +93,7 @@ class Management:
         lease: LeaseStore,
         named_guests: NamedGuestCommands | None,
         clock: Clock,
-        expiry: IdleAccounts | None = None,
+        expiry: ExpiryPreview | None = None,
     ) -> None:
         self.clock = clock
         self.lease = lease

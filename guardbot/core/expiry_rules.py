@@ -62,6 +62,15 @@ class Account:
     has_device: bool = True
 
 
+@dataclass(frozen=True)
+class Upcoming:
+    """An account's next step and when it falls due (ms), for the preview."""
+
+    user_id: str
+    step: Step
+    at: int
+
+
 def why_exempt(account: Account, rules: ExpiryRules) -> str | None:
     """None if the account may be ended at all, else why never."""
     if account.deactivated:

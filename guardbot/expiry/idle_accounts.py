@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from guardbot import metrics
 from guardbot.background import Wakeup
 from guardbot.core.clock import Clock
-from guardbot.core.expiry_rules import Account, ExpiryRules, Step, due, next_step
+from guardbot.core.expiry_rules import Account, ExpiryRules, Step, Upcoming, due, next_step
 from guardbot.core.observations import AccountIdle
 from guardbot.db import InboxStore
 from guardbot.db.named_guest_store import NamedGuestStore
@@ -23,13 +23,6 @@ from guardbot.matrix.client import Homeserver
 log = logging.getLogger(__name__)
 
 PAGE = 500
-
-
-@dataclass(frozen=True)
-class Upcoming:
-    user_id: str
-    step: Step
-    at: int  # ms
 
 
 def account_of(

@@ -42,7 +42,7 @@ ALLOWED = {
     "matrix": {"core"},
     "db": {"core"},
     "guard": {"core", "db", "matrix", "background", "metrics"},
-    "commands": {"core", "db", "matrix", "guard", "background", "expiry"},
+    "commands": {"core", "db", "matrix", "guard", "background"},
     "named_guests": {
         "core",
         "db",
