@@ -164,8 +164,11 @@ class Executor:
         log.log(level, "%s %s: %s", type(action).__name__, lane(action), outcome.text)
         metrics.ACTIONS_DONE.labels(type(action).__name__, outcome.state.value).inc()
         if isinstance(action, Kick) and outcome.state is DONE:
-            room = await self.rooms.facts(action.room_id)
-            metrics.GUESTS_REMOVED.labels(room.policy.value, action.room_id).inc()
+            try:
+                policy_of = (await self.rooms.facts(action.room_id)).policy.value
+            except HomeserverError:  # a room always known by now; a metric never fails a kick
+                policy_of = "unknown"
+            metrics.GUESTS_REMOVED.labels(policy_of, action.room_id).inc()
             if action.joined_at is not None:
                 seconds = max(0, self.clock.now_ms() - action.joined_at) / 1000
                 metrics.REMOVAL_SECONDS.observe(seconds)
