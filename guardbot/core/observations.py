@@ -501,11 +501,15 @@ def _triage_member(
     if membership not in ("join", "invite"):
         return None
     kind_guest = content.get("kind") == "guest"
-    if not is_guest_candidate(user_id, domain, kind_guest, named_guests_too=named_guests_too):
-        return None
     unsigned = event.get("unsigned")
     prev = unsigned.get("prev_content") if isinstance(unsigned, dict) else None
     prev_membership = prev.get("membership") if isinstance(prev, dict) else None
+    # Another server's member renaming: no `kind` on it, but the join it renames may have said
+    # guest (and a rename racing guardbot's kick can win the room's state back). Looked at.
+    remote_rename = not user_id.endswith(":" + domain) and membership == prev_membership == "join"
+    candidate = is_guest_candidate(user_id, domain, kind_guest, named_guests_too=named_guests_too)
+    if not candidate and not remote_rename:
+        return None
     return MemberChange(
         room_id=_str(event, "room_id"),
         user_id=user_id,

@@ -56,6 +56,10 @@ class Directory:
         self.listed: set[str] = set()
         self._classified: dict[str, bool] = {}
         self._members: dict[str, int] = {}  # listed room -> joined members at the last poll
+        # Rooms known listed before any poll counted them (looked up when guardbot met them,
+        # or published under the door's eyes): their first count is checked like a change,
+        # since someone may have come in unseen before it.
+        self._uncounted: set[str] = set()
         self.last_poll_at: int | None = None  # ms
         self.last_poll_seconds: float | None = None
         # Rooms the door saw being published: room -> (checks made, when the next is due).
@@ -148,7 +152,10 @@ class Directory:
         counts = {r: n for r, n in scanned.items() if n is not None and self._members.get(r) != n}
         # A newly listed room is swept for its listing anyway; a room without a count stored
         # yet (the first poll of this version) only gets one.
-        changed = sorted(r for r in counts if r not in newly and r in self._members)
+        changed = sorted(
+            r for r in counts if r not in newly and (r in self._members or r in self._uncounted)
+        )
+        self._uncounted -= set(counts)
         await self.rooms.record_counts(counts, changed, now)
         self._members.update(counts)
         return changed
@@ -189,6 +196,8 @@ class Directory:
     async def _listed_now(self, room_id: str) -> None:
         newly = await self.rooms.apply({room_id}, set(), self.clock.now_ms())
         self.listed.add(room_id)
+        if room_id not in self._members:
+            self._uncounted.add(room_id)
         self._classified[room_id] = True
         metrics.LISTED_ROOMS.set(len(self.listed))
         if newly:
@@ -215,4 +224,6 @@ class Directory:
         self._classified[classified.room_id] = classified.listed
         if classified.listed:
             self.listed.add(classified.room_id)
+            if classified.room_id not in self._members:
+                self._uncounted.add(classified.room_id)
             metrics.LISTED_ROOMS.set(len(self.listed))

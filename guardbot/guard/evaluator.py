@@ -123,6 +123,16 @@ class Evaluator:
         facts = replace(base, room=room, classified=classified)
         match obs:
             case MemberChange() if policy.removes_guests(room):
+                if not obs.kind_guest and not self.guests.is_local(obs.user_id):
+                    # Another server's member without the mark: what their membership's join
+                    # said, looking back through their renames.
+                    event = await self.hs.state_event(
+                        room_id, "m.room.member", obs.user_id, format_event=True
+                    )
+                    verdict = await self.guests.member_verdict(
+                        room_id, obs.user_id, event, fresh=False
+                    )
+                    return replace(facts, verdict=verdict)
                 if obs.new_join and not obs.kind_guest:
                     # A join without the hint: an upgraded guest, or a guest's rename is later.
                     self.guests.invalidate(obs.user_id)

@@ -12,6 +12,7 @@ import pytest
 
 from guardbot import db
 from guardbot.background import Wakeup
+from guardbot.core.decision import RoomClassified
 from guardbot.core.observations import MembersChanged, RecheckDue, RoomListed
 from guardbot.guard.directory import Directory
 from guardbot.matrix.client import Homeserver
@@ -75,6 +76,24 @@ async def test_a_moved_count_is_a_re_check_and_a_steady_one_is_nothing(
     assert [o.room_id for o in found if isinstance(o, RoomListed)] == [C]
     # The counts came with the pages: no request per room.
     assert [c.route for c in fake_hs.called()] == ["public_rooms"] * 3
+
+
+async def test_a_room_met_before_its_first_count_is_looked_at_then(
+    database: db.Database, fake_hs: FakeHomeserver, client: Homeserver
+) -> None:
+    """Found with workers: a room guardbot looked up when it joined it (so no poll ever called
+    it new) got its first count only after a guest's join the homeserver lost; that count was
+    taken as the starting point, and nothing ever looked at the room's members again."""
+    clock = FakeClock()
+    listing = directory(client, database, clock)
+    await listing.load()
+    listing.remember(RoomClassified(A, True, clock.now_ms()))
+    listed(fake_hs, {A: 3})  # the owner, guardbot, and a guest nobody told guardbot about
+    await listing.poll_once()
+    assert await observations(database) == [MembersChanged(A, 3, clock.now_ms())]
+    clock.advance(10)
+    await listing.poll_once()
+    assert await observations(database) == []  # counted now: only a change is looked at
 
 
 async def test_the_counts_survive_a_restart(
