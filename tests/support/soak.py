@@ -752,10 +752,15 @@ async def soak(
                 began = time.monotonic()
                 nemesis = Nemesis(world, faults, rooms)
                 await asyncio.gather(traffic.run(began + size.duration), nemesis.run(began))
-                await _settle(world, hs, rooms, record, size.settle)
+                since = record.started_at - 60_000
+
+                def audit_now() -> list[dict[str, Any]]:
+                    return read_audit(hs.config_path, database, since)
+
+                await _settle(world, hs, rooms, record, size.settle, audit_now)
                 world.stopping = True
                 supervisor.cancel()
-                audit = read_audit(hs.config_path, database, record.started_at - 60_000)
+                audit = audit_now()
                 (workdir / "audit.jsonl").write_text("".join(json.dumps(r) + "\n" for r in audit))
                 checker = Checker(hs, rooms, record, audit)
                 violations = await checker.check()
@@ -775,10 +780,16 @@ async def soak(
 
 
 async def _settle(
-    world: World, hs: Homeserver, rooms: Rooms, record: Record, timeout: float
+    world: World,
+    hs: Homeserver,
+    rooms: Rooms,
+    record: Record,
+    timeout: float,
+    audit: Callable[[], list[dict[str, Any]]],
 ) -> None:
-    """After the traffic: a leader again, then until no guest is inside a listed room (or the
-    time is up: the checker reports what is left)."""
+    """After the traffic: a leader again, then until no guest is inside a listed room and
+    every action the audit log says was decided has its outcome there (or the time is up: the
+    checker reports what is left)."""
     await world.wait_leader(timeout=60)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -791,6 +802,8 @@ async def _settle(
             )
             inside += sum(1 for m in members.get("members", []) if m in record.guests)
         if not inside:
-            await asyncio.sleep(5)  # what is still queued (reminders, reports) goes out
-            return
-        await asyncio.sleep(1)
+            checker = Checker(hs, rooms, record, await asyncio.to_thread(audit))
+            lost, _ = checker._actions()
+            if not lost:
+                return
+        await asyncio.sleep(2)
