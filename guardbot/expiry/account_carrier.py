@@ -77,6 +77,9 @@ class AccountCarrier:
         why_not = why_not_ended(account, action, self.rules, now)
         if why_not:
             return Outcome(SKIPPED, f"{user_id}: {why_not}")
+        if account.named_guest and self.accounts is None:
+            # Named guests are off: nothing can prove they still have no password of their own.
+            return Outcome(SKIPPED, f"{user_id}: cannot check their password (pwlu is off)")
         if account.named_guest and await self._own_password(user_id):
             found.append(PasswordFound(user_id, False, now))
             return Outcome(SKIPPED, f"{user_id} has a password of their own")
@@ -106,8 +109,7 @@ class AccountCarrier:
 
     async def _own_password(self, user_id: str) -> bool:
         """Whether a named guest has set a password of their own (the derived one fails)."""
-        if self.accounts is None:
-            return False
+        assert self.accounts is not None
         row = await self.named_guests.get(user_id)
         if row is None:
             return True  # not one of guardbot's any more: never touched
