@@ -57,6 +57,8 @@ BOUND_S = 30.0
 # process restarting, the homeserver's retries) or to the room's publication.
 DOOR_MARGIN_S = 5.0
 REMINDERS = 3
+REMINDER_EVERY_S = 8
+QUIET_S = REMINDER_EVERY_S + 4
 EXTRA = {"enable_registration": True, "enable_registration_without_verification": True}
 
 
@@ -165,7 +167,7 @@ class World:
         env = pwlu_env(
             self.hs,
             PWLU__NAG__FIRST_AFTER="5s",
-            PWLU__NAG__EVERY="8s",
+            PWLU__NAG__EVERY=f"{REMINDER_EVERY_S}s",
             PWLU__NAG__MAX=str(REMINDERS),
             DIRECTORY__POLL_INTERVAL="1",
             POLICY__LISTED_ROOMS="kick",
@@ -792,6 +794,7 @@ async def _settle(
     checker reports what is left)."""
     await world.wait_leader(timeout=60)
     deadline = time.monotonic() + timeout
+    seen, quiet_since = -1, time.monotonic()
     while time.monotonic() < deadline:
         inside = 0
         for room in rooms.all:
@@ -802,8 +805,12 @@ async def _settle(
             )
             inside += sum(1 for m in members.get("members", []) if m in record.guests)
         if not inside:
-            checker = Checker(hs, rooms, record, await asyncio.to_thread(audit))
-            lost, _ = checker._actions()
-            if not lost:
+            records = await asyncio.to_thread(audit)
+            if len(records) != seen:  # still deciding (a named guest's next reminder, say)
+                seen, quiet_since = len(records), time.monotonic()
+            lost, _ = Checker(hs, rooms, record, records)._actions()
+            # Done: nothing lost, and nothing new in the log for longer than a reminder's
+            # interval (a decision read a moment before its outcome is not lost).
+            if not lost and time.monotonic() - quiet_since > QUIET_S:
                 return
         await asyncio.sleep(2)
