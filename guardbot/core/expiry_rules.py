@@ -11,8 +11,10 @@ anyone with a password of their own; every step is re-checked right before it is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from guardbot.core.actions import Action, Deactivate, Suspend, Unsuspend
 from guardbot.core.decision import (
@@ -69,6 +71,17 @@ class Upcoming:
     user_id: str
     step: Step
     at: int
+
+
+def last_active(entry: Mapping[str, Any]) -> int | None:
+    """An account's last activity (ms) from the admin API's answer: `last_seen_ts`, or its
+    creation when never seen (one user's answer gives seconds, the list milliseconds)."""
+    seen, created = entry.get("last_seen_ts"), entry.get("creation_ts")
+    if isinstance(seen, int):
+        return seen
+    if isinstance(created, int):
+        return created * 1000 if created < 100_000_000_000 else created
+    return None
 
 
 def why_exempt(account: Account, rules: ExpiryRules) -> str | None:

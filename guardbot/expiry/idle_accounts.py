@@ -13,7 +13,15 @@ from typing import Any
 from guardbot import metrics
 from guardbot.background import Wakeup
 from guardbot.core.clock import Clock
-from guardbot.core.expiry_rules import Account, ExpiryRules, Step, Upcoming, due, next_step
+from guardbot.core.expiry_rules import (
+    Account,
+    ExpiryRules,
+    Step,
+    Upcoming,
+    due,
+    last_active,
+    next_step,
+)
 from guardbot.core.observations import AccountIdle
 from guardbot.db import InboxStore
 from guardbot.db.named_guest_store import NamedGuestStore
@@ -33,18 +41,15 @@ def account_of(
     user_id = entry.get("name")
     if not isinstance(user_id, str):
         return None
-    seen, created = entry.get("last_seen_ts"), entry.get("creation_ts")
-    if isinstance(created, int) and created < 100_000_000_000:
-        created *= 1000  # one user's answer gives seconds, the list milliseconds
-    last_active = seen if isinstance(seen, int) else created
-    if not isinstance(last_active, int):
+    active = last_active(entry)
+    if active is None:
         return None
     return Account(
         user_id=user_id,
         is_guest=bool(entry.get("is_guest")),
         admin=bool(entry.get("admin")),
         deactivated=bool(entry.get("deactivated")),
-        last_active=last_active,
+        last_active=active,
         named_guest=user_id in passwordless,
         suspended_at=suspended.get(user_id),
     )

@@ -33,6 +33,7 @@ from guardbot.core.actions import (
     TellPasswordSet,
 )
 from guardbot.core.clock import Clock
+from guardbot.core.expiry_rules import last_active
 from guardbot.core.observations import Observation, PasswordFound, ReminderWent
 from guardbot.core.reminder_text import render
 from guardbot.db import QueuedAction
@@ -192,11 +193,7 @@ class NamedGuestCarrier:
         if self.settings.suspend_after_ms is None:
             return None
         info = await self.client.admin_user(user_id) if self.accounts.is_admin() else None
-        seen = info.get("last_seen_ts") if info else None
-        created = info.get("creation_ts") if info else None
-        last = (
-            seen if isinstance(seen, int) else created * 1000 if isinstance(created, int) else None
-        )
+        last = last_active(info) if info else None
         if last is None:
             return None
         at = (last + self.settings.suspend_after_ms) / 1000

@@ -116,18 +116,24 @@ async def dm_room(user: User, bot_user_id: str, timeout: float = 30) -> str:
         query = {"timeout": "0"} | ({"since": since} if since else {})
         data = await user.request("GET", "/_matrix/client/v3/sync", query=query)
         since = data["next_batch"]
-        rooms = data.get("rooms", {})
-        for room_id, room in rooms.get("invite", {}).items():
-            events = room.get("invite_state", {}).get("events", [])
-            if any(e.get("sender") == bot_user_id for e in events):
-                await user.join(room_id)
-                return room_id
-        for room_id in rooms.get("join", {}):
-            if await user.membership(room_id, bot_user_id) == "join":
-                return room_id
-        return None
+        return await dm_in_sync(user, bot_user_id, data)
 
     return await wait_for(invited, timeout=timeout, what=f"a DM from guardbot to {user.user_id}")
+
+
+async def dm_in_sync(user: User, bot_user_id: str, data: dict[str, Any]) -> str | None:
+    """The DM guardbot invited the user to (joined on their behalf) or shares with them, as
+    one /sync answer shows it; None if it shows none."""
+    rooms = data.get("rooms", {})
+    for room_id, room in rooms.get("invite", {}).items():
+        events = room.get("invite_state", {}).get("events", [])
+        if any(e.get("sender") == bot_user_id for e in events):
+            await user.join(room_id)
+            return room_id
+    for room_id in rooms.get("join", {}):
+        if await user.membership(room_id, bot_user_id) == "join":
+            return room_id
+    return None
 
 
 async def nags(user: User, room_id: str, bot_user_id: str) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ from tests.support.harness import ledger, room_history
 from tests.support.holding_proxy import ChaosProxy
 from tests.support.homeserver import GuardbotProcess, Homeserver, free_port, running_homeserver
 from tests.support.matrix_client import User, q
-from tests.support.pwlu_client import Api, pwlu_env, unique
+from tests.support.pwlu_client import Api, dm_in_sync, pwlu_env, unique
 from tests.support.tcp_link import Link
 
 KINDS = (
@@ -512,15 +512,7 @@ class Traffic:
 async def _dm_of(user: User, bot: str) -> str | None:
     """The named guest's DM with guardbot, joined if it is an invite; None if there is none."""
     data = await user.request("GET", "/_matrix/client/v3/sync", query={"timeout": "0"})
-    rooms = data.get("rooms", {})
-    for room_id, room in rooms.get("invite", {}).items():
-        if any(e.get("sender") == bot for e in room.get("invite_state", {}).get("events", [])):
-            await user.join(room_id)
-            return room_id
-    for room_id in rooms.get("join", {}):
-        if await user.membership(room_id, bot) == "join":
-            return room_id
-    return None
+    return await dm_in_sync(user, bot, data)
 
 
 # -- the checker ---------------------------------------------------------------------------
